@@ -1,0 +1,23 @@
+# Set-up, tests and demo on a plain Python 3.11 + pip machine (no ROS apt packages needed).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned for the CPU set-up; the package itself only asks for torch>=2.1.
+TORCH ?= torch==2.13.0
+
+.PHONY: venv test clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py setup.cfg package.xml pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip setuptools wheel
+	$(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e ".[ros,test]"
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

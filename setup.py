@@ -1,0 +1,35 @@
+"""Packaging: one distribution for `colcon build` (ament_python) and plain `pip install`."""
+import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sosmaskfuse_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["sosmaskfuse_core", "sosmaskfuse_core.*",
+                                    "sosmaskfuse_ros", "sosmaskfuse_ros.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob.glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob.glob("config/*")),
+    ],
+    python_requires=">=3.10",
+    install_requires=["torch>=2.1", "numpy", "opencv-python"],
+    extras_require={
+        "ros": [
+            "ros-jazzy-rclpy[fastrtps]",
+            "ros-jazzy-sensor-msgs",
+            "ros-jazzy-std-msgs",
+        ],
+        "test": ["pytest", "pillow"],
+    },
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "sosmaskfuse = sosmaskfuse_core.cli:main",
+        ],
+    },
+)

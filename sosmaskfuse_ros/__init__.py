@@ -1,0 +1,1 @@
+"""ROS 2 nodes of SOSMaskFuse: the fusion node and the synthetic cameras."""
