@@ -1,0 +1,210 @@
+"""The IMV-F autoencoder of SOSMaskFuse: a nested dense encoder and decoder (ALGORITHM.md section 2).
+
+The network has no fusion weights: the encoder turns one gray image (levels 0..255 as float,
+not rescaled) into four feature maps, a weight-free strategy (`sosmaskfuse_core.fusion`)
+merges the features of several images, and the decoder turns four maps back into an image.
+
+Our module names and the authors' state-dict keys (`Epoch_model_1.model`):
+
+=========================================  ==========================================
+ours                                       authors'
+=========================================  ==========================================
+``encoder.stem.conv``                      ``conv0.conv2d``
+``encoder.levels.{k}.reduce.conv``         ``DB{k+1}_0.denseblock.0.conv2d``
+``encoder.levels.{k}.expand.conv``         ``DB{k+1}_0.denseblock.1.conv2d``
+``decoder.node{i}_{j}.reduce.conv``        ``DB{i}_{j}.denseblock.0.conv2d``
+``decoder.node{i}_{j}.expand.conv``        ``DB{i}_{j}.denseblock.1.conv2d``
+``decoder.head.conv``                      ``conv_out.conv2d``
+=========================================  ==========================================
+
+`authors_to_ours` / `ours_to_authors` translate between the two.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHITECTURE = "imvf_autoencoder"
+
+# The decoder's nested nodes: name -> (level i, column j); inputs are described in Decoder.
+DECODER_NODES = ("1_1", "2_1", "1_2", "3_1", "2_2", "1_3")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Channel widths of the IMV-F autoencoder (the paper's values are the defaults)."""
+
+    widths: tuple[int, int, int, int] = (64, 112, 160, 208)
+    stem_channels: int = 16
+
+    def to_dict(self) -> dict:
+        return {"widths": list(self.widths), "stem_channels": self.stem_channels}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AutoencoderConfig":
+        return cls(widths=tuple(int(w) for w in d["widths"]), stem_channels=int(d["stem_channels"]))
+
+
+class ConvLayer(nn.Module):
+    """Reflection padding k//2, a k x k convolution with bias, then ReLU (also on the output layer)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.pad = kernel_size // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4, mode="reflect")
+        return F.relu(self.conv(x))
+
+
+class DenseBlockLight(nn.Module):
+    """ConvLayer 3x3 to half the input channels, then ConvLayer 1x1 to the output channels."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.reduce = ConvLayer(in_channels, in_channels // 2, 3)
+        self.expand = ConvLayer(in_channels // 2, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.expand(self.reduce(x))
+
+
+class Encoder(nn.Module):
+    """1 x H x W gray image -> four feature maps at full, 1/2, 1/4 and 1/8 resolution."""
+
+    def __init__(self, config: AutoencoderConfig) -> None:
+        super().__init__()
+        w = config.widths
+        self.stem = ConvLayer(1, config.stem_channels, 1)
+        ins = (config.stem_channels,) + tuple(w[:-1])
+        self.levels = nn.ModuleList(DenseBlockLight(i, o) for i, o in zip(ins, w))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        x = self.stem(x)
+        for k, level in enumerate(self.levels):
+            if k:
+                x = F.max_pool2d(x, 2, 2)
+            x = level(x)
+            feats.append(x)
+        return feats
+
+
+def upsample_to(reference: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Nearest x2 upsampling of `x`, reflection-padded to `reference`'s height and width.
+
+    A shortfall d is padded floor(d/2) before and d - floor(d/2) after (the reference's
+    inference-time upsampler; for even sizes it is plain x2 upsampling).
+    """
+    x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    dh = reference.shape[-2] - x.shape[-2]
+    dw = reference.shape[-1] - x.shape[-1]
+    if dh or dw:
+        x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="reflect")
+    return x
+
+
+class Decoder(nn.Module):
+    """Four feature maps -> 1 x H x W image through the nested (UNet++-style) dense nodes."""
+
+    def __init__(self, config: AutoencoderConfig) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = config.widths
+        self.node1_1 = DenseBlockLight(w1 + w2, w1)
+        self.node2_1 = DenseBlockLight(w2 + w3, w2)
+        self.node1_2 = DenseBlockLight(2 * w1 + w2, w1)
+        self.node3_1 = DenseBlockLight(w3 + w4, w3)
+        self.node2_2 = DenseBlockLight(2 * w2 + w3, w2)
+        self.node1_3 = DenseBlockLight(3 * w1 + w2, w1)
+        self.head = ConvLayer(w1, 1, 1)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        f1, f2, f3, f4 = feats
+        x1_1 = self.node1_1(torch.cat([f1, upsample_to(f1, f2)], 1))
+        x2_1 = self.node2_1(torch.cat([f2, upsample_to(f2, f3)], 1))
+        x1_2 = self.node1_2(torch.cat([f1, x1_1, upsample_to(f1, x2_1)], 1))
+        x3_1 = self.node3_1(torch.cat([f3, upsample_to(f3, f4)], 1))
+        x2_2 = self.node2_2(torch.cat([f2, x2_1, upsample_to(f2, x3_1)], 1))
+        x1_3 = self.node1_3(torch.cat([f1, x1_1, x1_2, upsample_to(f1, x2_2)], 1))
+        return self.head(x1_3)
+
+
+class IMVFAutoencoder(nn.Module):
+    """Encoder + decoder; `forward` reconstructs its input (the training task)."""
+
+    architecture = ARCHITECTURE
+
+    def __init__(self, config: AutoencoderConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or AutoencoderConfig()
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+# --- the authors' key layout ---------------------------------------------------------------
+
+_LEAF = {"0": "reduce", "1": "expand"}
+_LEAF_BACK = {v: k for k, v in _LEAF.items()}
+
+
+def authors_to_ours(key: str) -> str:
+    """Map one key of the authors' autoencoder state dict to our name (unknown keys pass through)."""
+    if key.startswith("conv0.conv2d."):
+        return "encoder.stem.conv." + key[len("conv0.conv2d."):]
+    if key.startswith("conv_out.conv2d."):
+        return "decoder.head.conv." + key[len("conv_out.conv2d."):]
+    m = re.fullmatch(r"DB(\d)_(\d)\.denseblock\.([01])\.conv2d\.(weight|bias)", key)
+    if m:
+        i, j, leaf, param = m.groups()
+        if j == "0":
+            return f"encoder.levels.{int(i) - 1}.{_LEAF[leaf]}.conv.{param}"
+        return f"decoder.node{i}_{j}.{_LEAF[leaf]}.conv.{param}"
+    return key
+
+
+def ours_to_authors(key: str) -> str:
+    """Inverse of `authors_to_ours`."""
+    if key.startswith("encoder.stem.conv."):
+        return "conv0.conv2d." + key[len("encoder.stem.conv."):]
+    if key.startswith("decoder.head.conv."):
+        return "conv_out.conv2d." + key[len("decoder.head.conv."):]
+    m = re.fullmatch(r"encoder\.levels\.(\d)\.(reduce|expand)\.conv\.(weight|bias)", key)
+    if m:
+        k, leaf, param = m.groups()
+        return f"DB{int(k) + 1}_0.denseblock.{_LEAF_BACK[leaf]}.conv2d.{param}"
+    m = re.fullmatch(r"decoder\.node(\d)_(\d)\.(reduce|expand)\.conv\.(weight|bias)", key)
+    if m:
+        i, j, leaf, param = m.groups()
+        return f"DB{i}_{j}.denseblock.{_LEAF_BACK[leaf]}.conv2d.{param}"
+    return key
+
+
+def is_authors_layout(keys) -> bool:
+    """True when a state dict's keys look like the authors' autoencoder checkpoint."""
+    keys = set(keys)
+    return "conv0.conv2d.weight" in keys and "conv_out.conv2d.weight" in keys
+
+
+__all__ = [
+    "ARCHITECTURE",
+    "AutoencoderConfig",
+    "ConvLayer",
+    "DenseBlockLight",
+    "Encoder",
+    "Decoder",
+    "IMVFAutoencoder",
+    "upsample_to",
+    "authors_to_ours",
+    "ours_to_authors",
+    "is_authors_layout",
+]
