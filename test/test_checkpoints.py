@@ -1,0 +1,135 @@
+"""Checkpoint loading: authors' and our layouts, strict key checks, safe unpickling, clear errors."""
+import os
+
+import pytest
+import torch
+
+from sosmaskfuse_core import checkpoints as ck
+from sosmaskfuse_core.models import imvf_autoencoder as ae
+from sosmaskfuse_core.models import sos_hrnet as hr
+
+
+@pytest.fixture(scope="module")
+def authors_autoencoder_state():
+    torch.manual_seed(3)
+    return ck.export_authors_layout(ae.IMVFAutoencoder())
+
+
+@pytest.fixture(scope="module")
+def authors_sosnet_file(tmp_path_factory):
+    torch.manual_seed(4)
+    net = hr.SOSNet()
+    path = tmp_path_factory.mktemp("sos") / "normal_epoch_170.pth"
+    torch.save(ck.export_authors_layout(net), path)
+    return path, net
+
+
+def _save(tmp_path, obj, name="x.pth"):
+    path = tmp_path / name
+    torch.save(obj, path)
+    return path
+
+
+def test_authors_autoencoder_loads_exactly(tmp_path, authors_autoencoder_state):
+    path = _save(tmp_path, authors_autoencoder_state, "Epoch_model_1.model")
+    model, meta = ck.load_autoencoder(path)
+    assert meta["layout"] == "authors"
+    for key, value in authors_autoencoder_state.items():
+        assert torch.equal(model.state_dict()[ae.authors_to_ours(key)], value)
+    assert not model.training
+
+
+def test_authors_sosnet_loads_exactly(authors_sosnet_file):
+    path, net = authors_sosnet_file
+    model, meta = ck.load_sosnet(path)
+    assert meta["layout"] == "authors"
+    for key, value in net.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_missing_key_is_named_with_the_file(tmp_path, authors_autoencoder_state):
+    state = dict(authors_autoencoder_state)
+    del state["DB2_1.denseblock.0.conv2d.bias"]
+    path = _save(tmp_path, state)
+    with pytest.raises(ck.CheckpointError, match=r"x\.pth: missing key 'DB2_1\.denseblock\.0\.conv2d\.bias'"):
+        ck.load_autoencoder(path)
+
+
+def test_unexpected_key_is_named(tmp_path, authors_autoencoder_state):
+    state = dict(authors_autoencoder_state, **{"DB9_9.denseblock.0.conv2d.weight": torch.zeros(1)})
+    with pytest.raises(ck.CheckpointError, match=r"unexpected key 'DB9_9\.denseblock\.0\.conv2d\.weight'"):
+        ck.load_autoencoder(_save(tmp_path, state))
+
+
+def test_misshaped_key_is_named_with_both_shapes(tmp_path, authors_autoencoder_state):
+    state = dict(authors_autoencoder_state)
+    state["conv_out.conv2d.weight"] = torch.zeros(2, 64, 1, 1)
+    with pytest.raises(ck.CheckpointError, match=r"'conv_out\.conv2d\.weight' has shape \(2, 64, 1, 1\), "
+                                                 r"the model expects \(1, 64, 1, 1\)"):
+        ck.load_autoencoder(_save(tmp_path, state))
+
+
+def test_nan_weights_are_refused(tmp_path, authors_autoencoder_state):
+    state = dict(authors_autoencoder_state)
+    state["conv0.conv2d.bias"] = torch.full((16,), float("nan"))
+    with pytest.raises(ck.CheckpointError, match="'conv0.conv2d.bias' holds NaN"):
+        ck.load_autoencoder(_save(tmp_path, state))
+
+
+def test_wrong_loader_says_what_the_file_is(tmp_path, authors_autoencoder_state, authors_sosnet_file):
+    ae_path = _save(tmp_path, authors_autoencoder_state, "Epoch_model_1.model")
+    with pytest.raises(ck.CheckpointError, match=r"IMV-F autoencoder checkpoint \(authors layout\), not an SOS "
+                                                 r"network .*load it with --autoencoder"):
+        ck.load_sosnet(ae_path)
+    with pytest.raises(ck.CheckpointError, match=r"SOS network \(HRNetV2-W30\) checkpoint .*--sosnet"):
+        ck.load_autoencoder(authors_sosnet_file[0])
+
+
+def test_unknown_and_junk_files(tmp_path):
+    with pytest.raises(ck.CheckpointError, match="not an IMV-F autoencoder checkpoint"):
+        ck.load_autoencoder(_save(tmp_path, {"foo.weight": torch.zeros(1)}))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ck.CheckpointError, match="junk.pth: not a readable PyTorch checkpoint"):
+        ck.load_autoencoder(junk)
+    with pytest.raises(ck.CheckpointError, match="no such checkpoint file"):
+        ck.load_sosnet(tmp_path / "absent.pth")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"conv0.conv2d.weight": _Payload()}, path)
+    with pytest.raises(ck.CheckpointError, match="weights_only"):
+        ck.load_autoencoder(path)
+
+
+def test_our_format_round_trips_with_metadata_and_half_precision(tmp_path):
+    torch.manual_seed(5)
+    model = ae.IMVFAutoencoder(ae.AutoencoderConfig(widths=(8, 16, 24, 32), stem_channels=4))
+    meta = {"steps": 12, "data": {"images": 3, "folders": ["a", "b"]}, "psnr": 41.5}
+    path = tmp_path / "ours.pt"
+    ck.save_checkpoint(path, model, meta, half=True)
+    loaded, got = ck.load_autoencoder(path)
+    assert loaded.config == model.config
+    assert got["steps"] == 12 and got["data"]["folders"] == ["a", "b"] and got["layout"] == "sosmaskfuse"
+    for key, value in model.state_dict().items():
+        assert torch.allclose(loaded.state_dict()[key], value.half().float())
+    assert ck.identify(torch.load(path, weights_only=True)) == (ae.ARCHITECTURE, "sosmaskfuse")
+    assert not os.path.exists(str(path) + ".tmp")
+
+
+def test_differing_stem_alias_uses_the_authors_loader_order(tmp_path, authors_sosnet_file, caplog):
+    path, net = authors_sosnet_file
+    state = torch.load(path, weights_only=True)
+    state[hr.AUTHORS_STEM_ALIAS] = torch.zeros_like(state[hr.AUTHORS_STEM_ALIAS])
+    model, _ = ck.load_sosnet(_save(tmp_path, state))
+    assert torch.equal(model.conv1.weight, net.conv1.weight)
+    assert "differs" in caplog.text
+    del state[hr.AUTHORS_STEM_ALIAS]
+    with pytest.raises(ck.CheckpointError, match="missing key 'encoder_thermal_conv1.weight'"):
+        ck.load_sosnet(_save(tmp_path, state, "y.pth"))
