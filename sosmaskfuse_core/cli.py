@@ -1,13 +1,31 @@
-"""The `sosmaskfuse` command line: one sub-command per job."""
+"""The `sosmaskfuse` command line: one sub-command per job, each defined in its own module."""
+from __future__ import annotations
+
 import argparse
+import logging
 import sys
 
+from . import __version__, fuse_folder
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="sosmaskfuse", description=__doc__)
-    parser.add_subparsers(dest="command", required=True)
-    args = parser.parse_args(argv)
-    return 0
+COMMANDS = (fuse_folder,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sosmaskfuse",
+                                     description="SOSMaskFuse infrared + visible image fusion.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from .devices import autocast, check_precision, resolve_device
 from .fusion import FUSION_MODES, fuse_levels
 from .models.imvf_autoencoder import IMVFAutoencoder
 from .models.sos_hrnet import SOSNet
+from .thermal_agc import ThermalAGC
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class FusionPipeline:
         device: str | torch.device = "auto",
         mask_source: str | None = None,
         thermal_masker: Callable[[np.ndarray], np.ndarray] | None = None,
-        thermal_agc: Callable[[np.ndarray], np.ndarray] | None = None,
+        thermal_agc: ThermalAGC | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self._config = config or PipelineConfig()
@@ -122,7 +123,7 @@ class FusionPipeline:
         self.autoencoder = autoencoder.to(self.device).eval()
         self.sosnet = sosnet.to(self.device).eval() if sosnet is not None else None
         self.thermal_masker = thermal_masker
-        self.thermal_agc = thermal_agc or _minmax_agc
+        self.thermal_agc = thermal_agc or ThermalAGC()
         if mask_source is None:
             mask_source = "sosnet" if sosnet is not None else ("thermal" if thermal_masker else "external")
         self.mask_source = mask_source
@@ -207,7 +208,7 @@ class FusionPipeline:
 
     def _thermal_u8(self, thermal: Image) -> torch.Tensor:
         if isinstance(thermal, np.ndarray) and thermal.dtype == np.uint16:
-            thermal = self.thermal_agc(thermal)
+            thermal = self.thermal_agc.apply(thermal)
         return _to_u8_tensor(thermal, "thermal", self.device)
 
     def _stack(self, images: list[torch.Tensor], what: str) -> torch.Tensor:
@@ -321,9 +322,3 @@ def _with_chroma(fused: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     y = pp.luma_u8(visible).float()
     return (bgr + (fused.float() - y)).round().clamp(0, 255).to(torch.uint8)
 
-
-def _minmax_agc(counts: np.ndarray) -> np.ndarray:
-    lo, hi = float(counts.min()), float(counts.max())
-    if hi <= lo:
-        return np.zeros(counts.shape, np.uint8)
-    return ((counts.astype(np.float32) - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
