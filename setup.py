@@ -17,7 +17,7 @@ setup(
         (f"share/{PACKAGE}/config", glob.glob("config/*")),
     ],
     python_requires=">=3.10",
-    install_requires=["torch>=2.1", "numpy", "opencv-python"],
+    install_requires=["torch>=2.1", "numpy", "opencv-python", "scipy", "scikit-image"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",

@@ -5,9 +5,9 @@ import argparse
 import logging
 import sys
 
-from . import __version__, fuse_folder
+from . import __version__, evaluate, fuse_folder
 
-COMMANDS = (fuse_folder,)
+COMMANDS = (fuse_folder, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
