@@ -6,8 +6,9 @@ import logging
 import sys
 
 from . import __version__, evaluate, fuse_folder
+from .training import autoencoder as train_autoencoder
 
-COMMANDS = (fuse_folder, evaluate)
+COMMANDS = (fuse_folder, evaluate, train_autoencoder)
 
 
 def build_parser() -> argparse.ArgumentParser:

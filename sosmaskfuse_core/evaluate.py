@@ -23,12 +23,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from .image_files import IMAGE_SUFFIXES
 from .metrics import METRIC_NAMES, compute_all
 
-#: File suffixes (lower case) of the image formats OpenCV decodes.
-IMAGE_SUFFIXES = frozenset({
-    ".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".webp", ".avif", ".pbm", ".pgm",
-    ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".tif", ".tiff", ".exr", ".hdr", ".pic"})
 MEAN_LABEL = "mean"
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 

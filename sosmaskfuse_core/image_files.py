@@ -9,6 +9,13 @@ import cv2
 import numpy as np
 
 
+#: File suffixes (lower case) of the image formats OpenCV decodes.
+IMAGE_SUFFIXES = frozenset({
+    ".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".webp", ".avif", ".pbm", ".pgm",
+    ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".tiff", ".tif", ".exr", ".hdr", ".pic",
+})
+
+
 class ImageReadError(ValueError):
     """A file that OpenCV cannot read as an image."""
 

@@ -1,0 +1,1 @@
+"""Training of the two networks: the IMV-F autoencoder and the SOS network (CLIs, losses, data)."""

@@ -1,0 +1,206 @@
+"""`sosmaskfuse train-autoencoder`: train the IMV-F autoencoder to reconstruct gray images.
+
+Loss MSE(out, x) + w * (1 - MS-SSIM(out, x)) on gray levels 0..255, Adam. The paper's
+settings are the defaults (batch 4, lr 1e-4, w = 100, whole images resized to 256 x 256
+with nearest interpolation when `--resize 256` is given); any folder of images will do.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoints import CheckpointError
+from ..devices import resolve_device
+from ..models.imvf_autoencoder import IMVFAutoencoder
+from ..progress import Progress
+from . import runner
+from .data import CropSpec, DataError, find_images, load_gray, sample_batch, split_holdout
+from .losses import ms_ssim
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AutoencoderTrainConfig:
+    """Every setting of a run; stored in the checkpoint's metadata."""
+
+    images: list[str]
+    val_images: list[str] = field(default_factory=list)
+    val_fraction: float = 0.1
+    crop: int | None = 64
+    resize: int | None = None
+    batch_size: int = 4
+    lr: float = 1e-4
+    lr_schedule: str = "constant"  # or "cosine" (to lr / 100 at the last step)
+    ssim_weight: float = 100.0
+    epochs: float = 2.0
+    steps: int | None = None
+    val_every: int | None = None  # steps; default: once per epoch
+    val_limit: int | None = None  # validate on at most this many held-out images
+    checkpoint_every: int = 200
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+
+def reconstruction_quality(model: IMVFAutoencoder, images: list[np.ndarray], device: torch.device
+                           ) -> dict[str, float]:
+    """Mean PSNR and SSIM (scikit-image, data_range 255) of full-resolution reconstructions,
+    the output rounded and clipped to 8 bits as an image would be stored."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    psnrs, ssims = [], []
+    model.eval()
+    with torch.inference_mode():
+        for img in images:
+            x = torch.from_numpy(img).float()[None, None].to(device)
+            out = model(x).round().clamp(0, 255)[0, 0].to(torch.uint8).cpu().numpy()
+            psnrs.append(peak_signal_noise_ratio(img, out, data_range=255))
+            ssims.append(structural_similarity(img, out, data_range=255))
+    model.train()
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "images": len(images)}
+
+
+def autoencoder_loss(out: torch.Tensor, x: torch.Tensor, ssim_weight: float) -> torch.Tensor:
+    out, x = out.float(), x.float()
+    return F.mse_loss(out, x) + ssim_weight * (1.0 - ms_ssim(out, x, data_range=255.0))
+
+
+def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=None) -> dict:
+    """Run (or resume) training; returns the final metadata. Raises DataError, NonFiniteLoss."""
+    device = resolve_device(cfg.device)
+    spec = CropSpec(crop=cfg.crop, resize=cfg.resize)
+    paths = find_images(cfg.images)
+    if cfg.val_images:
+        train_paths, val_paths = paths, find_images(cfg.val_images)
+    else:
+        train_paths, val_paths = split_holdout(paths, cfg.val_fraction, cfg.seed)
+    train_images, skipped = load_gray(train_paths, min_size=spec.crop or 16)
+    if not train_images:
+        raise DataError(f"no usable training images in {', '.join(cfg.images)} "
+                        f"({len(skipped)} skipped: {skipped[:3]})")
+    val_images, val_skipped = load_gray(val_paths, min_size=16)
+    if cfg.val_limit is not None:
+        val_images = val_images[: cfg.val_limit]
+
+    torch.manual_seed(cfg.seed)
+    model = IMVFAutoencoder().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
+    total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    scheduler = None
+    if cfg.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=cfg.lr / 100)
+    elif cfg.lr_schedule != "constant":
+        raise ValueError(f"lr_schedule {cfg.lr_schedule!r}: expected constant or cosine")
+    scaler = runner.grad_scaler(device, cfg.amp)
+
+    state = runner.RunState()
+    if resume:
+        if not out.is_file():
+            raise CheckpointError(f"{out}: nothing to resume (no such file)")
+        state = runner.load_run(out, model, optimizer, scheduler)
+        log.info("resumed %s at step %d of %d", out, state.step, total)
+    val_every = cfg.val_every or steps_per_epoch
+    data = {"train_images": len(train_images), "held_out_images": len(val_images),
+            "skipped": skipped + val_skipped, "folders": [str(p) for p in cfg.images],
+            "held_out_stems": sorted({p.stem for p in val_paths})[:500]}
+
+    def metadata() -> dict:
+        return {"kind": "autoencoder training run", "config": asdict(cfg), "data": data,
+                "steps": state.step, "epochs": state.step / steps_per_epoch, "history": state.history,
+                "metrics": state.history[-1] if state.history else {}, "code_version": runner.code_version(),
+                "device": str(device), "train_seconds": round(state.seconds, 1)}
+
+    model.train()
+    progress = Progress(total, "train-autoencoder", unit="step", stream=stream)
+    progress.count = state.step
+    started = time.perf_counter() - state.seconds
+    while state.step < total:
+        x = sample_batch(train_images, spec, cfg.batch_size, cfg.seed, state.step).to(device)
+        with runner.amp_context(device, cfg.amp):
+            recon = model(x)
+        loss = autoencoder_loss(recon, x, cfg.ssim_weight)
+        value = runner.check_finite(loss, state.step)  # raises before anything is saved
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        state.step += 1
+        state.epoch = state.step // steps_per_epoch
+        state.seconds = time.perf_counter() - started
+        progress.step(f"loss {value:.4f}  {cfg.batch_size * state.step / max(state.seconds, 1e-9):.1f} img/s")
+        validate = val_images and (state.step % val_every == 0 or state.step == total)
+        if validate:
+            quality = reconstruction_quality(model, val_images, device)
+            quality.update(step=state.step, epoch=round(state.step / steps_per_epoch, 3), loss=value)
+            state.history.append(quality)
+            print(f"validation at step {state.step}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} "
+                  f"on {quality['images']} held-out images", file=stream or sys.stderr)
+        if validate or state.step % cfg.checkpoint_every == 0 or state.step == total:
+            runner.save_run(out, model, optimizer, state, metadata(), scheduler)
+    progress.close()
+    return metadata()
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    d = AutoencoderTrainConfig(images=[])
+    p = subparsers.add_parser("train-autoencoder", help="train the IMV-F autoencoder on folders of images",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", nargs="+", required=True, help="folders of training images (searched recursively)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write (periodically, and at the end)")
+    p.add_argument("--val-images", nargs="+", default=[], help="held-out folders (default: hold out --val-fraction)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--crop", type=int, default=None, help=f"random square crops of this size (default {d.crop})")
+    size.add_argument("--resize", type=int, default=None, help="resize whole images to this square (paper: 256)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=d.lr_schedule)
+    p.add_argument("--ssim-weight", type=float, default=d.ssim_weight)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=d.epochs)
+    length.add_argument("--steps", type=int, default=None)
+    p.add_argument("--val-every", type=int, default=None, help="validate every N steps (default: each epoch)")
+    p.add_argument("--val-limit", type=int, default=None, help="validate on at most N held-out images")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    crop = args.crop if args.crop is not None else (None if args.resize else 64)
+    cfg = AutoencoderTrainConfig(
+        images=list(args.images), val_images=list(args.val_images), val_fraction=args.val_fraction,
+        crop=crop, resize=args.resize, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+        ssim_weight=args.ssim_weight, epochs=args.epochs, steps=args.steps, val_every=args.val_every,
+        val_limit=args.val_limit, checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+        amp=args.amp)
+    try:
+        meta = train(cfg, args.out, resume=args.resume)
+    except (DataError, ValueError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except runner.NonFiniteLoss as exc:
+        print(f"error: {exc}; stopped, the last good checkpoint is {args.out}", file=sys.stderr)
+        return 3
+    m = meta["metrics"]
+    summary = f", held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}" if m else ""
+    print(f"trained {meta['steps']} steps ({meta['epochs']:.2f} epochs) in {meta['train_seconds']:.0f} s"
+          f"{summary} -> {args.out}", file=sys.stderr)
+    return 0
