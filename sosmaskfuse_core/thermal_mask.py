@@ -20,11 +20,14 @@ Method (a small component tree on the thermal image)
    huge, very wide or very tall, and wide-thin "band" components (a hot horizon, skyline or sky
    band) are dropped. This is what rejects globally bright but locally flat areas that fool
    global Otsu.
-4. Hysteresis over the tree: *seeds* are candidates whose score weighted by their brightness
-   (``contrast * mean^brightness_power``) is at least ``seed_rel`` times the best in the frame;
-   the mask is the seeds plus every looser candidate (plain contrast at least ``grow_rel`` x
-   the best) that overlaps a seed. Seeds find the hottest salient objects; growing recovers
-   their cooler parts (legs, clothing, car bodies) without admitting unrelated warm clutter.
+4. Hysteresis over the tree: *seeds* are candidates whose score (contrast, optionally times
+   ``mean ** brightness_power``; 0 by default) is at least ``seed_rel`` times the best in the
+   frame; a looser candidate that overlaps seeds joins the mask if its contrast is at least
+   ``grow_rel`` times theirs and its area at most ``grow_area`` times theirs. Seeds find the
+   most salient hot objects; growing recovers their cooler parts (legs, clothing, car
+   bodies) without admitting unrelated warm clutter. Every candidate must also beat the pixel
+   noise (``noise_contrast``) and a fraction of the global spread (``min_contrast``), so flat
+   or pure-noise frames give an empty mask.
 5. Fill holes, then feather: the soft mask is a sigmoid of the signed distance to the mask
    boundary (``feather`` working-size pixels), upsampled bilinearly to the input size.
    Thresholding the soft mask at 0.5 gives back the binary mask.
@@ -32,11 +35,15 @@ Method (a small component tree on the thermal image)
 Input: HxW (or HxWx1, or HxWx3 BGR, converted to grey) thermal image, dtype uint8, uint16
 (e.g. raw 14-bit radiometric counts), any other integer type, or float (any range; NaN/inf are
 treated as the coldest finite value). Larger values must mean hotter ("white-hot" palette).
-Output: float32 HxW soft mask in [0, 1]. A constant (or empty-of-objects) frame gives all zeros.
+Output: float32 HxW soft mask in [0, 1]. A constant or pure-noise frame gives all zeros. The
+selection is relative to the frame, so a frame without any person or vehicle still marks its
+most salient warm structure (a lit window, a lamp), as a saliency network would.
 
-Parameters were chosen by leave-one-out cross-validation on the 20 hand-labelled TNO masks
-(see :mod:`sosmaskfuse_core.mask_eval`) and checked on night street scenes; see the defaults
-in :class:`ThermalMaskConfig`.
+Defaults: ``seed_rel``, ``grow_rel``, ``grow_area`` and ``border_penalty`` are the grid point
+that leave-one-out cross-validation on the 20 hand-labelled TNO masks selects
+(``sosmaskfuse_core.mask_eval.cross_validate`` with its ``DEFAULT_GRID``); ``brightness_power``
+is fixed at 0 by design: TNO alone prefers 2 (hotter objects only), but that drops the cooler
+of several people in night street scenes and synthetic multi-object scenes.
 """
 from __future__ import annotations
 
@@ -81,17 +88,21 @@ class ThermalMaskConfig:
     #: is a horizontal band (horizon, skyline, hot sky) and is dropped.
     band_aspect: float = 4.0
     #: Score factor per image side a candidate touches (1 = no penalty).
-    border_penalty: float = 0.8
+    border_penalty: float = 0.6
     #: Exponent of the candidate's mean brightness (in [0, 1]) in the seed score.
-    brightness_power: float = 2.0
+    brightness_power: float = 0.0
     #: Seeds score at least this fraction of the frame's best seed score.
     seed_rel: float = 0.7
-    #: Candidates overlapping a seed join the mask if their contrast is at least this fraction
-    #: of the frame's best contrast.
+    #: A looser candidate overlapping seeds joins the mask if its contrast is at least this
+    #: fraction of theirs (1 = no growth) ...
     grow_rel: float = 0.4
-    #: Absolute floor on contrast (inside minus ring mean, in global standard deviations);
-    #: frames with nothing above it give an empty mask.
+    #: ... and its area at most this multiple of the seed area inside it.
+    grow_area: float = 10.0
+    #: Floors on a candidate's contrast (inside minus ring mean): in global standard
+    #: deviations of the frame, and in multiples of the estimated pixel noise. Frames with
+    #: nothing above both (flat frames, pure noise) give an empty mask.
     min_contrast: float = 1.0
+    noise_contrast: float = 6.0
     #: Fill holes inside mask components.
     fill_holes: bool = True
     #: Soft-edge width in working-size pixels (the sigmoid's 12 %-88 % span); 0 = binary mask.
@@ -118,7 +129,9 @@ class ThermalMaskConfig:
         need(0.0 <= self.brightness_power <= 10.0, "brightness_power must be in [0, 10]")
         need(0.0 < self.seed_rel <= 1.0, "seed_rel must be in (0, 1]")
         need(0.0 < self.grow_rel <= 1.0, "grow_rel must be in (0, 1]")
+        need(self.grow_area >= 1.0, "grow_area must be >= 1")
         need(self.min_contrast >= 0.0, "min_contrast must be >= 0")
+        need(self.noise_contrast >= 0.0, "noise_contrast must be >= 0")
         need(0.0 <= self.feather <= 50.0, "feather must be in [0, 50]")
 
     def replace(self, **changes: object) -> "ThermalMaskConfig":
@@ -186,6 +199,13 @@ def normalize_thermal(thermal: np.ndarray, config: Optional[ThermalMaskConfig] =
     return small, float(np.clip((base - lo) / (hi - lo), 0.0, 1.0))
 
 
+def _noise_sigma(small: np.ndarray) -> float:
+    """Robust pixel-noise estimate of the working image: scaled MAD of the residual after a
+    3x3 box blur (fine texture and sensor noise; larger structures barely contribute)."""
+    r = (small - cv2.blur(small, (3, 3)))[::2, ::2]          # subsample: the median is costly
+    return float(np.median(np.abs(r)) * 1.4826 * 1.125)   # 1.125: box-blur residual -> sigma
+
+
 def _binary_mask(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np.ndarray:
     """The hysteresis-selected candidates on the working image, as uint8 {0, 1}."""
     h, w = small.shape
@@ -195,13 +215,19 @@ def _binary_mask(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np.n
     area = float(h * w)
     integral = cv2.integral(small, sdepth=cv2.CV_64F)
     gstd = float(small.std()) + 1e-3
+    # Candidates must beat the pixel noise by this much (normalised units), whatever the
+    # frame's global contrast: this keeps pure noise and flat frames empty.
+    floor = max(cfg.min_contrast * gstd, cfg.noise_contrast * _noise_sigma(small), 1e-3)
     weights = small.ravel().astype(np.float64)
+    # 16-bit labels are several times faster in OpenCV; they suffice while the label count
+    # (at most ceil(h / 2) * ceil(w / 2) + 1 with 8-connectivity) fits.
+    ltype = cv2.CV_16U if ((h + 1) // 2) * ((w + 1) // 2) < 65535 else cv2.CV_32S
     # Per level: labels, number of labels, and for the candidates kept by the filters their
-    # label ids, contrast and seed score.
+    # label ids, contrast, seed score and area.
     per_level = []
     for t in np.linspace(base, 1.0, cfg.levels + 2)[1:-1]:
         n, lab, st, _ = cv2.connectedComponentsWithStats((small >= t).view(np.uint8),
-                                                         connectivity=8)
+                                                         connectivity=8, ltype=ltype)
         if n <= 1:
             continue
         x, y, bw, bh, ar = (st[1:, k].astype(np.int64) for k in range(5))
@@ -210,6 +236,7 @@ def _binary_mask(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np.n
               & ~((bw > cfg.band_aspect * bh) & (bw > 0.3 * w)))
         if not ok.any():
             continue
+        lab = lab.astype(np.intp)           # once, instead of inside every bincount / take
         s_in = np.bincount(lab.ravel(), weights=weights, minlength=n)[1:]
         m = (cfg.ring * np.sqrt(bw * bh)).astype(np.int64) + 2
         x0, y0 = np.maximum(0, x - m), np.maximum(0, y - m)
@@ -218,40 +245,53 @@ def _binary_mask(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np.n
         n_ring = (x1 - x0) * (y1 - y0) - ar
         ok &= n_ring > 0
         mean_in = s_in / ar
-        contrast = (mean_in - (s_box - s_in) / np.maximum(n_ring, 1)) / gstd
+        diff = mean_in - (s_box - s_in) / np.maximum(n_ring, 1)
+        ok &= diff >= floor
         sides = (x == 0).astype(np.int64) + (y == 0) + (x + bw == w) + (y + bh == h)
-        contrast *= cfg.border_penalty ** sides
-        ok &= contrast >= cfg.min_contrast
+        contrast = diff / gstd * cfg.border_penalty ** sides
         idx = np.nonzero(ok)[0]
         if idx.size == 0:
             continue
         c = contrast[idx]
         seed_score = c * np.maximum(mean_in[idx], 1e-6) ** cfg.brightness_power
-        per_level.append((lab, n, idx + 1, c, seed_score))
+        per_level.append((lab, n, idx + 1, c, seed_score, ar[idx]))
     if not per_level:
         return out
     best_seed = max(float(lv[4].max()) for lv in per_level)
-    best_c = max(float(lv[3].max()) for lv in per_level)
-    # Seeds: paint every level's seed components through a label lookup table.
-    for lab, n, ids, c, seed_score in per_level:
+    # Seeds: paint every level's seed components through a label lookup table, and remember
+    # each seed pixel's seed contrast (the largest over the levels).
+    seed_c = np.zeros((h, w), np.float32)
+    for lab, n, ids, c, seed_score, ar in per_level:
         is_seed = seed_score >= cfg.seed_rel * best_seed
         if is_seed.any():
+            lut = np.zeros(n, np.float32)
+            lut[ids[is_seed]] = c[is_seed]
+            np.maximum(seed_c, np.take(lut, lab), out=seed_c)
+    seed_pixels = seed_c > 0
+    out[seed_pixels] = 1
+    if cfg.grow_rel >= 1.0 or not seed_pixels.any():
+        return _fill(out, cfg)
+    # Growth: a looser candidate joins if it overlaps seeds, keeps at least grow_rel of their
+    # (mean) contrast, and is at most grow_area times their area inside it.
+    lab_seed_c = seed_c[seed_pixels].astype(np.float64)
+    min_seed_c = float(lab_seed_c.min())
+    for lab, n, ids, c, seed_score, ar in per_level:
+        if not (c >= cfg.grow_rel * min_seed_c).any():
+            continue                    # nothing at this level could join any seed
+        labs_at_seeds = lab[seed_pixels]
+        n_seed = np.bincount(labs_at_seeds, minlength=n)[ids]
+        sum_seed_c = np.bincount(labs_at_seeds, weights=lab_seed_c, minlength=n)[ids]
+        mean_seed_c = sum_seed_c / np.maximum(n_seed, 1)
+        join = ((n_seed > 0) & (c >= cfg.grow_rel * mean_seed_c)
+                & (ar <= cfg.grow_area * n_seed))
+        if join.any():
             lut = np.zeros(n, np.uint8)
-            lut[ids[is_seed]] = 1
-            out |= lut[lab]
-    # Growth: looser candidates that overlap a seed.
-    seed_pixels = out.astype(bool)
-    grown = out.copy()
-    for lab, n, ids, c, seed_score in per_level:
-        loose = (c >= cfg.grow_rel * best_c) & (seed_score < cfg.seed_rel * best_seed)
-        if not loose.any():
-            continue
-        lut = np.zeros(n, np.uint8)
-        lut[ids[loose]] = 1
-        lut &= (np.bincount(lab[seed_pixels], minlength=n) > 0).astype(np.uint8)
-        if lut.any():
-            grown |= lut[lab]
-    out = grown
+            lut[ids[join]] = 1
+            out |= np.take(lut, lab)
+    return _fill(out, cfg)
+
+
+def _fill(out: np.ndarray, cfg: ThermalMaskConfig) -> np.ndarray:
     if cfg.fill_holes:
         contours, _ = cv2.findContours(out, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
