@@ -34,7 +34,8 @@ Method (a small component tree on the thermal image)
 
 Input: HxW (or HxWx1, or HxWx3 BGR, converted to grey) thermal image, dtype uint8, uint16
 (e.g. raw 14-bit radiometric counts), any other integer type, or float (any range; NaN/inf are
-treated as the coldest finite value). Larger values must mean hotter ("white-hot" palette).
+treated as the coldest finite value). Larger values mean hotter ("white-hot"); set
+``black_hot=True`` for the inverted palette.
 Output: float32 HxW soft mask in [0, 1]. A constant or pure-noise frame gives all zeros. The
 selection is relative to the frame, so a frame without any person or vehicle still marks its
 most salient warm structure (a lit window, a lamp), as a saliency network would.
@@ -73,6 +74,8 @@ class ThermalMaskConfig:
     #: Levels are spaced evenly from this percentile of the normalised image to its maximum
     #: (hot objects are brighter than at least this share of the frame).
     base_percentile: float = 50.0
+    #: Set for "black-hot" palettes (hot = dark); by default hot = bright ("white-hot").
+    black_hot: bool = False
     #: Percentiles mapped to 0 and 1 by the robust normalisation.
     low_percentile: float = 0.5
     high_percentile: float = 99.8
@@ -139,9 +142,10 @@ class ThermalMaskConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _to_gray_float(thermal: np.ndarray) -> np.ndarray:
+def _to_gray_float(thermal: np.ndarray, black_hot: bool = False) -> np.ndarray:
     """HxW / HxWx1 / HxWx3 (BGR) / HxWx4 array of any numeric dtype -> HxW array that
-    cv2.resize accepts (uint8, uint16 or float32), finite."""
+    cv2.resize accepts (uint8, uint16 or float32), finite (non-finite pixels get the coldest
+    finite value: the minimum, or the maximum for ``black_hot``)."""
     a = np.asarray(thermal)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -160,7 +164,8 @@ def _to_gray_float(thermal: np.ndarray) -> np.ndarray:
     a = a.astype(np.float32)
     finite = np.isfinite(a)
     if not finite.all():
-        a = np.where(finite, a, a[finite].min() if finite.any() else 0.0).astype(np.float32)
+        cold = (a[finite].max() if black_hot else a[finite].min()) if finite.any() else 0.0
+        a = np.where(finite, a, cold).astype(np.float32)
     return a
 
 
@@ -184,7 +189,7 @@ def normalize_thermal(thermal: np.ndarray, config: Optional[ThermalMaskConfig] =
     ``config.base_percentile``. A constant image gives an all-zero image (and base 1.0).
     """
     cfg = config or ThermalMaskConfig()
-    g = _to_gray_float(thermal)
+    g = _to_gray_float(thermal, cfg.black_hot)
     H, W = g.shape
     s = min(1.0, cfg.work_size / max(H, W))
     if s < 1.0:
@@ -195,6 +200,10 @@ def normalize_thermal(thermal: np.ndarray, config: Optional[ThermalMaskConfig] =
                                     cfg.base_percentile))
     if not hi - lo > 1e-12 * max(1.0, abs(hi)):
         return np.zeros(g.shape, np.float32), 1.0
+    if cfg.black_hot:
+        g = -g
+        lo, hi = -hi, -lo
+        base = float(np.percentile(g, cfg.base_percentile))
     small = np.clip((g - lo) * (1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
     return small, float(np.clip((base - lo) / (hi - lo), 0.0, 1.0))
 

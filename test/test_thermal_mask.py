@@ -193,3 +193,66 @@ def test_tno_cross_validated_iou_above_floor():
     otsu = evaluate_masks(ir, masks, otsu_mask)["mean"]
     assert otsu["iou"] < 0.25                       # the baseline really is weak here
     assert res["cv"]["iou"] > otsu["iou"] + 0.25
+
+
+def test_black_hot_palette():
+    img, truth = blob_scene(seed=1)
+    white = thermal_hot_object_mask(img)
+    inverted = 255 - img
+    assert iou(thermal_hot_object_mask(inverted), truth) < 0.2        # wrong polarity
+    black = thermal_hot_object_mask(inverted, ThermalMaskConfig(black_hot=True))
+    assert iou(black, white) > 0.95
+
+
+def _write_dataset(root, scenes):
+    ir_dir, mask_dir = root / "ir", root / "mask"
+    ir_dir.mkdir()
+    mask_dir.mkdir()
+    for i, (img, truth) in enumerate(scenes):
+        cv2.imwrite(str(ir_dir / f"{i}.png"), img)
+        cv2.imwrite(str(mask_dir / f"{i}.bmp"), truth.astype(np.uint8) * 255)
+    cv2.imwrite(str(ir_dir / "no_mask.png"), scenes[0][0])        # ignored: no mask
+    return str(ir_dir), str(mask_dir)
+
+
+def sky_scene(seed):
+    h, w = 200, 260
+    img = textured_background(h, w, seed=seed, lo=40, hi=90)
+    img[: h // 4] = 190
+    person = ellipse(h, w, (60 + 40 * seed, 140), (8, 24))
+    img[person] = 210
+    return np.clip(img, 0, 255).astype(np.uint8), person
+
+
+def test_eval_mask_command_and_evaluate_masks(tmp_path, capsys, monkeypatch):
+    import argparse
+    import json
+
+    from sosmaskfuse_core import mask_eval
+
+    ir_dir, mask_dir = _write_dataset(tmp_path, [sky_scene(s) for s in range(3)])
+    res = evaluate_masks(ir_dir, mask_dir, ThermalHotObjectMasker())
+    assert res["n"] == 3 and set(res["per_image"]) == {"0", "1", "2"}
+    assert res["mean"]["iou"] > 0.6
+    assert evaluate_masks(ir_dir, mask_dir, otsu_mask)["mean"]["iou"] < 0.2
+
+    parser = argparse.ArgumentParser(prog="sosmaskfuse")
+    mask_eval.add_parser(parser.add_subparsers(dest="command", required=True))
+    out_json = tmp_path / "res.json"
+    args = parser.parse_args(["eval-mask", "--ir", ir_dir, "--masks", mask_dir,
+                              "--source", "thermal", "--set", "seed_rel=0.6",
+                              "--json", str(out_json)])
+    assert args.func(args) == 0
+    assert "mean" in capsys.readouterr().out
+    saved = json.loads(out_json.read_text())
+    assert saved["n"] == 3 and saved["mean"]["iou"] > 0.6
+
+    monkeypatch.setattr(mask_eval, "DEFAULT_GRID", {"seed_rel": [0.6, 0.7], "grow_rel": [0.4]})
+    args = parser.parse_args(["eval-mask", "--ir", ir_dir, "--masks", mask_dir, "--cv",
+                              "--folds", "3"])
+    assert mask_eval.run(args) == 0
+    assert "CV mean" in capsys.readouterr().out
+    bad = parser.parse_args(["eval-mask", "--ir", ir_dir, "--masks", mask_dir,
+                             "--set", "no_such_field=1"])
+    with pytest.raises(ValueError):
+        mask_eval.run(bad)
