@@ -5,10 +5,10 @@ import argparse
 import logging
 import sys
 
-from . import __version__, evaluate, fuse_folder
+from . import __version__, evaluate, fuse_folder, mask_eval
 from .training import autoencoder as train_autoencoder
 
-COMMANDS = (fuse_folder, evaluate, train_autoencoder)
+COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder)
 
 
 def build_parser() -> argparse.ArgumentParser:
