@@ -27,14 +27,14 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import cv2
 import numpy as np
 
+from .image_files import pair_by_stem
 from .mask_metrics import f_measure, iou, mae
 from .thermal_mask import ThermalHotObjectMasker, ThermalMaskConfig
 
-__all__ = ["IMAGE_EXTS", "DEFAULT_GRID", "Masker", "find_pairs", "read_thermal", "read_mask",
+__all__ = ["DEFAULT_GRID", "Masker", "find_pairs", "read_thermal", "read_mask",
            "otsu_mask", "make_masker", "evaluate_masks", "cross_validate", "add_parser", "run",
            "main"]
 
-IMAGE_EXTS = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm")
 
 #: Grid searched by :func:`cross_validate` (and ``eval-mask --cv``): the selection
 #: parameters of the thermal mask. Everything else keeps its default.
@@ -51,18 +51,7 @@ Masker = Callable[[np.ndarray], np.ndarray]
 def find_pairs(ir_dir: str, mask_dir: str) -> list[tuple[str, str, str]]:
     """``(stem, ir_path, mask_path)`` for every mask whose stem has an IR image, sorted
     naturally by stem (``2`` before ``10``)."""
-    def index(d: str) -> dict[str, str]:
-        out = {}
-        for name in os.listdir(d):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() in IMAGE_EXTS:
-                out[stem] = os.path.join(d, name)
-        return out
-
-    irs, masks = index(ir_dir), index(mask_dir)
-    stems = sorted(set(irs) & set(masks),
-                   key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
-    return [(s, irs[s], masks[s]) for s in stems]
+    return [(stem, str(ir), str(mask)) for stem, (ir, mask) in pair_by_stem(ir_dir, mask_dir).pairs]
 
 
 def read_thermal(path: str) -> np.ndarray:
