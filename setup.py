@@ -15,6 +15,8 @@ setup(
     version="0.1.0",
     packages=find_packages(include=["sosmaskfuse_core", "sosmaskfuse_core.*",
                                     "sosmaskfuse_ros", "sosmaskfuse_ros.*"]),
+    # The shipped default weights and their model card live inside the package.
+    package_data={"sosmaskfuse_core": ["weights/*.pt", "weights/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
