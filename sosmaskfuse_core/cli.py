@@ -5,10 +5,10 @@ import argparse
 import logging
 import sys
 
-from . import __version__, bag_fusion, evaluate, fuse_folder
+from . import __version__, bag_fusion, bag_maker, evaluate, fuse_folder
 from .training import autoencoder as train_autoencoder
 
-COMMANDS = (fuse_folder, evaluate, train_autoencoder, bag_fusion)
+COMMANDS = (fuse_folder, evaluate, train_autoencoder, bag_fusion, bag_maker)
 
 
 def build_parser() -> argparse.ArgumentParser:
