@@ -48,7 +48,8 @@ def test_from_videos_mono16_at_the_video_rate(tmp_path):
     base = [cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (9, 9), 3) for _ in range(6)]
     write_video(tmp_path / "ir.avi", base, fps=12.5)
     write_video(tmp_path / "vis.avi", [np.ascontiguousarray(f[::-1]) for f in base], fps=12.5)
-    code, text = make_bag("--ir-video", tmp_path / "ir.avi", "--vis-video", tmp_path / "vis.avi", "--out", tmp_path / "bag",
+    code, text = make_bag("--ir-video", tmp_path / "ir.avi", "--vis-video", tmp_path / "vis.avi",
+                          "--out", tmp_path / "bag",
                           "--thermal-encoding", "mono16", "--max-frames", 4, "--start-time", 1000.5,
                           "--storage", "sqlite3", "--frame-ids", "ir_link", "rgb_link")
     assert code == 0, text
@@ -109,7 +110,8 @@ def test_compressed_topics(tmp_path):
 def test_bad_invocations_create_nothing(tmp_path):
     code, text = make_bag("--ir-video", tmp_path / "x.avi", "--out", tmp_path / "bag")
     assert code == 2 and "give --ir-video and --vis-video" in text
-    code, text = make_bag("--ir-video", tmp_path / "x.avi", "--vis-video", tmp_path / "y.avi", "--out", tmp_path / "bag")
+    code, text = make_bag("--ir-video", tmp_path / "x.avi", "--vis-video", tmp_path / "y.avi",
+                          "--out", tmp_path / "bag")
     assert code == 2 and "not a video" in text
     (tmp_path / "empty_ir").mkdir()
     (tmp_path / "empty_vis").mkdir()
