@@ -26,7 +26,8 @@ setup(
         (f"lib/{PACKAGE}", [f"scripts/{name}" for name in EXECUTABLES]),
     ],
     python_requires=">=3.10",
-    install_requires=["torch>=2.1", "numpy", "opencv-python", "scipy", "scikit-image"],
+    # rosbags 0.11: MCAP writing with the statistics record rosbag2's MCAP plugin needs, bare .mcap/.db3 reading
+    install_requires=["torch>=2.1", "numpy", "opencv-python", "scipy", "scikit-image", "rosbags>=0.11"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",

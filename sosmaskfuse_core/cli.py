@@ -5,10 +5,11 @@ import argparse
 import logging
 import sys
 
-from . import __version__, evaluate, fuse_folder, mask_eval
+from . import __version__, bag_fusion, bag_maker, evaluate, fuse_folder, mask_eval, play_command
 from .training import autoencoder as train_autoencoder
 
-COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder)
+# play_command imports the rclpy player only when `play` runs: sosmaskfuse_core never needs ROS.
+COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder, bag_fusion, bag_maker, play_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

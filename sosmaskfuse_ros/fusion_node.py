@@ -29,8 +29,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from sosmaskfuse_core.frames import FramePreparer, parse_homography
-from sosmaskfuse_core.image_codec import (ImageDecodeError, compressed_to_array, fill_image_msg,
-                                          image_to_array)
+from sosmaskfuse_core.image_codec import ImageDecodeError, fill_image_msg, message_to_array
 from sosmaskfuse_core.pipeline import PipelineConfig
 from sosmaskfuse_core.thermal_agc import ThermalAGC
 from sosmaskfuse_core.weights import build_pipeline
@@ -89,7 +88,7 @@ class FusionNode(Node):
             use_compressed = compressed and role != "mask"
             self._subs.append(self.create_subscription(
                 CompressedImage if use_compressed else Image, topic + "/compressed" if use_compressed else topic,
-                lambda msg, i=index, r=role, c=use_compressed: self._on_image(i, r, msg, c), in_qos))
+                lambda msg, i=index, r=role: self._on_image(i, r, msg), in_qos))
         self.get_logger().info(
             f"pairing {', '.join(s.topic_name for s in self._subs)} ({self.sync.name} ApproximateTime, "
             f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)")
@@ -122,15 +121,10 @@ class FusionNode(Node):
 
     # --- executor thread: receive, validate, pair --------------------------------------------
 
-    def _on_image(self, index: int, role: str, msg: Any, compressed: bool) -> None:
+    def _on_image(self, index: int, role: str, msg: Any) -> None:
         self.counts["received"][role] += 1
         try:
-            if compressed:
-                image = compressed_to_array(msg, name=f"{role} image")
-                encoding = ({3: "bgr8", 4: "bgra8"}[image.shape[2]] if image.ndim == 3
-                            else "mono16" if image.dtype.itemsize == 2 else "mono8")
-            else:
-                image, encoding = image_to_array(msg, name=f"{role} image"), msg.encoding
+            image, encoding = message_to_array(msg, name=f"{role} image")  # as `sosmaskfuse bag` decodes
             if role == "mask" and image.ndim != 2:
                 raise ImageDecodeError(f"mask image: encoding {encoding} is not single-channel")
             self.sync.add(index, Frame(msg.header, encoding, image, time.monotonic_ns()))
