@@ -314,7 +314,8 @@ class SyntheticScene:
         thermal += self._thermal_noise[dy:dy + h, dx:dx + w]
         if self.thermal_size != (w, h):
             shrink = self.thermal_size[0] < w
-            thermal = cv2.resize(thermal, self.thermal_size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            thermal = cv2.resize(thermal, self.thermal_size,
+                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         thermal = np.clip(thermal, 0, 65535, out=thermal).round().astype(np.uint16)
         vis16 = visible.astype(np.int16)
         vis16 += self._visible_noise[dy2:dy2 + h, dx2:dx2 + w]
