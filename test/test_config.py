@@ -81,3 +81,21 @@ def test_the_node_loads_the_file_whatever_its_namespace(tmp_path):
             assert {k: values[k] for k in rest} == rest
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_rviz_config_shows_the_four_images_with_matching_qos():
+    from sosmaskfuse_ros import params, synthetic_cameras
+
+    rviz = yaml.safe_load((CONFIG.parent / "sosmaskfuse.rviz").read_text())
+    manager = rviz["Visualization Manager"]
+    images = {d["Topic"]["Value"]: d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"}
+    assert set(images) == {"/thermal/image_raw", "/visible/image_raw", "/sos_mask", "/fused_image"}
+    wording = {"best_effort": "Best Effort", "reliable": "Reliable"}
+    camera_qos = wording[params.BY_NAME["input_reliability"].default]
+    output_qos = wording[params.BY_NAME["output_reliability"].default]
+    for topic, display in images.items():
+        qos = display["Topic"]
+        assert qos["Reliability Policy"] == (camera_qos if "image_raw" in topic else output_qos), topic
+        assert (qos["Durability Policy"], qos["History Policy"], display["Enabled"]) == ("Volatile", "Keep Last", True)
+    visible_frame = next(p.default for p in synthetic_cameras.PARAMETERS if p.name == "visible_frame_id")
+    assert manager["Global Options"]["Fixed Frame"] == visible_frame
