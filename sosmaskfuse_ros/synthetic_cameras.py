@@ -11,6 +11,8 @@ exercised. All publishers use the sensor-data QoS (best effort).
 """
 from __future__ import annotations
 
+import signal
+
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
@@ -91,13 +93,16 @@ class SyntheticCameras(Node):
 
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
-    node = SyntheticCameras()
+    node = None
     try:
+        node = SyntheticCameras()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ros2 launch forwards Ctrl-C: a second SIGINT
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
 
 
