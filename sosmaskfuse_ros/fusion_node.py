@@ -17,6 +17,7 @@ bounded by one processing time.
 """
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
@@ -151,6 +152,8 @@ class FusionNode(Node):
             self._last_error = str(exc)
             self.get_logger().warning(f"could not fuse a pair: {exc}", throttle_duration_sec=5.0)
             return
+        if not self.context.ok():  # shut down (Ctrl-C) while fusing: nothing left to publish to
+            return
         header = visible.header
         self.fused_pub.publish(fill_image_msg(Image(), result.fused,
                                               "bgr8" if result.fused.ndim == 3 else "mono8", header))
@@ -245,13 +248,18 @@ class FusionNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
-    node = FusionNode()
+    node = None
     try:
+        node = FusionNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
+        # Ctrl-C under ros2 launch is two SIGINTs (the terminal's and the one launch forwards): the
+        # second must not cut short stopping the fusion thread (exiting in mid-inference aborts).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
 
 
