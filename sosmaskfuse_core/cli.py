@@ -5,11 +5,12 @@ import argparse
 import logging
 import sys
 
-from . import __version__, bag_fusion, bag_maker, evaluate, fuse_folder, mask_eval, play_command
+from . import (__version__, bag_fusion, bag_maker, demo_command, evaluate, fuse_folder, mask_eval,
+               play_command)
 from .training import autoencoder as train_autoencoder
 
-# play_command imports the rclpy player only when `play` runs: sosmaskfuse_core never needs ROS.
-COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder, bag_fusion, bag_maker, play_command)
+# play_command and demo_command import rclpy only when they run: sosmaskfuse_core never needs ROS.
+COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder, bag_fusion, bag_maker, play_command, demo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
