@@ -105,16 +105,32 @@ class FusionNode(Node):
     # --- start-up ---------------------------------------------------------------------------
 
     def _build_pipeline(self, p: dict, config: PipelineConfig):
-        """The configured pipeline; a bad weights file or device falls back to the defaults, loudly."""
-        mask_source = _MASK_SOURCE[p["mask_source"]]
-        try:
-            return build_pipeline(p["autoencoder_weights"] or None, p["sosnet_weights"] or None,
-                                  mask_source=mask_source, device=p["device"], config=config)
-        except (ValueError, OSError, RuntimeError) as exc:
-            self._last_error = f"configured models unusable ({exc}); running the shipped defaults on the CPU"
-            self.get_logger().error(self._last_error)
-            return build_pipeline(None, None, mask_source="external" if mask_source == "external" else "auto",
-                                  device="cpu", config=config.replace(precision="fp32"))
+        """The configured pipeline. A bad weights file, device or precision does not stop the node:
+        each is replaced by its default in turn (weights: shipped; mask: best available; device:
+        CPU), with an error in the log and in the diagnostics."""
+        ae, sos = p["autoencoder_weights"] or None, p["sosnet_weights"] or None
+        mask = _MASK_SOURCE[p["mask_source"]]
+        fallback_mask = "external" if mask == "external" else "auto"
+        attempts = [(ae, sos, mask, p["device"], config)]
+        if ae:
+            attempts.append((None, sos, mask, p["device"], config))
+        if sos or mask == "sosnet":
+            attempts.append((ae, None, fallback_mask, p["device"], config))
+        attempts.append((None, None, fallback_mask, "cpu", config.replace(precision="fp32")))
+        errors = []
+        for ae_path, sos_path, mask_source, device, cfg in attempts:
+            try:
+                pipeline, sources = build_pipeline(ae_path, sos_path, mask_source=mask_source, device=device,
+                                                   config=cfg)
+            except (ValueError, OSError, RuntimeError) as exc:
+                errors.append(str(exc))
+                self.get_logger().error(f"cannot use the configured models: {exc}")
+                continue
+            if errors:
+                self._last_error = f"running fallback models ({sources}) because: {errors[0]}"
+                self.get_logger().error(self._last_error)
+            return pipeline, sources
+        raise RuntimeError("no usable models: " + "; ".join(errors))
 
     @staticmethod
     def _agc_from(values: dict) -> ThermalAGC:
