@@ -11,12 +11,12 @@ class Progress:
     printed at most every `interval` seconds (and for the last item), so CI logs stay short."""
 
     def __init__(self, total: int | None, label: str, unit: str = "it", stream: TextIO | None = None,
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, initial: int = 0) -> None:
         self.total, self.label, self.unit = total, label, unit
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = 0.1 if self.tty else interval
-        self.count = 0
+        self.count = self.initial = initial  # a resumed job starts part-way; its rate counts new items only
         self.failed = 0
         self.start = time.perf_counter()
         self._last = 0.0
@@ -31,7 +31,7 @@ class Progress:
 
     def _draw(self, status: str, now: float) -> None:
         elapsed = max(now - self.start, 1e-9)
-        rate = self.count / elapsed
+        rate = (self.count - self.initial) / elapsed
         parts = [f"{self.label}: {self.count}" + (f"/{self.total}" if self.total else "")]
         parts.append(f"{rate:.2f} {self.unit}/s" if rate >= 0.1 else f"{1 / max(rate, 1e-9):.1f} s/{self.unit}")
         if self.total and rate > 0:

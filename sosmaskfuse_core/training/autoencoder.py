@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..checkpoints import CheckpointError
 from ..devices import resolve_device
-from ..models.imvf_autoencoder import IMVFAutoencoder
+from ..models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
 from ..progress import Progress
 from . import runner
 from .data import CropSpec, DataError, find_images, load_gray, sample_batch, split_holdout
@@ -47,6 +47,7 @@ class AutoencoderTrainConfig:
     val_every: int | None = None  # steps; default: once per epoch
     val_limit: int | None = None  # validate on at most this many held-out images
     checkpoint_every: int = 200
+    widths: tuple[int, int, int, int] = AutoencoderConfig().widths  # the paper's; smaller for experiments
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -93,7 +94,7 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         val_images = val_images[: cfg.val_limit]
 
     torch.manual_seed(cfg.seed)
-    model = IMVFAutoencoder().to(device)
+    model = IMVFAutoencoder(AutoencoderConfig(widths=tuple(cfg.widths))).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
@@ -118,19 +119,21 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
     def metadata() -> dict:
         return {"kind": "autoencoder training run", "config": asdict(cfg), "data": data,
                 "steps": state.step, "epochs": state.step / steps_per_epoch, "history": state.history,
-                "metrics": state.history[-1] if state.history else {}, "code_version": runner.code_version(),
+                "metrics": next((h for h in reversed(state.history) if "psnr" in h), {}),
+                "code_version": runner.code_version(),
                 "device": str(device), "train_seconds": round(state.seconds, 1)}
 
     model.train()
-    progress = Progress(total, "train-autoencoder", unit="step", stream=stream)
-    progress.count = state.step
+    progress = Progress(total, "train-autoencoder", unit="step", stream=stream, initial=state.step)
     started = time.perf_counter() - state.seconds
+    losses: list[float] = []  # since the last validation
     while state.step < total:
         x = sample_batch(train_images, spec, cfg.batch_size, cfg.seed, state.step).to(device)
         with runner.amp_context(device, cfg.amp):
             recon = model(x)
         loss = autoencoder_loss(recon, x, cfg.ssim_weight)
         value = runner.check_finite(loss, state.step)  # raises before anything is saved
+        losses.append(value)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -141,14 +144,17 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         state.epoch = state.step // steps_per_epoch
         state.seconds = time.perf_counter() - started
         progress.step(f"loss {value:.4f}  {cfg.batch_size * state.step / max(state.seconds, 1e-9):.1f} img/s")
-        validate = val_images and (state.step % val_every == 0 or state.step == total)
-        if validate:
-            quality = reconstruction_quality(model, val_images, device)
-            quality.update(step=state.step, epoch=round(state.step / steps_per_epoch, 3), loss=value)
-            state.history.append(quality)
-            print(f"validation at step {state.step}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} "
-                  f"on {quality['images']} held-out images", file=stream or sys.stderr)
-        if validate or state.step % cfg.checkpoint_every == 0 or state.step == total:
+        report = state.step % val_every == 0 or state.step == total
+        if report:  # one history entry per epoch (or --val-every steps)
+            entry = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3),
+                     "train_loss": sum(losses) / len(losses)}
+            losses.clear()
+            if val_images:
+                entry.update(reconstruction_quality(model, val_images, device))
+                print(f"validation at step {state.step}: PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f} "
+                      f"on {entry['images']} held-out images", file=stream or sys.stderr)
+            state.history.append(entry)
+        if report or state.step % cfg.checkpoint_every == 0:
             runner.save_run(out, model, optimizer, state, metadata(), scheduler)
     progress.close()
     return metadata()
@@ -175,6 +181,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=None, help="validate every N steps (default: each epoch)")
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N held-out images")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--widths", type=int, nargs=4, default=list(d.widths), metavar="C",
+                   help="channels of the four levels (default: the paper's 64 112 160 208)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
@@ -189,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
         images=list(args.images), val_images=list(args.val_images), val_fraction=args.val_fraction,
         crop=crop, resize=args.resize, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
         ssim_weight=args.ssim_weight, epochs=args.epochs, steps=args.steps, val_every=args.val_every,
-        val_limit=args.val_limit, checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
+        val_limit=args.val_limit, checkpoint_every=args.checkpoint_every, widths=tuple(args.widths),
+        seed=args.seed, device=args.device,
         amp=args.amp)
     try:
         meta = train(cfg, args.out, resume=args.resume)

@@ -1,0 +1,103 @@
+"""`sosmaskfuse train-autoencoder` on tiny generated data: loss falls, resume, metadata, bad data, NaN."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sosmaskfuse_core import checkpoints, cli
+from sosmaskfuse_core.training import autoencoder as tae
+from sosmaskfuse_core.training import runner
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Smooth gradients with bright and dark shapes, 40x48 gray PNGs, and one colour JPEG."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:48]
+    for i in range(6):
+        img = (60 + 80 * (xx / 48) + 40 * np.sin(yy / (3 + i))).astype(np.float32)
+        cv2.circle(img, (int(rng.integers(8, 40)), int(rng.integers(8, 32))), 6, 230, -1)
+        cv2.rectangle(img, (3, 3), (10 + i, 12), 20, -1)
+        cv2.imwrite(str(folder / f"{i}.png"), np.clip(img, 0, 255).astype(np.uint8))
+    cv2.imwrite(str(folder / "colour.jpg"), rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    return folder
+
+
+def _config(images, **kw):
+    base = dict(images=[str(images)], crop=32, batch_size=2, lr=1e-3, steps=24, val_every=8, val_fraction=0.3,
+                checkpoint_every=4, seed=3, device="cpu", widths=(8, 16, 24, 32))
+    base.update(kw)
+    return tae.AutoencoderTrainConfig(**base)
+
+
+def test_loss_falls_and_the_checkpoint_carries_metadata(tmp_path, images):
+    out = tmp_path / "ae.pt"
+    meta = tae.train(_config(images), out)
+    losses = [h["train_loss"] for h in meta["history"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    model, loaded = checkpoints.load_autoencoder(out)
+    assert loaded["steps"] == 24 and loaded["config"]["crop"] == 32 and loaded["config"]["lr"] == 1e-3
+    assert loaded["data"]["train_images"] + loaded["data"]["held_out_images"] == 7
+    assert set(loaded["data"]["held_out_stems"]) and loaded["metrics"]["psnr"] > 0
+    assert loaded["code_version"].startswith("0.1.0")
+    assert loaded["history"] == meta["history"]
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, images):
+    straight = tmp_path / "straight.pt"
+    tae.train(_config(images, steps=12), straight)
+    resumed = tmp_path / "resumed.pt"
+    tae.train(_config(images, steps=8), resumed)
+    assert torch.load(resumed, weights_only=True)["training"]["state"]["step"] == 8
+    meta = tae.train(_config(images, steps=12), resumed, resume=True)
+    assert meta["steps"] == 12
+    a, _ = checkpoints.load_autoencoder(straight)
+    b, _ = checkpoints.load_autoencoder(resumed)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(x, y, atol=1e-6), name
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images, monkeypatch):
+    out = tmp_path / "ae.pt"
+    real = tae.autoencoder_loss
+    calls = []
+
+    def loss(out_, x, w):
+        calls.append(1)
+        value = real(out_, x, w)
+        return value * float("nan") if len(calls) == 7 else value
+    monkeypatch.setattr(tae, "autoencoder_loss", loss)
+    with pytest.raises(runner.NonFiniteLoss, match="at step 6"):
+        tae.train(_config(images), out)
+    state = torch.load(out, weights_only=True)["training"]["state"]
+    assert state["step"] == 4  # the last periodic checkpoint before the bad step
+    checkpoints.load_autoencoder(out)
+
+
+@pytest.mark.parametrize("setup,message", [
+    ("missing", "not a folder"),
+    ("empty", "no image files"),
+    ("tiny", "no usable training images"),
+])
+def test_bad_data_folders_fail_clearly(tmp_path, capsys, setup, message):
+    folder = tmp_path / "data"
+    if setup != "missing":
+        folder.mkdir()
+    if setup == "tiny":
+        cv2.imwrite(str(folder / "a.png"), np.zeros((10, 10), np.uint8))
+        (folder / "b.png").write_bytes(b"junk")
+    code = cli.main(["train-autoencoder", "--images", str(folder), "--out", str(tmp_path / "x.pt"),
+                     "--steps", "2", "--device", "cpu", "--widths", "8", "16", "24", "32"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_runs_and_reports(tmp_path, images, capsys):
+    code = cli.main(["train-autoencoder", "--images", str(images), "--out", str(tmp_path / "ae.pt"), "--crop", "32",
+                     "--batch-size", "2", "--steps", "4", "--val-every", "4", "--device", "cpu",
+                     "--widths", "8", "16", "24", "32"])
+    assert code == 0
+    assert "trained 4 steps" in capsys.readouterr().err
