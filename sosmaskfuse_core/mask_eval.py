@@ -37,12 +37,12 @@ __all__ = ["DEFAULT_GRID", "Masker", "find_pairs", "read_thermal", "read_mask",
 
 
 #: Grid searched by :func:`cross_validate` (and ``eval-mask --cv``): the selection
-#: parameters of the thermal mask. Everything else keeps its default.
+#: parameters of the thermal mask (relative floor, upright prior, peak-brightness exponent).
+#: Everything else keeps its default.
 DEFAULT_GRID: dict[str, list[Any]] = {
-    "seed_rel": [0.6, 0.7, 0.8],
-    "grow_rel": [0.3, 0.4, 0.5],
-    "grow_area": [10.0, 20.0, 50.0],
-    "border_penalty": [0.6, 0.8, 1.0],
+    "seed_rel": [0.55, 0.6, 0.65],
+    "upright": [1.1, 1.2, 1.3],
+    "brightness_power": [1.0, 2.0, 3.0],
 }
 
 Masker = Callable[[np.ndarray], np.ndarray]
