@@ -325,3 +325,43 @@ def test_eval_mask_command_and_evaluate_masks(tmp_path, capsys, monkeypatch):
                              "--set", "no_such_field=1"])
     with pytest.raises(ValueError):
         mask_eval.run(bad)
+
+
+def test_group_of_and_leave_one_group_out(tmp_path, capsys):
+    import argparse
+
+    from sosmaskfuse_core import mask_eval
+    from sosmaskfuse_core.mask_eval import group_of
+
+    assert group_of("m3_0111_1716_018", r"^(m3_\d+_\d+|rs)") == "m3_0111_1716"
+    assert group_of("rs_FLIR_05879", r"^(m3_\d+_\d+|rs)") == "rs"
+    assert group_of("video2_frame7", r"^video\d+") == "video2"      # no capture group: match
+    assert group_of("other", r"^video\d+") == ""
+    assert group_of("x_1", None) == "x_1"
+
+    ir_dir, mask_dir = tmp_path / "ir", tmp_path / "mask"
+    ir_dir.mkdir()
+    mask_dir.mkdir()
+    for name, seed in [("vidA_0", 0), ("vidA_1", 1), ("vidB_0", 2), ("vidB_1", 3),
+                       ("vidC_0", 4)]:
+        img, truth = sky_scene(seed % 3)
+        cv2.imwrite(str(ir_dir / f"{name}.png"), img)
+        cv2.imwrite(str(mask_dir / f"{name}.png"), truth.astype(np.uint8) * 255)
+    grid = {"seed_rel": [0.55, 0.6]}
+    res = cross_validate(str(ir_dir), str(mask_dir), grid=grid, group=r"^(vid\w)_")
+    assert res["folds"] == 3 and res["n"] == 5
+    assert set(res["per_group"]) == {"vidA", "vidB", "vidC"}
+    assert res["per_group"]["vidA"]["n"] == 2 and res["per_group"]["vidC"]["n"] == 1
+    assert res["cv"]["iou"] > 0.6
+    with pytest.raises(ValueError):
+        cross_validate(str(ir_dir), str(mask_dir), grid=grid, group=r"^vid")   # one group
+    ev = evaluate_masks(str(ir_dir), str(mask_dir), ThermalHotObjectMasker(), group=r"^(vid\w)_")
+    assert set(ev["per_group"]) == {"vidA", "vidB", "vidC"}
+
+    parser = argparse.ArgumentParser(prog="sosmaskfuse")
+    mask_eval.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval-mask", "--ir", str(ir_dir), "--masks", str(mask_dir),
+                              "--group", r"^(vid\w)_"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "group vidA" in out and "group vidC" in out
