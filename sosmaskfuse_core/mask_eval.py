@@ -5,12 +5,15 @@
 :mod:`sosmaskfuse_core.mask_metrics` (IoU and F-measure with beta^2 = 0.3 after thresholding
 the soft mask at 0.5; MAE on the soft mask). ``cross_validate(...)`` tunes
 :class:`~sosmaskfuse_core.thermal_mask.ThermalMaskConfig` fields over a small grid with
-leave-one-out (or k-fold) cross-validation and reports held-out figures only.
+leave-one-out, k-fold or leave-one-group-out cross-validation and reports held-out figures
+only. A *group* regular expression (``group=`` / ``--group``) maps each file stem to a group
+(its first capture group, or the whole match): frames of one video, or one source. Groups
+are then the cross-validation folds, and means are also reported per group.
 
 It is also the ``sosmaskfuse eval-mask`` sub-command (``add_parser`` / ``run``)::
 
     sosmaskfuse eval-mask --ir ../shared/data/tno_masks/ir --masks ../shared/data/tno_masks/mask \\
-        --source thermal [--cv] [--json out.json] [--set seed_rel=0.6 ...]
+        --source thermal [--cv] [--group REGEX] [--json out.json] [--set seed_rel=0.6 ...]
 
 or, without the console script, ``python -m sosmaskfuse_core.mask_eval --ir ... --masks ...``.
 """
@@ -20,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -32,17 +36,17 @@ from .mask_metrics import f_measure, iou, mae
 from .thermal_mask import ThermalHotObjectMasker, ThermalMaskConfig
 
 __all__ = ["DEFAULT_GRID", "Masker", "find_pairs", "read_thermal", "read_mask",
-           "otsu_mask", "make_masker", "evaluate_masks", "cross_validate", "add_parser", "run",
-           "main"]
+           "otsu_mask", "make_masker", "group_of", "evaluate_masks", "cross_validate",
+           "add_parser", "run", "main"]
 
 
 #: Grid searched by :func:`cross_validate` (and ``eval-mask --cv``): the selection
-#: parameters of the thermal mask. Everything else keeps its default.
+#: parameters of the thermal mask (relative floor, upright prior, peak-brightness exponent).
+#: Everything else keeps its default.
 DEFAULT_GRID: dict[str, list[Any]] = {
-    "seed_rel": [0.6, 0.7, 0.8],
-    "grow_rel": [0.3, 0.4, 0.5],
-    "grow_area": [10.0, 20.0, 50.0],
-    "border_penalty": [0.6, 0.8, 1.0],
+    "seed_rel": [0.55, 0.6, 0.65],
+    "upright": [1.1, 1.2, 1.3],
+    "brightness_power": [1.0, 2.0, 3.0],
 }
 
 Masker = Callable[[np.ndarray], np.ndarray]
@@ -95,6 +99,26 @@ def make_masker(source: str, config: Optional[ThermalMaskConfig] = None) -> Mask
     raise ValueError(f"unknown mask source {source!r} (expected 'thermal' or 'otsu')")
 
 
+def group_of(stem: str, pattern: Optional[str]) -> str:
+    """The group of a file stem under the regular expression ``pattern`` (``re.search``): its
+    first capture group if it has one, else the whole match; stems that do not match form the
+    group ``""``. With no pattern every stem is its own group."""
+    if not pattern:
+        return stem
+    m = re.search(pattern, stem)
+    if m is None:
+        return ""
+    return m.group(1) if m.re.groups else m.group(0)
+
+
+def _group_means(rows: Mapping[str, Mapping[str, float]], pattern: Optional[str]
+                 ) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[Mapping[str, float]]] = {}
+    for stem, r in rows.items():
+        groups.setdefault(group_of(stem, pattern), []).append(r)
+    return {g: {**_mean(v), "n": len(v)} for g, v in sorted(groups.items())}
+
+
 def _score(pred: np.ndarray, gt: np.ndarray, beta2: float) -> dict[str, float]:
     return {"iou": iou(pred, gt), "f": f_measure(pred, gt, beta2=beta2), "mae": mae(pred, gt)}
 
@@ -119,11 +143,12 @@ def _load(ir_dir: str, mask_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]
 
 
 def evaluate_masks(ir_dir: str, mask_dir: str, masker: Masker,
-                   beta2: float = 0.3) -> dict[str, Any]:
+                   beta2: float = 0.3, group: Optional[str] = None) -> dict[str, Any]:
     """Score ``masker`` on every (IR, mask) pair of the two folders.
 
     Returns ``{"per_image": {stem: {"iou", "f", "mae", "ms"}}, "mean": {"iou", "f", "mae"},
-    "n": count, "ms_per_image": mean masker time}``.
+    "n": count, "ms_per_image": mean masker time}``, plus ``"per_group": {group: means and
+    "n"}`` when a ``group`` regular expression is given (see :func:`group_of`).
     """
     per: dict[str, dict[str, float]] = {}
     times = []
@@ -132,8 +157,11 @@ def evaluate_masks(ir_dir: str, mask_dir: str, masker: Masker,
         pred = masker(ir)
         times.append(time.perf_counter() - t0)
         per[stem] = {**_score(pred, gt, beta2), "ms": times[-1] * 1e3}
-    return {"per_image": per, "mean": _mean(list(per.values())), "n": len(per),
-            "ms_per_image": float(np.mean(times) * 1e3)}
+    res = {"per_image": per, "mean": _mean(list(per.values())), "n": len(per),
+           "ms_per_image": float(np.mean(times) * 1e3)}
+    if group:
+        res["per_group"] = _group_means(per, group)
+    return res
 
 
 def _grid_configs(grid: Mapping[str, Sequence[Any]], base: ThermalMaskConfig
@@ -149,13 +177,15 @@ def _grid_configs(grid: Mapping[str, Sequence[Any]], base: ThermalMaskConfig
 def cross_validate(ir_dir: str, mask_dir: str,
                    grid: Optional[Mapping[str, Sequence[Any]]] = None,
                    base: Optional[ThermalMaskConfig] = None, folds: Optional[int] = None,
-                   beta2: float = 0.3) -> dict[str, Any]:
+                   beta2: float = 0.3, group: Optional[str] = None) -> dict[str, Any]:
     """Tune the thermal mask over ``grid`` by cross-validation and report held-out scores.
 
     Every configuration of the grid (``base`` with some fields replaced) is run once on every
     image; then, for each fold, the configuration with the best mean IoU on the *other* images
     is scored on the held-out ones. ``folds=None`` is leave-one-out; otherwise images are split
-    into ``folds`` contiguous groups in natural stem order.
+    into ``folds`` contiguous groups in natural stem order. With a ``group`` regular expression
+    (see :func:`group_of`) the folds are the groups instead (leave-one-group-out: e.g. one
+    video held out at a time), and ``"per_group"`` held-out means are added to the result.
 
     Returns ``{"cv": {"iou", "f", "mae"} (held-out means), "per_image": {stem: held-out
     scores and "params" chosen without it}, "chosen_on_all": params best on all images,
@@ -168,15 +198,22 @@ def cross_validate(ir_dir: str, mask_dir: str,
     n = len(data)
     if n < 2:
         raise ValueError("cross-validation needs at least two images")
-    k = n if folds is None else int(folds)
-    if not 2 <= k <= n:
-        raise ValueError(f"folds must be in [2, {n}]")
+    if group:
+        names = sorted({group_of(stem, group) for stem, _, _ in data})
+        if len(names) < 2:
+            raise ValueError(f"--group {group!r} puts all images in one group")
+        fold_of = np.array([names.index(group_of(stem, group)) for stem, _, _ in data])
+        k = len(names)
+    else:
+        k = n if folds is None else int(folds)
+        if not 2 <= k <= n:
+            raise ValueError(f"folds must be in [2, {n}]")
+        fold_of = np.array([i * k // n for i in range(n)])
     configs = _grid_configs(grid, base)
     # scores[g][i] = metrics of config g on image i
     scores = [[_score(cfg_masker(ir), gt, beta2) for _, ir, gt in data]
               for cfg_masker in (ThermalHotObjectMasker(c) for _, c in configs)]
     iou_table = np.array([[s["iou"] for s in row] for row in scores])  # (G, N)
-    fold_of = np.array([i * k // n for i in range(n)])
     per: dict[str, dict[str, Any]] = {}
     for f in range(k):
         test = fold_of == f
@@ -185,9 +222,14 @@ def cross_validate(ir_dir: str, mask_dir: str,
             per[data[i][0]] = {**scores[g_best][i], "params": configs[g_best][0]}
     g_all = int(np.argmax(iou_table.mean(axis=1)))
     base_scores = [_score(ThermalHotObjectMasker(base)(ir), gt, beta2) for _, ir, gt in data]
-    return {"cv": _mean(list(per.values())), "per_image": per,
-            "chosen_on_all": configs[g_all][0], "in_sample_best": _mean(scores[g_all]),
-            "base": _mean(base_scores), "n": n, "n_configs": len(configs), "folds": k}
+    res = {"cv": _mean(list(per.values())), "per_image": per,
+           "chosen_on_all": configs[g_all][0], "in_sample_best": _mean(scores[g_all]),
+           "base": _mean(base_scores), "n": n, "n_configs": len(configs), "folds": k}
+    if group:
+        res["per_group"] = _group_means(per, group)
+        res["base_per_group"] = _group_means(
+            {stem: s for (stem, _, _), s in zip(data, base_scores)}, group)
+    return res
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -222,6 +264,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cv", action="store_true",
                    help="leave-one-out cross-validate the thermal mask over DEFAULT_GRID")
     p.add_argument("--folds", type=int, default=None, help="k-fold instead of leave-one-out")
+    p.add_argument("--group", default=None, metavar="REGEX",
+                   help="group images by this regular expression on the file stem (first "
+                        "capture group, else the match): per-group means, and with --cv "
+                        "leave-one-group-out folds")
     p.add_argument("--json", default=None, help="also write the full result as JSON here")
     p.set_defaults(func=run)
     return p
@@ -235,7 +281,8 @@ def run(args: argparse.Namespace) -> int:
         if args.source != "thermal":
             print("--cv tunes the thermal mask; use --source thermal", file=sys.stderr)
             return 2
-        res = cross_validate(args.ir, args.masks, base=config, folds=args.folds)
+        res = cross_validate(args.ir, args.masks, base=config, folds=args.folds,
+                             group=args.group)
         for stem, r in res["per_image"].items():
             print(f"{stem:>12}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}  "
                   f"params {r['params']}")
@@ -246,12 +293,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'given config':>12}  iou {b['iou']:.3f}  f {b['f']:.3f}  mae {b['mae']:.3f}  "
               f"(not cross-validated)")
         print(f"chosen on all images: {res['chosen_on_all']}")
+        for g, r in res.get("per_group", {}).items():
+            b = res["base_per_group"][g]
+            print(f"{'group ' + g:>24}  CV iou {r['iou']:.3f}  given config iou {b['iou']:.3f}"
+                  f"  (n={r['n']})")
     else:
-        res = evaluate_masks(args.ir, args.masks, make_masker(args.source, config))
+        res = evaluate_masks(args.ir, args.masks, make_masker(args.source, config),
+                             group=args.group)
         for stem, r in res["per_image"].items():
             print(f"{stem:>12}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}  "
                   f"{r['ms']:.1f} ms")
         m = res["mean"]
+        for g, r in res.get("per_group", {}).items():
+            print(f"{'group ' + g:>24}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}"
+                  f"  (n={r['n']})")
         print(f"{'mean':>12}  iou {m['iou']:.3f}  f {m['f']:.3f}  mae {m['mae']:.3f}  "
               f"({args.source}, n={res['n']}, {res['ms_per_image']:.1f} ms/image)")
     if args.json:

@@ -1,4 +1,4 @@
-"""Soft mask of salient hot objects (people, vehicles) computed from a thermal image alone.
+"""Soft mask of salient hot objects (people first, vehicles) computed from a thermal image alone.
 
 This module's one job is ``mask_source=thermal``: a classical, network-free stand-in for the
 SOSMaskFuse salient-object-segmentation (SOS) network. It turns one infrared frame into a soft
@@ -6,29 +6,38 @@ mask in [0, 1] that is high on hot objects that stand out from their *local* sur
 on the background. It uses NumPy and OpenCV only (no torch, no ROS) and runs in a few
 milliseconds per 640x512 frame.
 
-Method (a small component tree on the thermal image)
-----------------------------------------------------
+Method (the optimal cut of a component tree)
+--------------------------------------------
 1. Downscale to a working size (``work_size`` px on the long side) and normalise robustly to
    [0, 1] between two percentiles (so a few saturated pixels or a uint16 offset do not matter).
 2. Threshold at ``levels`` grey levels between the ``base_percentile`` and the maximum. Every
    connected component at every level is a candidate object; together they form a component
    tree (hot cores nested inside warm bodies nested inside larger warm regions).
-3. Score each candidate by its *local contrast*: mean inside minus mean in a ring around its
-   bounding box (ring width ``ring`` x sqrt(bbox area), computed in O(1) with an integral
-   image), divided by the global standard deviation. Candidates touching the image border are
-   down-weighted (``border_penalty`` per side: sky, road and walls run off the frame); tiny,
-   huge, very wide or very tall, and wide-thin "band" components (a hot horizon, skyline or sky
-   band) are dropped. This is what rejects globally bright but locally flat areas that fool
-   global Otsu.
-4. Hysteresis over the tree: *seeds* are candidates whose score (contrast, optionally times
-   ``mean ** brightness_power``; 0 by default) is at least ``seed_rel`` times the best in the
-   frame; a looser candidate that overlaps seeds joins the mask if its contrast is at least
-   ``grow_rel`` times theirs and its area at most ``grow_area`` times theirs. Seeds find the
-   most salient hot objects; growing recovers their cooler parts (legs, clothing, car
-   bodies) without admitting unrelated warm clutter. Every candidate must also beat the pixel
-   noise (``noise_contrast``) and a fraction of the global spread (``min_contrast``), so flat
-   or pure-noise frames give an empty mask.
-5. Fill holes, then feather: the soft mask is a sigmoid of the signed distance to the mask
+3. Filter: tiny, huge, very wide or very tall candidates, wide-thin "band" components (a hot
+   horizon, skyline or sky band) and candidates whose contrast (mean inside minus mean in a
+   ring around the bounding box, ring width ``ring`` x sqrt(bbox area), O(1) with an integral
+   image) does not beat ``noise_contrast`` times the pixel noise are dropped.
+4. Score each remaining candidate: its contrast in units of sqrt(0.1 x the frame's global
+   standard deviation), times
+   - ``border_penalty`` ** (how far it runs along the image edges, relative to its own
+     extent): sky, road and walls run along the frame, a person cut by it touches it briefly;
+   - min(1, (height / width) / ``upright``): the upright prior (standing people are taller
+     than wide; bands, roofs, car bodies and paths are not);
+   - min(area / 0.1 % of the frame, 4) ** ``size_power``: small specks need more contrast;
+   - peak ** ``brightness_power``, where peak is the highest level that some part of the
+     candidate reaches: people and engines hold a hot core, warm walls and roofs do not.
+5. Accept candidates whose score reaches the absolute ``min_contrast`` and whose score
+   without the peak factor reaches ``seed_rel`` times the best such score of the frame. The
+   absolute floor keeps every clearly warm, person-shaped object; the relative floor drops
+   weak clutter when a strong object is present, but (peak left out) does not hold cooler
+   and farther people to the hottest one's temperature.
+6. Select the best non-overlapping set of accepted candidates (an antichain of the tree): a
+   candidate is kept rather than its accepted descendants when its evidence, score x area, is
+   at least their sum (exact dynamic programme over the tree, bottom-up then top-down). A
+   warm body therefore wins over its hot head and legs taken separately, while a large warm
+   region that merely contains a person (a wall behind them) loses to it when its contrast is
+   weak. Optional growth (``grow_rel`` < 1) can then add larger overlapping candidates.
+7. Fill holes, then feather: the soft mask is a sigmoid of the signed distance to the mask
    boundary (``feather`` working-size pixels), upsampled bilinearly to the input size.
    Thresholding the soft mask at 0.5 gives back the binary mask.
 
@@ -36,15 +45,16 @@ Input: HxW (or HxWx1, or HxWx3 BGR, converted to grey) thermal image, dtype uint
 (e.g. raw 14-bit radiometric counts), any other integer type, or float (any range; NaN/inf are
 treated as the coldest finite value). Larger values mean hotter ("white-hot"); set
 ``black_hot=True`` for the inverted palette.
-Output: float32 HxW soft mask in [0, 1]. A constant or pure-noise frame gives all zeros. The
-selection is relative to the frame, so a frame without any person or vehicle still marks its
-most salient warm structure (a lit window, a lamp), as a saliency network would.
+Output: float32 HxW soft mask in [0, 1]. A constant or pure-noise frame gives all zeros; so
+does a frame in which nothing reaches ``min_contrast``. A frame without any person but with a
+clearly warm object (a lamp, an engine) still marks it, as a saliency network would.
 
-Defaults: ``seed_rel``, ``grow_rel``, ``grow_area`` and ``border_penalty`` are the grid point
-that leave-one-out cross-validation on the 20 hand-labelled TNO masks selects
-(``sosmaskfuse_core.mask_eval.cross_validate`` with its ``DEFAULT_GRID``); ``brightness_power``
-is fixed at 0 by design: TNO alone prefers 2 (hotter objects only), but that drops the cooler
-of several people in night street scenes and synthetic multi-object scenes.
+Defaults: ``seed_rel``, ``upright`` and ``brightness_power`` are a point of
+``sosmaskfuse_core.mask_eval.DEFAULT_GRID`` picked to favour night street scenes (people only)
+while keeping the 20 hand-labelled TNO masks (people, vehicles, a helicopter) above 0.53 IoU;
+``docs/thermal_mask.md`` gives the cross-validated figures on both sets. The upright prior
+is the main trade-off: lower ``upright`` (e.g. 0.8) suits scenes where vehicles matter as much
+as people.
 """
 from __future__ import annotations
 
@@ -70,7 +80,7 @@ class ThermalMaskConfig:
     #: faster; objects below ~``min_area`` of the frame are not resolved).
     work_size: int = 160
     #: Number of grey levels at which the component tree is cut.
-    levels: int = 12
+    levels: int = 16
     #: Levels are spaced evenly from this percentile of the normalised image to its maximum
     #: (hot objects are brighter than at least this share of the frame).
     base_percentile: float = 50.0
@@ -90,21 +100,32 @@ class ThermalMaskConfig:
     #: A candidate wider than ``band_aspect`` x its height and than 30 % of the image width
     #: is a horizontal band (horizon, skyline, hot sky) and is dropped.
     band_aspect: float = 4.0
-    #: Score factor per image side a candidate touches (1 = no penalty).
+    #: Score factor for running along the image border, raised to the candidate's contact:
+    #: the length it runs along the left+right edges over its height plus that along the
+    #: top+bottom edges over its width (1 = no penalty).
     border_penalty: float = 0.6
-    #: Exponent of the candidate's mean brightness (in [0, 1]) in the seed score.
-    brightness_power: float = 0.0
-    #: Seeds score at least this fraction of the frame's best seed score.
-    seed_rel: float = 0.7
-    #: A looser candidate overlapping seeds joins the mask if its contrast is at least this
-    #: fraction of theirs (1 = no growth) ...
-    grow_rel: float = 0.4
-    #: ... and its area at most this multiple of the seed area inside it.
+    #: Upright prior: candidates less than ``upright`` times as tall as wide lose score in
+    #: proportion (a person standing is ~2-4x taller than wide; 0 = no shape prior).
+    upright: float = 1.2
+    #: Size gain: the score is multiplied by min(area / 0.1 % of the image, 4) ** size_power
+    #: (larger warm regions need less contrast; tiny specks more).
+    size_power: float = 0.3
+    #: Exponent of the candidate's peak brightness in the score: the highest threshold (in
+    #: [0, 1]) that some part of it still reaches (hot people and engines peak near 1; warm
+    #: walls, roofs and paths lower).
+    brightness_power: float = 2.0
+    #: Acceptance: a candidate's score must reach ``min_contrast`` (contrast in units of
+    #: sqrt(0.1 x the frame's global std), times the factors above) ...
+    min_contrast: float = 2.0
+    #: ... and, without the peak factor, ``seed_rel`` times the best such score in the frame.
+    seed_rel: float = 0.6
+    #: Optional growth after the selection (1 = off): a larger candidate overlapping the
+    #: selection joins it if its contrast is at least this fraction of the selected pixels' ...
+    grow_rel: float = 1.0
+    #: ... and its area at most this multiple of the selected pixels inside it.
     grow_area: float = 10.0
-    #: Floors on a candidate's contrast (inside minus ring mean): in global standard
-    #: deviations of the frame, and in multiples of the estimated pixel noise. Frames with
-    #: nothing above both (flat frames, pure noise) give an empty mask.
-    min_contrast: float = 1.0
+    #: Noise floor: a candidate's contrast (inside minus ring mean) must be at least this many
+    #: times the estimated pixel noise (flat frames and pure noise give an empty mask).
     noise_contrast: float = 6.0
     #: Fill holes inside mask components.
     fill_holes: bool = True
@@ -129,6 +150,8 @@ class ThermalMaskConfig:
              "max_width and max_height must be in (0, 1]")
         need(self.band_aspect > 0.0, "band_aspect must be > 0")
         need(0.0 <= self.border_penalty <= 1.0, "border_penalty must be in [0, 1]")
+        need(0.0 <= self.upright <= 10.0, "upright must be in [0, 10]")
+        need(0.0 <= self.size_power <= 2.0, "size_power must be in [0, 2]")
         need(0.0 <= self.brightness_power <= 10.0, "brightness_power must be in [0, 10]")
         need(0.0 < self.seed_rel <= 1.0, "seed_rel must be in (0, 1]")
         need(0.0 < self.grow_rel <= 1.0, "grow_rel must be in (0, 1]")
@@ -215,89 +238,149 @@ def _noise_sigma(small: np.ndarray) -> float:
     return float(np.median(np.abs(r)) * 1.4826 * 1.125)   # 1.125: box-blur residual -> sigma
 
 
+#: Size gain: ``min(area / (_SIZE_REF * image area), _SIZE_CAP) ** size_power``.
+_SIZE_REF = 0.001
+_SIZE_CAP = 4.0
+#: Contrast unit: sqrt(_UNIT_RANGE * global std) of the normalised working image (a geometric
+#: mean of the frame's spread and a tenth of its normalised range).
+_UNIT_RANGE = 0.1
+
+
 def _binary_mask(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np.ndarray:
-    """The hysteresis-selected candidates on the working image, as uint8 {0, 1}."""
+    """The selected candidates on the working image, as uint8 {0, 1}."""
     h, w = small.shape
     out = np.zeros((h, w), np.uint8)
     if base >= 1.0:
         return out
     area = float(h * w)
-    integral = cv2.integral(small, sdepth=cv2.CV_64F)
-    gstd = float(small.std()) + 1e-3
-    # Candidates must beat the pixel noise by this much (normalised units), whatever the
-    # frame's global contrast: this keeps pure noise and flat frames empty.
-    floor = max(cfg.min_contrast * gstd, cfg.noise_contrast * _noise_sigma(small), 1e-3)
-    weights = small.ravel().astype(np.float64)
+    flat = small.ravel().astype(np.float64)
     # 16-bit labels are several times faster in OpenCV; they suffice while the label count
     # (at most ceil(h / 2) * ceil(w / 2) + 1 with 8-connectivity) fits.
     ltype = cv2.CV_16U if ((h + 1) // 2) * ((w + 1) // 2) < 65535 else cv2.CV_32S
-    # Per level: labels, number of labels, and for the candidates kept by the filters their
-    # label ids, contrast, seed score and area.
-    per_level = []
+    # Pass 1, per level (lowest threshold first): the components and their raw statistics.
+    labs, stats, sums, parents, sides_lr, sides_tb, levels_t = [], [], [], [], [], [], []
+    prev = None
     for t in np.linspace(base, 1.0, cfg.levels + 2)[1:-1]:
         n, lab, st, _ = cv2.connectedComponentsWithStats((small >= t).view(np.uint8),
                                                          connectivity=8, ltype=ltype)
         if n <= 1:
-            continue
-        x, y, bw, bh, ar = (st[1:, k].astype(np.int64) for k in range(5))
-        ok = ((ar >= cfg.min_area * area) & (ar <= cfg.max_area * area)
-              & (bw <= cfg.max_width * w) & (bh <= cfg.max_height * h)
-              & ~((bw > cfg.band_aspect * bh) & (bw > 0.3 * w)))
-        if not ok.any():
-            continue
-        lab = lab.astype(np.intp)           # once, instead of inside every bincount / take
-        s_in = np.bincount(lab.ravel(), weights=weights, minlength=n)[1:]
-        m = (cfg.ring * np.sqrt(bw * bh)).astype(np.int64) + 2
-        x0, y0 = np.maximum(0, x - m), np.maximum(0, y - m)
-        x1, y1 = np.minimum(w, x + bw + m), np.minimum(h, y + bh + m)
-        s_box = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-        n_ring = (x1 - x0) * (y1 - y0) - ar
-        ok &= n_ring > 0
-        mean_in = s_in / ar
-        diff = mean_in - (s_box - s_in) / np.maximum(n_ring, 1)
-        ok &= diff >= floor
-        sides = (x == 0).astype(np.int64) + (y == 0) + (x + bw == w) + (y + bh == h)
-        contrast = diff / gstd * cfg.border_penalty ** sides
-        idx = np.nonzero(ok)[0]
-        if idx.size == 0:
-            continue
-        c = contrast[idx]
-        seed_score = c * np.maximum(mean_in[idx], 1e-6) ** cfg.brightness_power
-        per_level.append((lab, n, idx + 1, c, seed_score, ar[idx]))
-    if not per_level:
+            break
+        lab = lab.astype(np.intp)
+        ar = st[:, 4].astype(np.float64)
+        # One bincount gives both the intensity sum inside each component and its parent
+        # label at the level below (all its pixels share one): weights = pixel + 4 * parent.
+        # The component's mean is in (0, 1] (pixels >= t > 0), so sum / (4 * area) lies in
+        # (parent, parent + 0.25] and its floor is the parent.
+        packed = np.bincount(lab.ravel(), weights=flat if prev is None else flat + prev,
+                             minlength=n)
+        parent = np.floor(packed / (4.0 * np.maximum(ar, 1.0))).astype(np.intp)
+        parent[0] = 0
+        labs.append(lab)
+        levels_t.append(t)
+        stats.append(st)
+        sums.append(packed - 4.0 * parent * ar)
+        parents.append(parent)
+        # pixels each component has on the left+right and on the top+bottom image edges
+        sides_lr.append(np.bincount(np.concatenate((lab[:, 0], lab[:, -1])), minlength=n))
+        sides_tb.append(np.bincount(np.concatenate((lab[0], lab[-1])), minlength=n))
+        prev = lab.ravel() * 4.0
+    if not labs:
         return out
-    best_seed = max(float(lv[4].max()) for lv in per_level)
-    # Seeds: paint every level's seed components through a label lookup table, and remember
-    # each seed pixel's seed contrast (the largest over the levels).
-    seed_c = np.zeros((h, w), np.float32)
-    for lab, n, ids, c, seed_score, ar in per_level:
-        is_seed = seed_score >= cfg.seed_rel * best_seed
-        if is_seed.any():
-            lut = np.zeros(n, np.float32)
-            lut[ids[is_seed]] = c[is_seed]
-            np.maximum(seed_c, np.take(lut, lab), out=seed_c)
-    seed_pixels = seed_c > 0
-    out[seed_pixels] = 1
-    if cfg.grow_rel >= 1.0 or not seed_pixels.any():
-        return _fill(out, cfg)
-    # Growth: a looser candidate joins if it overlaps seeds, keeps at least grow_rel of their
-    # (mean) contrast, and is at most grow_area times their area inside it.
-    lab_seed_c = seed_c[seed_pixels].astype(np.float64)
-    min_seed_c = float(lab_seed_c.min())
-    for lab, n, ids, c, seed_score, ar in per_level:
-        if not (c >= cfg.grow_rel * min_seed_c).any():
-            continue                    # nothing at this level could join any seed
-        labs_at_seeds = lab[seed_pixels]
-        n_seed = np.bincount(labs_at_seeds, minlength=n)[ids]
-        sum_seed_c = np.bincount(labs_at_seeds, weights=lab_seed_c, minlength=n)[ids]
-        mean_seed_c = sum_seed_c / np.maximum(n_seed, 1)
-        join = ((n_seed > 0) & (c >= cfg.grow_rel * mean_seed_c)
-                & (ar <= cfg.grow_area * n_seed))
-        if join.any():
-            lut = np.zeros(n, np.uint8)
-            lut[ids[join]] = 1
-            out |= np.take(lut, lab)
+    # Pass 2, all candidates of all levels at once: filters and score.
+    counts = np.array([len(s) for s in stats])
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    st = np.concatenate(stats).astype(np.int64)
+    x, y, bw, bh, ar = (st[:, k] for k in range(5))
+    s_in = np.concatenate(sums)
+    integral = cv2.integral(small, sdepth=cv2.CV_64F)
+    m = (cfg.ring * np.sqrt(bw * bh)).astype(np.int64) + 2
+    x0, y0 = np.maximum(0, x - m), np.maximum(0, y - m)
+    x1, y1 = np.minimum(w, x + bw + m), np.minimum(h, y + bh + m)
+    s_box = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    n_ring = (x1 - x0) * (y1 - y0) - ar
+    mean_in = s_in / np.maximum(ar, 1)
+    diff = mean_in - (s_box - s_in) / np.maximum(n_ring, 1)
+    # A candidate must beat the pixel noise by this much, whatever the frame's contrast: this
+    # keeps pure noise and flat frames empty.
+    floor = max(cfg.noise_contrast * _noise_sigma(small), 1e-3)
+    ok = ((ar >= cfg.min_area * area) & (ar <= cfg.max_area * area) & (n_ring > 0)
+          & (bw <= cfg.max_width * w) & (bh <= cfg.max_height * h)
+          & ~((bw > cfg.band_aspect * bh) & (bw > 0.3 * w)) & (diff >= floor))
+    ok[offsets[:-1]] = False                                    # label 0 of every level
+    # Border contact: the share of its own extent a candidate runs along the image edges
+    # (a person cut by the frame touches it briefly; sky, road and walls run along it).
+    contact = (np.minimum(np.concatenate(sides_lr) / np.maximum(bh, 1), 2.0)
+               + np.minimum(np.concatenate(sides_tb) / np.maximum(bw, 1), 2.0))
+    unit = float(np.sqrt(_UNIT_RANGE * float(small.std()))) + 1e-6
+    g = diff / unit * cfg.border_penalty ** contact             # contrast (also for growth)
+    c = g * np.minimum(np.maximum(ar, 1) / (_SIZE_REF * area), _SIZE_CAP) ** cfg.size_power
+    if cfg.upright > 0:
+        c *= np.minimum(1.0, bh / (cfg.upright * np.maximum(bw, 1)))
+    c = np.where(ok, c, 0.0)
+    # The relative floor compares this score (without the peak factor, so that cooler people
+    # are not held to the hottest one's peak) with the frame's best.
+    rel_ok = c >= cfg.seed_rel * float(c.max())
+    if cfg.brightness_power > 0:
+        # peak: the highest level any descendant reaches (bottom-up maximum over the tree)
+        peak = np.repeat(np.asarray(levels_t), counts)
+        for i in range(len(labs) - 1, 0, -1):
+            np.maximum.at(peak, offsets[i - 1] + parents[i], peak[offsets[i]:offsets[i + 1]])
+        c *= peak ** cfg.brightness_power
+    accepted = ok & rel_ok & (c >= cfg.min_contrast)
+    if not accepted.any():
+        return out
+    # Pass 3: the optimal non-overlapping set of accepted candidates (an antichain of the
+    # component tree). A candidate is kept rather than its descendants when its evidence
+    # q = score * area is at least theirs, summed. Bottom-up: the children's best totals ...
+    q = np.where(accepted, c * ar, 0.0)
+    child = np.zeros(len(q))
+    for i in range(len(labs) - 1, 0, -1):
+        a, b = offsets[i], offsets[i + 1]
+        best_i = np.maximum(q[a:b], child[a:b])
+        best_i[0] = 0.0
+        child[offsets[i - 1]:a] += np.bincount(parents[i], weights=best_i,
+                                               minlength=counts[i - 1])
+    # ... top-down: a candidate is selected if it beats its descendants and no ancestor was.
+    chosen = (q > 0) & (q >= child)
+    selected = []
+    covered = np.zeros(counts[0], bool)
+    for i, lab in enumerate(labs):
+        a, b = offsets[i], offsets[i + 1]
+        if i > 0:
+            covered = covered[parents[i]] | selected[-1][parents[i]]
+        sel = chosen[a:b] & ~covered
+        if sel.any():
+            out |= np.take(sel.astype(np.uint8), lab)
+        selected.append(sel)
+    if cfg.grow_rel < 1.0 and out.any():
+        out = _grow(out, labs, offsets, selected, g, ok, ar, cfg)
     return _fill(out, cfg)
+
+
+def _grow(out: np.ndarray, labs: list, offsets: np.ndarray, selected: list, g: np.ndarray,
+          ok: np.ndarray, ar: np.ndarray, cfg: ThermalMaskConfig) -> np.ndarray:
+    """Optional growth: a larger candidate that overlaps the selection joins it if its contrast
+    is at least ``grow_rel`` times that of the selected pixels inside it and its area at most
+    ``grow_area`` times their count."""
+    seed_g = np.zeros(out.shape, np.float32)
+    for i, (lab, sel) in enumerate(zip(labs, selected)):
+        if sel.any():
+            lut = np.where(sel, g[offsets[i]:offsets[i + 1]], 0.0).astype(np.float32)
+            np.maximum(seed_g, np.take(lut, lab), out=seed_g)
+    seeds = seed_g > 0
+    seed_vals = seed_g[seeds].astype(np.float64)
+    grown = out.copy()
+    for i, lab in enumerate(labs):
+        a, b = offsets[i], offsets[i + 1]
+        labs_at = lab[seeds]
+        n_seed = np.bincount(labs_at, minlength=b - a)
+        mean_g = (np.bincount(labs_at, weights=seed_vals, minlength=b - a)
+                  / np.maximum(n_seed, 1))
+        join = (ok[a:b] & (n_seed > 0) & (g[a:b] >= cfg.grow_rel * mean_g)
+                & (ar[a:b] <= cfg.grow_area * n_seed))
+        if join.any():
+            grown |= np.take(join.astype(np.uint8), lab)
+    return grown
 
 
 def _fill(out: np.ndarray, cfg: ThermalMaskConfig) -> np.ndarray:

@@ -31,15 +31,20 @@ def ellipse(h, w, center, axes):
     return m.astype(bool)
 
 
-def blob_scene(h=240, w=320, seed=0):
-    """Three warm 'people' (upright ellipses) and one 'car' on textured clutter."""
+BLOBS = [((60, 150), (10, 28), 215.0), ((150, 170), (8, 22), 200.0),   # three 'people'
+         ((230, 120), (6, 16), 205.0), ((270, 190), (28, 14), 190.0)]   # and a cooler 'car'
+
+
+def blob_scene(h=240, w=320, seed=0, people_only=False):
+    """Three warm 'people' (upright ellipses) and one cooler, wide 'car' on textured clutter.
+    Returns the image and the truth mask (of the people alone with ``people_only``)."""
     img = textured_background(h, w, seed)
     truth = np.zeros((h, w), bool)
-    for center, axes, value in [((60, 150), (10, 28), 215.0), ((150, 170), (8, 22), 200.0),
-                                ((230, 120), (6, 16), 205.0), ((270, 190), (28, 14), 190.0)]:
+    for k, (center, axes, value) in enumerate(BLOBS):
         e = ellipse(h, w, center, axes)
         img[e] = value + np.random.default_rng(seed + 1).normal(0, 3, e.sum())
-        truth |= e
+        if k < 3 or not people_only:
+            truth |= e
     return np.clip(img, 0, 255).astype(np.uint8), truth
 
 
@@ -60,16 +65,79 @@ def test_output_type_shape_range_and_soft_edges():
 @pytest.mark.parametrize("seed", [0, 1, 2, 6])
 def test_finds_hot_blobs_on_textured_background(seed):
     img, truth = blob_scene(seed=seed)
+    people = blob_scene(seed=seed, people_only=True)[1]
+    far = ~cv2.dilate(truth.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
+    # Defaults (tuned for people in street scenes): every person is found whole; the cooler,
+    # wide 'car' (190, twice as wide as tall) loses to the upright prior and may be left out.
     m = thermal_hot_object_mask(img) >= 0.5
-    assert iou(m, truth) > 0.6
-    # every object is found whole, even the cooler 'car' (190 vs 215 for the hottest) ...
+    n, lab = cv2.connectedComponents(people.astype(np.uint8))
+    for i in range(1, n):
+        assert m[lab == i].mean() > 0.9
+    assert iou(m, people) > 0.6
+    assert (m & truth).sum() / m.sum() > 0.7
+    assert m[far].mean() < 0.01                          # far clutter stays out
+    # Without the upright prior and the peak factor every object is found whole, the car too.
+    m = thermal_hot_object_mask(img, ThermalMaskConfig(upright=0.0, brightness_power=0.0)) >= 0.5
     n, lab = cv2.connectedComponents(truth.astype(np.uint8))
     for i in range(1, n):
         assert m[lab == i].mean() > 0.9
-    # ... growth may spill into adjacent warm clutter a little, but far clutter stays out
-    assert (m & truth).sum() / m.sum() > 0.6
-    far = ~cv2.dilate(truth.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
+    assert iou(m, truth) > 0.6
     assert m[far].mean() < 0.01
+
+
+def people_scene(seed=0, h=256, w=320):
+    """A night street: five upright 'people' from 230 down to 170 (farther ones smaller)."""
+    img = textured_background(h, w, seed, lo=40, hi=80)
+    rng = np.random.default_rng(seed + 10)
+    people = []
+    for x, value, scale in [(40, 230, 1.0), (100, 215, 0.6), (160, 200, 0.8), (220, 185, 0.5),
+                            (280, 170, 0.9)]:
+        e = ellipse(h, w, (x, int(110 + 70 * scale)),
+                    (max(3, int(10 * scale)), max(8, int(28 * scale))))
+        img[e] = value + rng.normal(0, 3, e.sum())
+        people.append(e)
+    return np.clip(img, 0, 255).astype(np.uint8), people
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_several_people_of_different_temperatures_are_all_found(seed):
+    # The coolest person's contrast is 0.65 of the hottest's: a floor relative to the best
+    # score alone (0.7 before) dropped it; now each person needs only clear local contrast.
+    img, people = people_scene(seed)
+    m = thermal_hot_object_mask(img) >= 0.5
+    for p in people:
+        assert m[p].mean() > 0.9
+    assert iou(m, np.any(people, axis=0)) > 0.7
+
+
+def skyline_scene(seed=0, h=240, w=320):
+    """Small 'people' (26 px tall) on a bridge in front of a hot, wide, jagged skyline band."""
+    img = textured_background(h, w, seed, lo=30, hi=60)
+    rng = np.random.default_rng(seed + 20)
+    band = np.zeros((h, w), bool)
+    band[100:130] = True
+    for k, top in enumerate(100 - rng.integers(0, 25, w // 8)):     # 'buildings'
+        band[top:100, 8 * k:8 * k + 6] = True
+    img[band] = 170 + rng.normal(0, 4, band.sum())
+    people = []
+    for x in (50, 120, 200, 270):
+        e = ellipse(h, w, (x, 112), (4, 13))
+        img[e] = 215 + rng.normal(0, 3, e.sum())
+        people.append(e)
+    return np.clip(img, 0, 255).astype(np.uint8), people, band
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_small_people_in_front_of_a_hot_skyline_band(seed):
+    img, people, band = skyline_scene(seed)
+    truth = np.any(people, axis=0)
+    m = thermal_hot_object_mask(img) >= 0.5
+    for p in people:
+        assert m[p].mean() > 0.9                            # every small person found ...
+    around = cv2.dilate(truth.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert m[band & ~around].mean() < 0.01                  # ... and the band left out
+    assert iou(m, truth) > 0.6
+    assert iou(otsu_mask(img), truth) < 0.1                 # global Otsu takes the band
 
 
 def test_hot_sky_band_is_rejected_where_global_otsu_fails():
@@ -112,7 +180,7 @@ def test_pure_noise_gives_small_or_empty_mask():
 
 
 def test_uint16_float_and_colour_inputs_match_uint8():
-    img, truth = blob_scene(seed=2)
+    img, truth = blob_scene(seed=2, people_only=True)
     ref = thermal_hot_object_mask(img) >= 0.5
     raw14 = (img.astype(np.uint16) * 40 + 3000)                # 14-bit radiometric-like counts
     assert raw14.dtype == np.uint16 and raw14.max() > 255
@@ -152,7 +220,8 @@ def test_config_is_frozen_and_validated():
         cfg.seed_rel = 0.5
     for bad in [dict(work_size=8), dict(levels=1), dict(min_area=0.5, max_area=0.1),
                 dict(low_percentile=99, high_percentile=1), dict(border_penalty=1.5),
-                dict(seed_rel=0.0), dict(grow_rel=1.5), dict(feather=-1), dict(ring=-0.1)]:
+                dict(seed_rel=0.0), dict(grow_rel=1.5), dict(feather=-1), dict(ring=-0.1),
+                dict(upright=-1.0), dict(size_power=3.0), dict(brightness_power=-1.0)]:
         with pytest.raises(ValueError):
             ThermalMaskConfig(**bad)
     assert cfg.replace(seed_rel=0.5).seed_rel == 0.5
@@ -185,11 +254,11 @@ needs_tno = pytest.mark.skipif(not os.path.isdir(os.path.join(TNO, "mask")),
 @needs_tno
 def test_tno_cross_validated_iou_above_floor():
     ir, masks = os.path.join(TNO, "ir"), os.path.join(TNO, "mask")
-    res = cross_validate(ir, masks, grid={"seed_rel": [0.6, 0.7, 0.8]})
+    res = cross_validate(ir, masks, grid={"seed_rel": [0.55, 0.6, 0.65]})
     assert res["n"] == 20 and res["folds"] == 20
     assert res["cv"]["iou"] >= 0.50                 # leave-one-out, held-out images only
     assert res["cv"]["f"] >= 0.60
-    assert res["base"]["iou"] >= 0.50               # the shipped defaults
+    assert res["base"]["iou"] >= 0.50               # the shipped defaults (0.535)
     otsu = evaluate_masks(ir, masks, otsu_mask)["mean"]
     assert otsu["iou"] < 0.25                       # the baseline really is weak here
     assert res["cv"]["iou"] > otsu["iou"] + 0.25
@@ -256,3 +325,43 @@ def test_eval_mask_command_and_evaluate_masks(tmp_path, capsys, monkeypatch):
                              "--set", "no_such_field=1"])
     with pytest.raises(ValueError):
         mask_eval.run(bad)
+
+
+def test_group_of_and_leave_one_group_out(tmp_path, capsys):
+    import argparse
+
+    from sosmaskfuse_core import mask_eval
+    from sosmaskfuse_core.mask_eval import group_of
+
+    assert group_of("m3_0111_1716_018", r"^(m3_\d+_\d+|rs)") == "m3_0111_1716"
+    assert group_of("rs_FLIR_05879", r"^(m3_\d+_\d+|rs)") == "rs"
+    assert group_of("video2_frame7", r"^video\d+") == "video2"      # no capture group: match
+    assert group_of("other", r"^video\d+") == ""
+    assert group_of("x_1", None) == "x_1"
+
+    ir_dir, mask_dir = tmp_path / "ir", tmp_path / "mask"
+    ir_dir.mkdir()
+    mask_dir.mkdir()
+    for name, seed in [("vidA_0", 0), ("vidA_1", 1), ("vidB_0", 2), ("vidB_1", 3),
+                       ("vidC_0", 4)]:
+        img, truth = sky_scene(seed % 3)
+        cv2.imwrite(str(ir_dir / f"{name}.png"), img)
+        cv2.imwrite(str(mask_dir / f"{name}.png"), truth.astype(np.uint8) * 255)
+    grid = {"seed_rel": [0.55, 0.6]}
+    res = cross_validate(str(ir_dir), str(mask_dir), grid=grid, group=r"^(vid\w)_")
+    assert res["folds"] == 3 and res["n"] == 5
+    assert set(res["per_group"]) == {"vidA", "vidB", "vidC"}
+    assert res["per_group"]["vidA"]["n"] == 2 and res["per_group"]["vidC"]["n"] == 1
+    assert res["cv"]["iou"] > 0.6
+    with pytest.raises(ValueError):
+        cross_validate(str(ir_dir), str(mask_dir), grid=grid, group=r"^vid")   # one group
+    ev = evaluate_masks(str(ir_dir), str(mask_dir), ThermalHotObjectMasker(), group=r"^(vid\w)_")
+    assert set(ev["per_group"]) == {"vidA", "vidB", "vidC"}
+
+    parser = argparse.ArgumentParser(prog="sosmaskfuse")
+    mask_eval.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval-mask", "--ir", str(ir_dir), "--masks", str(mask_dir),
+                              "--group", r"^(vid\w)_"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "group vidA" in out and "group vidC" in out
