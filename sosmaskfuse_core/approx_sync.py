@@ -38,6 +38,9 @@ import threading
 from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 NS_PER_SECOND = 1_000_000_000
+#: Defaults of the node's and the bag tool's pairing (sync_queue_size, sync_slop in seconds).
+DEFAULT_QUEUE_SIZE = 10
+DEFAULT_SLOP = 0.05
 
 MsgT = TypeVar("MsgT")
 

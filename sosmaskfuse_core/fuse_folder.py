@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 
 from .image_files import ImageReadError, pair_by_stem, read_image, write_image
-from .pipeline import PipelineConfig
+from .devices import PRECISIONS
+from .fusion import FUSION_MODES
+from .pipeline import OUTPUT_SCALINGS, PipelineConfig
 from .progress import Progress
 
 
@@ -32,14 +34,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mask-source", choices=("auto", "sosnet", "thermal"), default="auto",
                    help="where masks come from without --mask-dir (default: auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--fusion-mode", choices=("imvf", "sca", "addition"), default="imvf")
-    p.add_argument("--mu", type=float, default=0.8, help="IMV-F thermal foreground weight (default 0.8)")
+    p.add_argument("--fusion-mode", choices=FUSION_MODES, default=PipelineConfig.fusion_mode)
+    p.add_argument("--mu", type=float, default=PipelineConfig.mu,
+                   help=f"IMV-F thermal foreground weight (default {PipelineConfig.mu})")
     p.add_argument("--mask-threshold", type=float, default=None,
                    help="binarise the mask at this probability (default: soft mask, as the paper)")
-    p.add_argument("--output-scaling", choices=("minmax", "clip"), default="minmax",
+    p.add_argument("--output-scaling", choices=OUTPUT_SCALINGS, default="minmax",
                    help="minmax: the paper's per-image stretch (default); clip: the decoder's levels")
     p.add_argument("--color", action="store_true", help="write colour: fused luma + visible chroma")
-    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default=PipelineConfig.precision)
     p.set_defaults(func=run)
     return p
 

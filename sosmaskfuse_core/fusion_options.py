@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from .approx_sync import DEFAULT_QUEUE_SIZE, DEFAULT_SLOP
+from .devices import PRECISIONS
 from .frames import FramePreparer, parse_homography
 from .fusion import FUSION_MODES
 from .pipeline import OUTPUT_SCALINGS, FusionPipeline, PipelineConfig
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from .weights import ModelSources
 
 MASK_SOURCES = ("auto", "sosnet", "thermal")  # the node's `topic` needs a mask topic: not offered offline
-PRECISIONS = ("fp32", "fp16", "bf16")
+PIPE, AGC = PipelineConfig, ThermalAGC  # their class attributes are the defaults
 
 
 def add_node_options(parser: argparse.ArgumentParser) -> None:
@@ -30,14 +32,17 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--mask-source", choices=MASK_SOURCES, default="auto",
                         help="sosnet, thermal (classical mask) or auto (default: auto)")
     models.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    models.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
+    models.add_argument("--precision", choices=PRECISIONS, default=PIPE.precision,
+                        help=f"default: {PIPE.precision}")
 
     fusion = parser.add_argument_group("fusion")
-    fusion.add_argument("--fusion-mode", choices=FUSION_MODES, default="imvf", help="default: imvf")
-    fusion.add_argument("--mu", type=float, default=0.8, help="IMV-F thermal foreground weight (default 0.8)")
+    fusion.add_argument("--fusion-mode", choices=FUSION_MODES, default=PIPE.fusion_mode,
+                        help=f"default: {PIPE.fusion_mode}")
+    fusion.add_argument("--mu", type=float, default=PIPE.mu,
+                        help=f"IMV-F thermal foreground weight (default {PIPE.mu})")
     fusion.add_argument("--mask-threshold", type=float, default=None,
                         help="binarise the mask at this probability (default: soft mask)")
-    fusion.add_argument("--output-scaling", choices=OUTPUT_SCALINGS, default="minmax",
+    fusion.add_argument("--output-scaling", choices=OUTPUT_SCALINGS, default=PIPE.output_scaling,
                         help="minmax: the paper's per-frame stretch (default); clip: no flicker between frames")
     fusion.add_argument("--color-output", action="store_true",
                         help="fused_image as bgr8: fused luma with the visible chroma")
@@ -48,16 +53,19 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
                         help="3x3 row-major thermal pixel -> visible pixel (default: resize the thermal image)")
 
     agc = parser.add_argument_group("thermal gain control (16-bit counts to 8 bit)")
-    agc.add_argument("--thermal-agc", choices=AGC_MODES, default="percentile", help="default: percentile")
-    agc.add_argument("--agc-low-percent", type=float, default=1.0, help="percentile mode: black (default 1)")
-    agc.add_argument("--agc-high-percent", type=float, default=99.0, help="percentile mode: white (default 99)")
-    agc.add_argument("--agc-min", type=float, default=0.0, help="fixed mode: count mapped to black")
-    agc.add_argument("--agc-max", type=float, default=65535.0, help="fixed mode: count mapped to white")
+    agc.add_argument("--thermal-agc", choices=AGC_MODES, default=AGC.mode, help=f"default: {AGC.mode}")
+    agc.add_argument("--agc-low-percent", type=float, default=AGC.low_percent,
+                     help=f"percentile mode: black (default {AGC.low_percent:g})")
+    agc.add_argument("--agc-high-percent", type=float, default=AGC.high_percent,
+                     help=f"percentile mode: white (default {AGC.high_percent:g})")
+    agc.add_argument("--agc-min", type=float, default=AGC.fixed_min, help="fixed mode: count mapped to black")
+    agc.add_argument("--agc-max", type=float, default=AGC.fixed_max, help="fixed mode: count mapped to white")
 
     sync = parser.add_argument_group("pairing (message_filters ApproximateTime)")
-    sync.add_argument("--sync-queue-size", type=int, default=10, help="queue per input (default 10)")
-    sync.add_argument("--sync-slop", type=float, default=0.05,
-                      help="largest stamp difference of a pair, seconds (default 0.05)")
+    sync.add_argument("--sync-queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
+                      help=f"queue per input (default {DEFAULT_QUEUE_SIZE})")
+    sync.add_argument("--sync-slop", type=float, default=DEFAULT_SLOP,
+                      help=f"largest stamp difference of a pair, seconds (default {DEFAULT_SLOP})")
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:

@@ -182,7 +182,8 @@ class FusionPipeline:
             if masks is not None:
                 ext = self._stack([_mask_tensor(m, self.device) for m in masks], "mask")
                 if ext.shape[-2:] != ir.shape[-2:]:
-                    raise ValueError(f"mask is {ext.shape[-1]}x{ext.shape[-2]}, images are {ir.shape[-1]}x{ir.shape[-2]}")
+                    raise ValueError(f"mask is {ext.shape[-1]}x{ext.shape[-2]}, "
+                                     f"images are {ir.shape[-1]}x{ir.shape[-2]}")
             if cfg.process_size is not None:
                 size_hw = (int(cfg.process_size[1]), int(cfg.process_size[0]))
                 ir, vis = _resize_u8(ir, size_hw), _resize_u8(vis, size_hw)

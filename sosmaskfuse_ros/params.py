@@ -12,14 +12,16 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from sosmaskfuse_core.approx_sync import DEFAULT_QUEUE_SIZE, DEFAULT_SLOP
+from sosmaskfuse_core.devices import PRECISIONS
 from sosmaskfuse_core.fusion import FUSION_MODES
-from sosmaskfuse_core.pipeline import OUTPUT_SCALINGS
+from sosmaskfuse_core.pipeline import OUTPUT_SCALINGS, PipelineConfig
 from sosmaskfuse_core.thermal_agc import MODES as AGC_MODES
+from sosmaskfuse_core.thermal_agc import ThermalAGC
 
 MASK_SOURCES = ("auto", "sosnet", "thermal", "topic")
 RELIABILITY = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,21 @@ PARAMETERS: tuple[Param, ...] = (
     Param("autoencoder_weights", "", "IMV-F autoencoder checkpoint (authors' or ours); empty = shipped default"),
     Param("sosnet_weights", "", "SOS network checkpoint (authors' or ours); empty = shipped default if any"),
     Param("device", "auto", "auto, cpu, cuda or cuda:N"),
-    Param("precision", "fp32", "network precision (fp16 needs CUDA)", choices=PRECISIONS),
+    Param("precision", PipelineConfig.precision, "network precision (fp16 needs CUDA)", choices=PRECISIONS),
     Param("mask_source", "auto", "sosnet: SOS network; thermal: classical hot-object mask (no network); "
           "topic: masks on the 'mask' topic; auto: the SOS network if weights exist, else thermal",
           choices=MASK_SOURCES),
     # fusion (live)
-    Param("fusion_mode", "imvf", "imvf (the paper) or the mask-free baselines addition and sca",
+    Param("fusion_mode", PipelineConfig.fusion_mode, "imvf (the paper) or the mask-free baselines addition and sca",
           read_only=False, choices=FUSION_MODES),
-    Param("mu", 0.8, "IMV-F weight of the thermal foreground features", read_only=False, float_range=(0.0, 1.0)),
+    Param("mu", PipelineConfig.mu, "IMV-F weight of the thermal foreground features", read_only=False,
+          float_range=(0.0, 1.0)),
     Param("mask_threshold", "", "empty = soft mask (as the paper's code); a number in (0, 1) binarises the mask",
           read_only=False, dynamic_typing=True),
-    Param("output_scaling", "minmax", "minmax: the paper's per-frame stretch; clip: the decoder's gray levels "
-          "(no flicker between frames)", read_only=False, choices=OUTPUT_SCALINGS),
-    Param("color_output", False, "publish bgr8: fused luma with the visible image's chroma", read_only=False),
+    Param("output_scaling", PipelineConfig.output_scaling, "minmax: the paper's per-frame stretch; clip: the "
+          "decoder's gray levels (no flicker between frames)", read_only=False, choices=OUTPUT_SCALINGS),
+    Param("color_output", PipelineConfig.color_output, "publish bgr8: fused luma with the visible image's chroma",
+          read_only=False),
     Param("publish_mask", True, "publish the mask on sos_mask", read_only=False),
     # processing size and registration
     Param("process_width", 0, "fuse at this width (0 = the visible image's)", int_range=(0, 8192)),
@@ -71,19 +75,19 @@ PARAMETERS: tuple[Param, ...] = (
     Param("homography", Parameter.Type.DOUBLE_ARRAY, "3x3 row-major thermal pixel -> visible pixel; "
           "unset = resize the thermal image to the visible size"),
     # thermal gain control for 16-bit counts (live)
-    Param("thermal_agc", "percentile", "16-bit thermal to 8 bit: minmax, percentile or fixed",
+    Param("thermal_agc", ThermalAGC.mode, "16-bit thermal to 8 bit: minmax, percentile or fixed",
           read_only=False, choices=AGC_MODES),
-    Param("agc_low_percent", 1.0, "percentile mode: count mapped to black", read_only=False,
+    Param("agc_low_percent", ThermalAGC.low_percent, "percentile mode: count mapped to black", read_only=False,
           float_range=(0.0, 100.0)),
-    Param("agc_high_percent", 99.0, "percentile mode: count mapped to white", read_only=False,
+    Param("agc_high_percent", ThermalAGC.high_percent, "percentile mode: count mapped to white", read_only=False,
           float_range=(0.0, 100.0)),
-    Param("agc_min", 0.0, "fixed mode: count mapped to black", read_only=False),
-    Param("agc_max", 65535.0, "fixed mode: count mapped to white", read_only=False),
+    Param("agc_min", ThermalAGC.fixed_min, "fixed mode: count mapped to black", read_only=False),
+    Param("agc_max", ThermalAGC.fixed_max, "fixed mode: count mapped to white", read_only=False),
     # inputs
     Param("input_transport", "raw", "raw: sensor_msgs/Image on <topic>; compressed: CompressedImage on "
           "<topic>/compressed", choices=TRANSPORTS),
-    Param("sync_queue_size", 10, "ApproximateTime queue size per input", int_range=(1, 1000)),
-    Param("sync_slop", 0.05, "largest stamp difference (s) of a thermal/visible pair", float_range=(0.0, 10.0)),
+    Param("sync_queue_size", DEFAULT_QUEUE_SIZE, "ApproximateTime queue size per input", int_range=(1, 1000)),
+    Param("sync_slop", DEFAULT_SLOP, "largest stamp difference (s) of a thermal/visible pair", float_range=(0.0, 10.0)),
     Param("input_reliability", "best_effort", "input QoS reliability (REP-2003 sensor data: best_effort)",
           choices=RELIABILITY),
     Param("output_reliability", "reliable", "output QoS reliability", choices=RELIABILITY),
