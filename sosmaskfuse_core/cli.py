@@ -7,8 +7,9 @@ import sys
 
 from . import __version__, evaluate, fuse_folder
 from .training import autoencoder as train_autoencoder
+from .training import sosnet as train_sosnet
 
-COMMANDS = (fuse_folder, evaluate, train_autoencoder)
+COMMANDS = (fuse_folder, evaluate, train_autoencoder, train_sosnet)
 
 
 def build_parser() -> argparse.ArgumentParser:
