@@ -607,7 +607,7 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
         state.epoch = state.step // steps_per_epoch
         state.seconds = time.perf_counter() - started
         rate = cfg.batch_size * session_steps / max(time.perf_counter() - session_start, 1e-9)
-        progress.step(f"epoch {state.epoch}/{cfg.epochs}  loss {value:.4f}  "
+        progress.step(f"epoch {(state.step - 1) // steps_per_epoch + 1}/{cfg.epochs}  loss {value:.4f}  "
                       f"lr {optimizer.param_groups[0]['lr']:.2g}  {rate:.1f} img/s")
         validate = end_of_epoch and (state.epoch % cfg.val_every == 0 or state.step == total)
         if end_of_epoch:
