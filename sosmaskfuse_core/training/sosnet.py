@@ -266,14 +266,14 @@ def kfold_split(stems: Sequence[str], folds: int, fold: int, seed: int) -> tuple
 def split_data(cfg: SOSNetTrainConfig) -> tuple[list[MaskSample], list[MaskSample], dict]:
     """Training and held-out samples per the config, and a summary for the metadata."""
     data = load_folder(cfg.data)
-    summary = {"folder": data.folder, "layout": data.layout, "skipped": list(data.skipped)}
+    summary = {"folder": data.folder, "layout": data.layout, "skipped": list(data.skipped)[:1000]}
     if cfg.val_data:
         if cfg.folds is not None:
             raise ValueError("give either --val-data or --folds, not both")
         val = load_folder(cfg.val_data)
         train_samples, val_samples = data.samples, val.samples
         summary.update(split=f"held-out folder {val.folder}", val_folder=val.folder)
-        summary["skipped"] += val.skipped
+        summary["skipped"] = (summary["skipped"] + val.skipped)[:1000]
     elif cfg.folds is not None:
         if cfg.fold is None:
             raise ValueError("--folds needs --fold (0 .. K-1)")
@@ -555,6 +555,11 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
     if resume:
         state = runner.load_run(out, model, optimizer, scheduler)
         log.info("resumed %s at step %d (epoch %d)", out, state.step, state.epoch)
+        before = resumed_meta.get("config", {})
+        changed = sorted(k for k, v in cfg.plain().items() if k in before and before[k] != v and k != "device")
+        if changed:
+            log.warning("resuming %s with other settings than it was started with: %s", out,
+                        ", ".join(f"{k} {before[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
 
     train_set = PreparedSet(train_samples, size)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
@@ -645,7 +650,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v = g.add_mutually_exclusive_group()
     v.add_argument("--val-data", default=None, help="held-out folder (same layouts as --data)")
     v.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help=f"hold out this fraction of --data, by seed (default {d.val_fraction}; 0: no validation)")
+                   help=f"hold out this fraction of --data, by seed (default {d.val_fraction}; 0: no "
+                        f"validation; ignored with --folds)")
     g.add_argument("--folds", type=int, default=None, help="k-fold cross-validation: K folds (by seed)")
     g.add_argument("--fold", type=int, default=None, help="the fold held out, 0 .. K-1")
     g.add_argument("--val-every", type=int, default=d.val_every, help="validate every N epochs (default 1)")
