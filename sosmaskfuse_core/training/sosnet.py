@@ -565,6 +565,7 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     n_params = sum(p.numel() for p in model.parameters())
+    version = runner.code_version()
 
     # Losses of the current epoch so far: stored with each checkpoint so a run resumed in the
     # middle of an epoch reports the same epoch loss as an uninterrupted one.
@@ -576,7 +577,7 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
         return {"kind": "sosnet training run", "config": cfg.plain(), "data": data, "init": init_info,
                 "input_size": list(size), "parameters": n_params,
                 "steps": state.step, "epochs": state.step / steps_per_epoch, "history": state.history,
-                "metrics": metrics, "code_version": runner.code_version(), "device": str(device),
+                "metrics": metrics, "code_version": version, "device": str(device),
                 "train_seconds": round(state.seconds, 1), "epoch_losses": list(epoch_losses)}
 
     def save() -> None:
@@ -607,17 +608,18 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
         session_steps += 1
         epoch_losses.append(value)
         end_of_epoch = state.step % steps_per_epoch == 0
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step used
         if end_of_epoch:
             scheduler.step()
         state.epoch = state.step // steps_per_epoch
         state.seconds = time.perf_counter() - started
         rate = cfg.batch_size * session_steps / max(time.perf_counter() - session_start, 1e-9)
         progress.step(f"epoch {(state.step - 1) // steps_per_epoch + 1}/{cfg.epochs}  loss {value:.4f}  "
-                      f"lr {optimizer.param_groups[0]['lr']:.2g}  {rate:.1f} img/s")
+                      f"lr {lr:.2g}  {rate:.1f} img/s")
         validate = end_of_epoch and (state.epoch % cfg.val_every == 0 or state.step == total)
         if end_of_epoch:
             entry = {"step": state.step, "epoch": state.epoch, "loss": value,
-                     "epoch_loss": float(np.mean(epoch_losses)), "lr": optimizer.param_groups[0]["lr"]}
+                     "epoch_loss": float(np.mean(epoch_losses)), "lr": lr}
             epoch_losses.clear()
             if validate and val_samples:
                 quality = mask_quality(model, val_samples, size, device, cfg.amp)
