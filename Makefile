@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch is pinned for the CPU set-up; the package itself only asks for torch>=2.1.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv test clean
+.PHONY: venv test demo clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: setup.py setup.cfg package.xml pyproject.toml
 
 test: venv
 	$(PY) -m pytest -q
+
+# The main job on the shipped defaults: synthetic cameras -> fusion node over DDS, recorded to MCAP,
+# with a contact sheet and throughput/latency figures (see README).
+demo: venv
+	$(VENV)/bin/sosmaskfuse demo --out demo_output
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -4,32 +4,41 @@ import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "sosmaskfuse_ros"
+EXECUTABLES = {
+    "sosmaskfuse": "sosmaskfuse_core.cli:main",
+    "sosmaskfuse_node": "sosmaskfuse_ros.fusion_node:main",
+    "synthetic_cameras": "sosmaskfuse_ros.synthetic_cameras:main",
+}
 
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["sosmaskfuse_core", "sosmaskfuse_core.*",
                                     "sosmaskfuse_ros", "sosmaskfuse_ros.*"]),
+    # The shipped default weights and their model card live inside the package.
+    package_data={"sosmaskfuse_core": ["weights/*.pt", "weights/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob.glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob.glob("config/*")),
+        # Executables where `ros2 run` and launch_ros look for them after a pip install (see scripts/).
+        (f"lib/{PACKAGE}", [f"scripts/{name}" for name in EXECUTABLES]),
     ],
     python_requires=">=3.10",
-    install_requires=["torch>=2.1", "numpy", "opencv-python", "scipy", "scikit-image"],
+    # rosbags 0.11: MCAP writing with the statistics record rosbag2's MCAP plugin needs, bare .mcap/.db3 reading
+    install_requires=["torch>=2.1", "numpy", "opencv-python", "scipy", "scikit-image", "rosbags>=0.11"],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
             "ros-jazzy-sensor-msgs",
             "ros-jazzy-std-msgs",
+            "ros-jazzy-diagnostic-msgs",
+            "ros-jazzy-rosgraph-msgs",
+            "ros-jazzy-ament-index-python",
         ],
         "test": ["pytest", "pillow"],
     },
     zip_safe=True,
-    entry_points={
-        "console_scripts": [
-            "sosmaskfuse = sosmaskfuse_core.cli:main",
-        ],
-    },
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()]},
 )

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .image_files import IMAGE_SUFFIXES
+from .image_files import list_images, single
 from .metrics import METRIC_NAMES, compute_all
 
 MEAN_LABEL = "mean"
@@ -54,26 +54,6 @@ def read_gray(path: Path) -> NDArray[np.uint8]:
         return image
     luma = cv2.cvtColor(image[:, :, :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
     return np.clip(np.round(luma), 0, 255).astype(np.uint8)
-
-
-def list_images(folder: Path) -> dict[str, list[Path]]:
-    """Image files of ``folder`` (by suffix, not hidden) by stem; a stem with >1 file is ambiguous."""
-    images: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        is_image = path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-        if is_image and path.is_file():
-            images.setdefault(path.stem, []).append(path)
-    return images
-
-
-def _partner(images: dict[str, list[Path]], stem: str, role: str, folder: Path) -> Path:
-    """The single ``role`` image of ``stem``; ValueError naming the problem otherwise."""
-    paths = images.get(stem, [])
-    if not paths:
-        raise ValueError(f"no {role} image named '{stem}' in {folder}")
-    if len(paths) > 1:
-        raise ValueError(f"ambiguous {role} image '{stem}': " + ", ".join(p.name for p in paths))
-    return paths[0]
 
 
 def evaluate_image(fused: Path, ir: Path, vis: Path) -> dict[str, float]:
@@ -149,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
             done += 1
             print(f"[{done}/{total}] {method}/{stem}", file=sys.stderr, flush=True)
             try:
-                values = evaluate_image(_partner(images, stem, "fused", folder),
-                                        _partner(ir_images, stem, "infrared", args.ir),
-                                        _partner(vis_images, stem, "visible", args.vis))
+                values = evaluate_image(single(images, stem, "fused", folder),
+                                        single(ir_images, stem, "infrared", args.ir),
+                                        single(vis_images, stem, "visible", args.vis))
             except ValueError as error:
                 print(f"error: {method}/{stem}: {error}; skipped", file=sys.stderr)
                 skipped += 1

@@ -342,3 +342,23 @@ def fill_compressed_msg(msg: Any, image: np.ndarray, fmt: str = "png",
     msg.format = fields.format
     msg.data = _as_byte_array(fields.data) if isinstance(msg.data, array.array) else fields.data
     return msg
+
+
+# --------------------------------------------------------------------------- either kind
+
+
+def message_to_array(msg: Any, *, name: str = "image") -> tuple[np.ndarray, str]:
+    """Pixels and encoding of an Image- or CompressedImage-like ``msg`` (told apart by ``format``).
+
+    An Image decodes as :func:`image_to_array` with its own encoding; a compressed image as
+    :func:`compressed_to_array`, in OpenCV's order, with the encoding that names the result
+    (mono8, mono16, bgr8 or bgra8). Raises :class:`ImageDecodeError`.
+    """
+    if not hasattr(msg, "format"):
+        return image_to_array(msg, name=name), msg.encoding
+    image = compressed_to_array(msg, name=name)
+    try:
+        return image, _opencv_encoding(image)
+    except ValueError:
+        raise ImageDecodeError(f"{name}: decoded to a {image.dtype} array of shape {image.shape}, "
+                               "which no supported encoding names") from None

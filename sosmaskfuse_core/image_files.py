@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,20 +21,30 @@ class ImageReadError(ValueError):
     """A file that OpenCV cannot read as an image."""
 
 
-def list_images(folder: str | os.PathLike) -> dict[str, Path]:
-    """Files of a folder by stem (hidden files skipped; any format OpenCV may read).
+def list_images(folder: str | os.PathLike) -> dict[str, list[Path]]:
+    """Image files of a folder (by suffix, hidden files skipped) by stem, in name order.
 
-    Raises NotADirectoryError for a missing folder. Two files with one stem (a.png, a.jpg)
-    keep the first in name order; the others are returned by `duplicate_stems`.
+    A stem usually has one file; several (a.png and a.jpg) make it ambiguous, which callers
+    report rather than guess. Raises NotADirectoryError for a missing folder.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a folder")
-    out: dict[str, Path] = {}
+    out: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            out.setdefault(path.stem, path)
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file():
+            out.setdefault(path.stem, []).append(path)
     return out
+
+
+def single(images: dict[str, list[Path]], stem: str, role: str, folder: str | os.PathLike) -> Path:
+    """The one `role` file of `stem` in a `list_images` listing; ValueError naming the problem."""
+    paths = images.get(stem, [])
+    if not paths:
+        raise ValueError(f"no {role} image named '{stem}' in {folder}")
+    if len(paths) > 1:
+        raise ValueError(f"ambiguous {role} image '{stem}': " + ", ".join(p.name for p in paths))
+    return paths[0]
 
 
 @dataclass
@@ -45,20 +56,30 @@ class Pairing:
 
 
 def pair_by_stem(*folders: str | os.PathLike, names: tuple[str, ...] | None = None) -> Pairing:
-    """Match files of the same stem in every folder; others are reported with the folder they miss."""
+    """Match files of the same stem in every folder; the others are reported with the reason
+    (the folders they are missing from, or several files of one stem)."""
     names = names or tuple(Path(f).name for f in folders)
     listings = [list_images(f) for f in folders]
-    stems = sorted(set().union(*listings))
     result = Pairing()
-    for stem in stems:
-        found = [listing.get(stem) for listing in listings]
-        if all(found):
-            result.pairs.append((stem, tuple(found)))
+    for stem in sorted(set().union(*listings), key=natural_key):
+        found = [listing.get(stem, []) for listing in listings]
+        ambiguous = [paths for paths in found if len(paths) > 1]
+        if ambiguous:
+            for path in ambiguous[0]:
+                result.unmatched.append((path, f"several files named '{stem}' in {path.parent}"))
+        elif all(found):
+            result.pairs.append((stem, tuple(paths[0] for paths in found)))
         else:
-            missing = ", ".join(n for n, f in zip(names, found) if f is None)
-            for path in (f for f in found if f is not None):
-                result.unmatched.append((path, f"no partner in {missing}"))
+            missing = ", ".join(n for n, paths in zip(names, found) if not paths)
+            for paths in found:
+                if paths:
+                    result.unmatched.append((paths[0], f"no partner in {missing}"))
     return result
+
+
+def natural_key(stem: str) -> tuple:
+    """Sort key putting '2' before '10' (digit runs compare as numbers)."""
+    return tuple((0, int(t), t) if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", stem) if t)
 
 
 def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:

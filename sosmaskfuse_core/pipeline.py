@@ -74,8 +74,8 @@ class PipelineConfig:
             raise ValueError(f"output_scaling {self.output_scaling!r}: expected one of {', '.join(OUTPUT_SCALINGS)}")
         for name in ("sos_size", "process_size"):
             size = getattr(self, name)
-            if size is not None and (len(size) != 2 or min(int(s) for s in size) < 32):
-                raise ValueError(f"{name} {size}: expected (width, height), each at least 32")
+            if size is not None and (len(size) != 2 or min(int(s) for s in size) < MIN_SIZE):
+                raise ValueError(f"{name} {size}: expected (width, height), each at least {MIN_SIZE}")
 
     @classmethod
     def paper(cls, **overrides) -> "PipelineConfig":

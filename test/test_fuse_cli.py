@@ -58,6 +58,16 @@ def test_bad_files_are_reported_and_the_rest_still_written(tmp_path, weights, ca
     assert "fused 1 of 3 pairs" in err and "3 failed" in err
 
 
+def test_two_files_of_one_stem_are_reported_not_guessed(tmp_path, weights, capsys):
+    _write_pairs(tmp_path, ["a", "b"])
+    cv2.imwrite(str(tmp_path / "ir" / "b.bmp"), np.zeros((40, 56), np.uint8))
+    assert _run(tmp_path, weights) == 1
+    err = capsys.readouterr().err
+    assert "several files named 'b'" in err
+    assert (tmp_path / "out" / "fused" / "a.png").is_file()
+    assert not (tmp_path / "out" / "fused" / "b.png").exists()
+
+
 def test_mask_dir_replaces_the_network(tmp_path, weights):
     _write_pairs(tmp_path, ["a"])
     (tmp_path / "masks").mkdir()

@@ -4,12 +4,13 @@ import importlib.util
 import sys
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
 from sosmaskfuse_core.image_codec import (
     ENCODINGS, ImageDecodeError, array_to_compressed, array_to_image_fields,
-    compressed_to_array, fill_compressed_msg, fill_image_msg, image_to_array, to_bgr, to_gray)
+    compressed_to_array, fill_compressed_msg, fill_image_msg, image_to_array, message_to_array, to_bgr, to_gray)
 from sosmaskfuse_core.thermal_agc import ThermalAGC, stretch_to_uint8
 
 HAVE_RCLPY_MSGS = importlib.util.find_spec("sensor_msgs") is not None
@@ -370,6 +371,20 @@ def test_compressed_bad_data():
         compressed_to_array(_compressed("png", b""), name="depth")
     with pytest.raises(ImageDecodeError, match="could not decode 5 bytes as 'png'"):
         compressed_to_array(_compressed("png", b"hello"))
+
+
+def test_message_to_array_names_the_encoding_of_either_kind():
+    gray16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000)
+    image, encoding = message_to_array(_compressed("mono16; png compressed", array_to_compressed(gray16).data))
+    assert encoding == "mono16" and np.array_equal(image, gray16)
+    bgr = np.zeros((3, 4, 3), np.uint8)
+    assert message_to_array(_compressed("png", array_to_compressed(bgr).data))[1] == "bgr8"
+    rgb = array_to_image_fields(bgr, "rgb8")
+    image, encoding = message_to_array(SimpleNamespace(**rgb._asdict()))
+    assert encoding == "rgb8" and image.shape == (3, 4, 3)
+    ok, colour16 = cv2.imencode(".png", np.zeros((3, 4, 3), np.uint16))
+    with pytest.raises(ImageDecodeError, match="x: decoded to a uint16 array of shape"):
+        message_to_array(_compressed("png", colour16.reshape(-1)), name="x")
 
 
 def test_compress_errors():

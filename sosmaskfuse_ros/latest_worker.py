@@ -1,0 +1,66 @@
+"""A worker thread with a one-item, latest-wins slot: slow processing drops stale items, never queues them.
+
+The executor thread `offer`s each new item; if the worker is still busy with an earlier one,
+an item already waiting in the slot is replaced (and counted as dropped). Latency is thus
+bounded by one processing time, however fast the inputs arrive.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class LatestWorker(Generic[T]):
+    def __init__(self, process: Callable[[T], None], name: str = "worker") -> None:
+        self._process = process
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._has_item = False
+        self._stopping = False
+        self.offered = 0
+        self.dropped = 0
+        self.processed = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def offer(self, item: T) -> bool:
+        """Hand over the newest item; returns False when it replaced an item still waiting."""
+        with self._cond:
+            self.offered += 1
+            replaced = self._has_item
+            if replaced:
+                self.dropped += 1
+            self._item, self._has_item = item, True
+            self._cond.notify()
+        return not replaced
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._has_item and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                item, self._item, self._has_item = self._item, None, False
+            try:
+                self._process(item)
+                self.processed += 1
+            except Exception:  # the worker must outlive any one bad item
+                self.failed += 1
+                log.exception("processing failed")
+
+    @property
+    def pending(self) -> bool:
+        with self._cond:
+            return self._has_item
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
