@@ -269,13 +269,24 @@ def test_cli_init_from_imagenet_then_fine_tune_from_our_checkpoint(tmp_path, cap
     assert rc == 2 and "another architecture" in capsys.readouterr().err
 
 
-def test_mask_measures_on_a_hand_checked_case():
-    gt = np.zeros((4, 5), bool)
-    gt[1:3, 1:4] = True  # 6 pixels
-    pred = np.zeros((4, 5), bool)
-    pred[1:3, 2:5] = True  # 6 pixels, 4 of them right
-    assert ts._iou(pred, gt) == pytest.approx(4 / 8)
-    p = r = 4 / 6
-    assert ts._f_measure(pred, gt) == pytest.approx(1.3 * p * r / (0.3 * p + r))
-    assert ts._iou(np.zeros_like(gt), np.zeros_like(gt)) == 1.0 and ts._f_measure(np.zeros_like(gt), gt) == 0.0
-    assert ts._mae(np.full((4, 5), 0.25), gt.astype(float)) == pytest.approx((6 * 0.75 + 14 * 0.25) / 20)
+def test_mask_quality_scores_at_the_mask_resolution_with_mask_metrics():
+    """A network whose logit is +/-10 by a fixed pattern: the figures are mask_metrics' on the
+    upsampled probability against the full-resolution mask."""
+    from sosmaskfuse_core import mask_metrics
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            logit = torch.full_like(x, -10.0)
+            logit[..., 8:24, 16:48] = 10.0
+            return logit
+
+    mask = np.zeros((96, 128, 3), np.uint8)
+    mask[20:44, 40:90] = 255
+    thermal = np.zeros((96, 128, 1), np.uint8)
+    q = ts.mask_quality(Fixed(), [ts.MaskSample("a", thermal, mask)], (64, 32), torch.device("cpu"))
+    prob = ts.logit_to_probability(Fixed()(torch.zeros(1, 1, 32, 64)), (96, 128))[0, 0].numpy()
+    gt = mask[:, :, 0] >= 128
+    assert q["per_image"]["a"]["iou"] == pytest.approx(mask_metrics.iou(prob >= 0.5, gt))
+    assert q["f_measure"] == pytest.approx(mask_metrics.f_measure(prob >= 0.5, gt))
+    assert q["mae"] == pytest.approx(mask_metrics.mae(prob, gt.astype(float)))
+    assert 0.3 < q["iou"] < 0.9 and q["images"] == 1

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoints
+from .. import checkpoints, mask_metrics
 from ..checkpoints import CheckpointError
 from ..devices import resolve_device
 from ..image_files import IMAGE_SUFFIXES, ImageReadError, read_image
@@ -363,32 +363,14 @@ def sos_loss(logit: torch.Tensor, target: torch.Tensor, pos_weight: float | None
     return F.binary_cross_entropy_with_logits(logit.float(), target.float(), pos_weight=pw)
 
 
-# NOTE: minimal private versions of the mask measures. `sosmaskfuse_core/mask_metrics.py`
-# (iou, f_measure, mae) is being written on another branch; once it is on main these three
-# should be replaced by it (same definitions: binary masks, empty-vs-empty scores 1).
-def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    union = np.logical_or(pred, gt).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pred, gt).sum() / union)
-
-
-def _f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> float:
-    tp = float(np.logical_and(pred, gt).sum())
-    if not pred.any() and not gt.any():
-        return 1.0
-    if tp == 0:
-        return 0.0
-    precision, recall = tp / pred.sum(), tp / gt.sum()
-    return float((1 + beta2) * precision * recall / (beta2 * precision + recall))
-
-
-def _mae(prob: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.abs(prob.astype(np.float64) - gt.astype(np.float64)).mean())
-
-
 def mask_quality(model: SOSNet, samples: Sequence[MaskSample], size_wh: tuple[int, int], device: torch.device,
                  amp: bool = False, threshold: float = 0.5) -> dict:
     """Mean IoU, F-measure (beta^2 = 0.3) and MAE of the predicted masks against the held-out masks,
-    at each mask's own resolution (the logit upsampled as at inference), and per image."""
+    at each mask's own resolution (the logit upsampled as at inference), and per image.
+
+    The conventions are `mask_metrics`' (as `sosmaskfuse eval-mask` scores the classical mask):
+    IoU and F on the probability thresholded at `threshold` against the mask at >= 0.5, MAE on
+    the probability against the mask / 255."""
     per_image: dict[str, dict[str, float]] = {}
     was_training = model.training
     model.eval()
@@ -401,8 +383,8 @@ def mask_quality(model: SOSNet, samples: Sequence[MaskSample], size_wh: tuple[in
             soft_gt = s.mask.astype(np.float64).mean(axis=2) / 255.0
             gt = soft_gt >= 0.5
             pred = prob >= threshold
-            per_image[s.stem] = {"iou": _iou(pred, gt), "f_measure": _f_measure(pred, gt),
-                                 "mae": _mae(prob, soft_gt)}
+            per_image[s.stem] = {"iou": mask_metrics.iou(pred, gt), "f_measure": mask_metrics.f_measure(pred, gt),
+                                 "mae": mask_metrics.mae(prob, soft_gt)}
     model.train(was_training)
     out = {k: float(np.mean([m[k] for m in per_image.values()])) for k in ("iou", "f_measure", "mae")}
     out.update(images=len(per_image), per_image=per_image)
