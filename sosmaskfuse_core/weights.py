@@ -78,6 +78,10 @@ def build_pipeline(
     if sos_path and mask_source in ("sosnet", "auto"):
         sos, sos_meta = load_sosnet(sos_path)
         sos_desc = "SOS network, " + _describe(sos_meta, not sosnet)
+        trained_size = sos_meta.get("input_size")  # our runs record the size they trained at
+        if trained_size:
+            config = (config or PipelineConfig()).replace(sos_size=tuple(int(v) for v in trained_size))
+            sos_desc += f" at {trained_size[0]}x{trained_size[1]}"
     masker = thermal_masker()
     if mask_source == "auto":
         mask_source = "sosnet" if sos is not None else "thermal"

@@ -171,3 +171,16 @@ def test_bf16_on_cpu_stays_close_to_fp32(tiny_autoencoder):
     a = FusionPipeline(tiny_autoencoder, device="cpu")(ir, vis, mask)
     b = FusionPipeline(tiny_autoencoder, device="cpu", config=PipelineConfig(precision="bf16"))(ir, vis, mask)
     assert np.abs(a.raw - b.raw).max() < 0.05 * np.abs(a.raw).max()
+
+
+def test_a_trained_sos_network_runs_at_the_size_it_was_trained_at(tmp_path, tiny_autoencoder, tiny_sosnet):
+    from sosmaskfuse_core import checkpoints
+    from sosmaskfuse_core.weights import build_pipeline
+
+    checkpoints.save_checkpoint(tmp_path / "ae.pt", tiny_autoencoder)
+    checkpoints.save_checkpoint(tmp_path / "sos.pt", tiny_sosnet, {"input_size": [96, 64]})
+    pipe, sources = build_pipeline(str(tmp_path / "ae.pt"), str(tmp_path / "sos.pt"), device="cpu")
+    assert pipe.config.sos_size == (96, 64) and "at 96x64" in sources.mask
+    checkpoints.save_checkpoint(tmp_path / "sos_paper.pt", tiny_sosnet)
+    pipe, _ = build_pipeline(str(tmp_path / "ae.pt"), str(tmp_path / "sos_paper.pt"), device="cpu")
+    assert pipe.config.sos_size == (640, 480)
