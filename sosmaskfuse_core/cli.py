@@ -8,11 +8,12 @@ import sys
 from . import (__version__, bag_fusion, bag_maker, demo_command, evaluate, fuse_folder, mask_eval,
                play_command)
 from .training import autoencoder as train_autoencoder
+from .training import release
 from .training import sosnet as train_sosnet
 
 # play_command and demo_command import rclpy only when they run: sosmaskfuse_core never needs ROS.
-COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder, train_sosnet, bag_fusion, bag_maker, play_command,
-            demo_command)
+COMMANDS = (fuse_folder, evaluate, mask_eval, train_autoencoder, train_sosnet, release, bag_fusion, bag_maker,
+            play_command, demo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,3 +101,22 @@ def test_cli_runs_and_reports(tmp_path, images, capsys):
                      "--widths", "8", "16", "24", "32"])
     assert code == 0
     assert "trained 4 steps" in capsys.readouterr().err
+
+
+def test_export_strips_the_run_and_eval_rescores_the_held_out_images(tmp_path, images, capsys):
+    run = tmp_path / "run.pt"
+    meta = tae.train(_config(images, steps=8), run)
+    out = tmp_path / "release.pt"
+    assert cli.main(["export-weights", "--run", str(run), "--out", str(out), "--half"]) == 0
+    obj = torch.load(out, weights_only=True)
+    assert "training" not in obj and obj["metadata"]["stored_as"] == "float16"
+    assert all(v.dtype == torch.float16 for v in obj["state_dict"].values())
+    assert out.stat().st_size < run.stat().st_size
+    capsys.readouterr()
+    assert cli.main(["eval-autoencoder", "--weights", str(out), "--images", str(images), "--held-out",
+                     "--device", "cpu"]) == 0
+    report = capsys.readouterr().out
+    n = meta["data"]["held_out_images"]
+    assert f"on {n} full-resolution images" in report
+    psnr = float(report.split("PSNR ")[1].split(" dB")[0])
+    assert abs(psnr - meta["metrics"]["psnr"]) < 0.5  # fp16 storage costs little
