@@ -29,6 +29,8 @@ class RosSession:
         rclpy.init(context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.errors: list[BaseException] = []  # exceptions raised by callbacks, for tests to assert on
+        # held while the executor waits, so a node is never destroyed under a wait set that holds it
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -37,7 +39,8 @@ class RosSession:
 
         while self.context.ok():
             try:
-                self.executor.spin_once(timeout_sec=0.05)
+                with self._lock:
+                    self.executor.spin_once(timeout_sec=0.05)
             except (ExternalShutdownException, ShutdownException):
                 return
             except Exception as exc:  # a callback raised: keep spinning, let the test see it
@@ -48,7 +51,8 @@ class RosSession:
         return node
 
     def remove(self, node) -> None:
-        self.executor.remove_node(node)
+        with self._lock:
+            self.executor.remove_node(node)
         node.destroy_node()
 
     def close(self) -> None:

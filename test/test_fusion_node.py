@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ class Rig:
         self.session.remove(self.tester)
         self.session.remove(self.node)
         errors, self.session.errors[:] = list(self.session.errors), []
-        assert errors == [], errors
+        assert errors == [], "".join("".join(traceback.format_exception(e)) for e in errors)
 
 
 @pytest.fixture
@@ -184,6 +185,7 @@ def test_rgb_and_bgr_orders_are_honoured(rig):
     ir = rng.integers(0, 256, (H, W), dtype=np.uint8)
     bgr = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     r.pair(1 * SEC, ir=ir, vis=bgr, vis_enc="bgr8")
+    assert r.wait_outputs(1)  # before the next pair: a pair still waiting when a newer one comes is dropped
     r.pair(2 * SEC, ir=ir, vis=bgr[..., ::-1].copy(), vis_enc="rgb8")
     assert r.wait_outputs(2)
     assert _max_diff(r.fused[0], r.fused[1]) <= 1  # float summation order may vary between runs
@@ -243,10 +245,15 @@ def test_slow_fusion_drops_stale_pairs_and_latency_stays_bounded(rig):
     r = rig()
     original = r.node.pipeline.fuse_batch
     delay = 0.3
+    took = []
 
     def slow(*a, **k):
+        start = time.monotonic()
         time.sleep(delay)
-        return original(*a, **k)
+        try:
+            return original(*a, **k)
+        finally:
+            took.append(time.monotonic() - start)
     r.node.pipeline.fuse_batch = slow
     for i in range(12):
         r.pair((i + 1) * SEC)
@@ -257,7 +264,9 @@ def test_slow_fusion_drops_stale_pairs_and_latency_stays_bounded(rig):
     published = r.node.counts["published"]
     assert published < 12 and r.node.worker.dropped == 12 - published
     assert _stamp(r.fused[-1]) == 12 * SEC  # the newest pair always gets through
-    assert max(r.node._latency_ms) < 1000 * (2 * delay + 0.5)
+    # at worst a pair waits for the fusion in progress, then its own: no queue builds up (12 pairs
+    # queued would take 12 fusions); bounded by the slowest fusion measured, as a loaded CI machine is slower
+    assert max(r.node._latency_ms) < 1000 * (2 * max(took) + 0.5)
 
 
 def test_sim_time_stamps_and_timers(session, rig):
