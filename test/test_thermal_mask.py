@@ -59,7 +59,23 @@ def test_output_type_shape_range_and_soft_edges():
     binary = (m >= 0.5).astype(np.uint8)
     edge = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     near_edge = cv2.dilate(edge, np.ones((9, 9), np.uint8)).astype(bool)
-    assert not (soft & ~near_edge).any()                     # ... but only along the edges
+    assert not (soft & ~near_edge & (m > ThermalMaskConfig().halo_level + 1e-6)).any()  # ... only along the edges
+    assert (m[~near_edge & (binary == 0)] <= ThermalMaskConfig().halo_level + 1e-6).all()  # the halo stays low
+
+
+def test_halo_surrounds_objects_without_changing_the_binary_mask():
+    img, truth = blob_scene()
+    with_halo = thermal_hot_object_mask(img)
+    without = thermal_hot_object_mask(img, ThermalMaskConfig(halo=0.0))
+    np.testing.assert_array_equal(with_halo >= 0.5, without >= 0.5)
+    assert (with_halo >= without).all()
+    outside = without < 0.05
+    ring = outside & cv2.dilate((without >= 0.5).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert with_halo[ring].mean() > 0.2                       # just outside an object: part foreground
+    assert with_halo[ring].max() <= ThermalMaskConfig().halo_level + 1e-6
+    r = int(ThermalMaskConfig().halo * max(img.shape) * 4) + 8   # well beyond the halo's reach
+    far = ~cv2.dilate((without >= 0.5).astype(np.uint8), np.ones((r, r), np.uint8)).astype(bool)
+    assert with_halo[far].max() < 0.01                        # only a Gaussian tail this far out
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 6])
@@ -221,6 +237,7 @@ def test_config_is_frozen_and_validated():
     for bad in [dict(work_size=8), dict(levels=1), dict(min_area=0.5, max_area=0.1),
                 dict(low_percentile=99, high_percentile=1), dict(border_penalty=1.5),
                 dict(seed_rel=0.0), dict(grow_rel=1.5), dict(feather=-1), dict(ring=-0.1),
+                dict(halo=-0.1), dict(halo_level=0.5),
                 dict(upright=-1.0), dict(size_power=3.0), dict(brightness_power=-1.0)]:
         with pytest.raises(ValueError):
             ThermalMaskConfig(**bad)
@@ -229,9 +246,9 @@ def test_config_is_frozen_and_validated():
         cfg.replace(seed_rel=2.0)
 
 
-def test_feather_zero_gives_binary_mask():
+def test_no_feather_and_no_halo_give_a_binary_mask():
     img, _ = blob_scene()
-    m = thermal_hot_object_mask(img, ThermalMaskConfig(feather=0.0, work_size=320))
+    m = thermal_hot_object_mask(img, ThermalMaskConfig(feather=0.0, halo=0.0, work_size=320))
     assert set(np.unique(m)) <= {0.0, 1.0}
 
 
