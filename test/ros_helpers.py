@@ -29,8 +29,8 @@ class RosSession:
         rclpy.init(context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.errors: list[BaseException] = []  # exceptions raised by callbacks, for tests to assert on
-        # held while the executor waits, so a node is never destroyed under a wait set that holds it
-        self._lock = threading.Lock()
+        self._removed: list = []  # nodes taken out of the executor, destroyed at close()
+        self._lock = threading.Lock()  # remove_node never runs inside spin_once
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -51,16 +51,28 @@ class RosSession:
         return node
 
     def remove(self, node) -> None:
+        """Take a node out of the executor; it is destroyed when the session closes.
+
+        Destroying it now would race the executor: rclpy's MultiThreadedExecutor resumes a
+        generator over the nodes of its last wait set on the next spin_once, and touching a
+        destroyed node's timer or subscription there raises InvalidHandle. The fusion node's
+        worker thread is stopped now, as its destroy_node would.
+        """
         with self._lock:
             self.executor.remove_node(node)
-        node.destroy_node()
+        worker = getattr(node, "worker", None)
+        if worker is not None:
+            worker.stop()
+        self._removed.append(node)
 
     def close(self) -> None:
         import rclpy
 
         self.executor.shutdown(timeout_sec=2.0)
-        rclpy.try_shutdown(context=self.context)
         self._thread.join(timeout=5.0)
+        for node in self._removed:
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
 
 
 def image_msg(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "cam", *, step: int | None = None,

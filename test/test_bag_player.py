@@ -140,13 +140,14 @@ def test_play_cli(session, tmp_path):
     got = []
     listener.create_subscription(Image, f"{ns}/x", got.append,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    args = cli.build_parser().parse_args(["play", str(tmp_path / "bag"), "--rate", "5", "--clock", "--delay", "1.0"])
+    args = cli.build_parser().parse_args(["play", str(tmp_path / "bag"), "--rate", "5", "--clock", "--delay", "3.0"])
     stream = io.StringIO()
     assert bag_player.run(args, stream=stream) == 0
     text = stream.getvalue()
     assert f"{ns}/x  sensor_msgs/msg/Image  reliable, volatile" in text and "/clock at 100 Hz" in text
     assert "played: 3 messages" in text
-    assert wait_for(lambda: len(got) == 3)
+    # volatile topic: what is published before discovery completes is lost (--delay gives it 3 s)
+    assert wait_for(lambda: len(got) == 3), len(got)
     session.remove(listener)
     args = cli.build_parser().parse_args(["play", str(tmp_path / "bag"), "--topics", "/nope"])
     assert bag_player.run(args, stream=stream) == 2 and "not in the bag: /nope" in stream.getvalue()
