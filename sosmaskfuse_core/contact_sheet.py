@@ -6,7 +6,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-COLUMNS = ("thermal", "visible", "SOS mask", "fused")
+COLUMNS = ("thermal", "visible", "mask (sos_mask)", "fused")
 
 
 def _tile(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
