@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import rclpy
@@ -78,7 +79,10 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.Popen, Path]]) -> Recording:
+def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.Popen, Path]],
+            start_processes: Callable[[], None]) -> Recording:
+    """Subscribe to every stream, then start the node processes (so the recorder is there from their
+    first message), and record until enough fused frames have arrived."""
     store = typestore()
     rec = Recording(counts=dict.fromkeys(list(TOPICS) + [DIAGNOSTICS[0]], 0),
                     frames={t: {} for t in TOPICS})
@@ -116,11 +120,16 @@ def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.
                          else ReliabilityPolicy.RELIABLE)
         node.create_subscription(Image, topic, keep(topic), qos, raw=True)
     node.create_subscription(DiagnosticArray, DIAGNOSTICS[0], keep(DIAGNOSTICS[0]), 10, raw=True)
+    start_processes()
 
     deadline = time.monotonic() + args.timeout
     last_report = 0
     try:
-        while len(rec.fused_arrivals) < args.frames and time.monotonic() < deadline:
+        # until enough fused frames, camera frames for the sheet (the recorder may match the cameras'
+        # best-effort publishers later than the fusion node does) and the node's diagnostics
+        while ((len(rec.fused_arrivals) < args.frames or rec.diagnostics is None
+                or not (rec.frames["thermal/image_raw"] and rec.frames["visible/image_raw"]))
+               and time.monotonic() < deadline):
             rclpy.spin_once(node, timeout_sec=0.1)
             for name, (proc, log) in procs.items():
                 if proc.poll() is not None:
@@ -128,6 +137,10 @@ def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.
             if len(rec.fused_arrivals) != last_report:
                 last_report = len(rec.fused_arrivals)
                 print(f"  fused frame {last_report}/{args.frames}", file=sys.stderr, flush=True)
+        # the node publishes each mask just after its fused image: wait briefly for the last one
+        grace = time.monotonic() + 1.0
+        while rec.counts["sos_mask"] < len(rec.fused_arrivals) and time.monotonic() < grace:
+            rclpy.spin_once(node, timeout_sec=0.05)
     finally:
         node.destroy_node()
     return rec
@@ -184,12 +197,13 @@ def run(args: argparse.Namespace) -> int:
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
     rclpy.init()
     start = time.monotonic()
+    def start_processes() -> None:
+        for name, command in (("sosmaskfuse_node", fusion), ("synthetic_cameras", cameras)):
+            procs[name] = (_start(command, logs / f"{name}.log"), logs / f"{name}.log")
+
     try:
-        procs["sosmaskfuse_node"] = (_start(fusion, logs / "sosmaskfuse_node.log"), logs / "sosmaskfuse_node.log")
-        procs["synthetic_cameras"] = (_start(cameras, logs / "synthetic_cameras.log"),
-                                      logs / "synthetic_cameras.log")
         with closing_writer(bag, "mcap") as writer:
-            rec = _record(args, writer, procs)
+            rec = _record(args, writer, procs, start_processes)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -207,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
               f"{_tail(logs / 'sosmaskfuse_node.log')}", file=sys.stderr)
         return 1
     rows = _sheet(rec, args.sheet_rows)
+    if not rows:
+        print(f"error: no camera frame recorded within {args.timeout:g} s, so no contact sheet "
+              f"(the bag {bag} holds what was recorded)", file=sys.stderr)
+        return 1
     sheet_path = out / "contact_sheet.png"
     cv2.imwrite(str(sheet_path), contact_sheet(rows))
     arrivals = rec.fused_arrivals
