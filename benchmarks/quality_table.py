@@ -22,14 +22,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sosmaskfuse_core.checkpoints import load_autoencoder  # noqa: E402
-from sosmaskfuse_core.evaluate import Row, evaluate_image, format_markdown, mean_row  # noqa: E402
+from sosmaskfuse_core.evaluate import Row, evaluate_image, format_markdown, mean_row, read_gray  # noqa: E402
 from sosmaskfuse_core.image_files import pair_by_stem, read_image, write_image  # noqa: E402
 from sosmaskfuse_core.weights import SHIPPED_AUTOENCODER, build_pipeline  # noqa: E402
 
@@ -47,12 +46,11 @@ def fuse_all(pairs, out: Path, device: str) -> None:
             target = out / method / f"{stem}.png"
             if target.exists():
                 continue
-            ir, vis = read_image(ir_path), read_image(vis_path)
-            if method == "average":
-                gray = [cv2.cvtColor(x, cv2.COLOR_BGR2GRAY).astype(np.float32) for x in (ir, vis)]
+            if method == "average":  # the two images as the metrics read them
+                gray = [read_gray(p).astype(np.float32) for p in (ir_path, vis_path)]
                 fused = np.round((gray[0] + gray[1]) / 2).astype(np.uint8)
             else:
-                fused = pipeline(ir, vis).fused
+                fused = pipeline(read_image(ir_path), read_image(vis_path)).fused
             write_image(target, fused)
             print(f"[{method} {i}/{len(pairs)}] {stem}", file=sys.stderr, flush=True)
 

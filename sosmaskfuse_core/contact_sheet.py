@@ -6,14 +6,15 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .thermal_agc import stretch_to_uint8
+
 COLUMNS = ("thermal", "visible", "mask (sos_mask)", "fused")
 
 
 def _tile(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """8-bit BGR tile of `size_wh` (16-bit images are min-max stretched for display)."""
     if image.dtype != np.uint8:
-        lo, hi = float(image.min()), float(image.max())
-        image = ((image.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))).astype(np.uint8)
+        image = stretch_to_uint8(image, float(image.min()), float(image.max()))
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     interp = cv2.INTER_AREA if image.shape[1] > size_wh[0] else cv2.INTER_NEAREST

@@ -27,8 +27,7 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_autoencoder():
+def make_tiny_autoencoder():
     """The real IMV-F architecture with random weights scaled to keep activations moderate."""
     from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
 
@@ -40,11 +39,32 @@ def tiny_autoencoder():
     return model
 
 
-@pytest.fixture
-def tiny_sosnet():
+def make_tiny_sosnet():
+    """The real HRNetV2 SOS network, narrow, with random weights."""
     from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
 
     torch.manual_seed(0)
     cfg = HRNetConfig(stem_channels=8, layer1_blocks=1, stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
                       stage_modules=(1, 1, 1), blocks_per_branch=1)
     return SOSNet(cfg).eval()
+
+
+@pytest.fixture
+def tiny_autoencoder():
+    return make_tiny_autoencoder()
+
+
+@pytest.fixture
+def tiny_sosnet():
+    return make_tiny_sosnet()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_files(tmp_path_factory) -> tuple[str, str]:
+    """The two tiny networks saved once per test session: (autoencoder path, SOS network path)."""
+    from sosmaskfuse_core import checkpoints
+
+    root = tmp_path_factory.mktemp("weights")
+    checkpoints.save_checkpoint(root / "ae.pt", make_tiny_autoencoder())
+    checkpoints.save_checkpoint(root / "sos.pt", make_tiny_sosnet())
+    return str(root / "ae.pt"), str(root / "sos.pt")

@@ -7,7 +7,6 @@ import traceback
 
 import numpy as np
 import pytest
-import torch
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable")
 
@@ -17,30 +16,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
-from sosmaskfuse_core import checkpoints  # noqa: E402
 from sosmaskfuse_core.image_codec import fill_compressed_msg, image_to_array  # noqa: E402
-from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder  # noqa: E402
-from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet  # noqa: E402
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 
 H, W = 48, 64
 SEC = 1_000_000_000
 _counter = iter(range(1_000_000))
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    ae = IMVFAutoencoder()
-    with torch.no_grad():
-        ae.encoder.stem.conv.weight.mul_(1 / 255.0)
-        ae.decoder.head.conv.bias.fill_(1.0)
-    sos = SOSNet(HRNetConfig(stem_channels=8, layer1_blocks=1, stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
-                             stage_modules=(1, 1, 1), blocks_per_branch=1))
-    checkpoints.save_checkpoint(root / "ae.pt", ae)
-    checkpoints.save_checkpoint(root / "sos.pt", sos)
-    return str(root / "ae.pt"), str(root / "sos.pt")
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +83,11 @@ class Rig:
 
 
 @pytest.fixture
-def rig(session, weights):
+def rig(session, tiny_checkpoint_files):
     rigs = []
 
     def make(**kw):
-        rigs.append(Rig(session, weights, **kw))
+        rigs.append(Rig(session, tiny_checkpoint_files, **kw))
         return rigs[-1]
     yield make
     for r in rigs:

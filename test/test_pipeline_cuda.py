@@ -1,6 +1,8 @@
 """FusionPipeline on CUDA: same results as the CPU, tensors already on the GPU, fp16/bf16 close to fp32.
 
 Runs only where a CUDA device is present (skipped on CPU-only machines such as CI)."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,6 @@ def _pair(h=96, w=128, seed=0):
 
 
 def _pipes(tiny_autoencoder, tiny_sosnet, **config):
-    import copy
     cfg = PipelineConfig(sos_size=(64, 64), **config)
     cpu = FusionPipeline(copy.deepcopy(tiny_autoencoder), copy.deepcopy(tiny_sosnet), device="cpu",
                          config=PipelineConfig(sos_size=(64, 64)))

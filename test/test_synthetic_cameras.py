@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable")
 
@@ -16,10 +15,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from ros_helpers import RosSession, wait_for  # noqa: E402
-from sosmaskfuse_core import checkpoints  # noqa: E402
 from sosmaskfuse_core.image_codec import image_to_array  # noqa: E402
-from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder  # noqa: E402
-from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet  # noqa: E402
 from sosmaskfuse_core.synthetic_scene import SyntheticScene  # noqa: E402
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 from sosmaskfuse_ros.synthetic_cameras import SyntheticCameras  # noqa: E402
@@ -129,26 +125,13 @@ def test_sim_time_stamps_and_a_negative_offset(session):
     _close(session, listen.node, cams)
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    ae = IMVFAutoencoder()
-    with torch.no_grad():
-        ae.encoder.stem.conv.weight.mul_(1 / 255.0)
-        ae.decoder.head.conv.bias.fill_(1.0)
-    sos = SOSNet(HRNetConfig(stem_channels=8, layer1_blocks=1, stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
-                             stage_modules=(1, 1, 1), blocks_per_branch=1))
-    checkpoints.save_checkpoint(root / "ae.pt", ae)
-    checkpoints.save_checkpoint(root / "sos.pt", sos)
-    return str(root / "ae.pt"), str(root / "sos.pt")
-
-
-def test_synthetic_cameras_feed_the_fusion_node_end_to_end(session, weights):
+def test_synthetic_cameras_feed_the_fusion_node_end_to_end(session, tiny_checkpoint_files):
     ns = f"/demo{next(_counter)}"
-    fusion = session.add(FusionNode(namespace=ns, context=session.context, parameter_overrides=[
-        Parameter(k, value=v) for k, v in {"autoencoder_weights": weights[0], "sosnet_weights": weights[1],
-                                           "mask_source": "sosnet", "device": "cpu", "log_period": 0.0}.items()]))
+    ae, sos = tiny_checkpoint_files
+    values = {"autoencoder_weights": ae, "sosnet_weights": sos, "mask_source": "sosnet", "device": "cpu",
+              "log_period": 0.0}
+    fusion = session.add(FusionNode(namespace=ns, context=session.context,
+                                    parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
     listen = Listener(session, ns, [("fused_image", Image), ("sos_mask", Image), ("visible/image_raw", Image)],
                       qos=QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT))
     cams = _cameras(session, ns, thermal_scale=0.5, rate=10.0)
