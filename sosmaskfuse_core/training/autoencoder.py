@@ -48,6 +48,7 @@ class AutoencoderTrainConfig:
     val_limit: int | None = None  # validate on at most this many held-out images
     checkpoint_every: int = 200
     widths: tuple[int, int, int, int] = AutoencoderConfig().widths  # the paper's; smaller for experiments
+    stem_channels: int = AutoencoderConfig().stem_channels
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -94,7 +95,7 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         val_images = val_images[: cfg.val_limit]
 
     torch.manual_seed(cfg.seed)
-    model = IMVFAutoencoder(AutoencoderConfig(widths=tuple(cfg.widths))).to(device)
+    model = IMVFAutoencoder(AutoencoderConfig(widths=tuple(cfg.widths), stem_channels=cfg.stem_channels)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
@@ -183,6 +184,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--widths", type=int, nargs=4, default=list(d.widths), metavar="C",
                    help="channels of the four levels (default: the paper's 64 112 160 208)")
+    p.add_argument("--stem-channels", type=int, default=d.stem_channels, metavar="C",
+                   help=f"channels of the 1x1 stem (default: the paper's {d.stem_channels})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
@@ -198,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         crop=crop, resize=args.resize, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
         ssim_weight=args.ssim_weight, epochs=args.epochs, steps=args.steps, val_every=args.val_every,
         val_limit=args.val_limit, checkpoint_every=args.checkpoint_every, widths=tuple(args.widths),
+        stem_channels=args.stem_channels,
         seed=args.seed, device=args.device,
         amp=args.amp)
     try:
