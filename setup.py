@@ -16,7 +16,7 @@ setup(
     packages=find_packages(include=["sosmaskfuse_core", "sosmaskfuse_core.*",
                                     "sosmaskfuse_ros", "sosmaskfuse_ros.*"]),
     # The shipped default weights and their model card live inside the package.
-    package_data={"sosmaskfuse_core": ["weights/*.pt", "weights/*.md"]},
+    package_data={"sosmaskfuse_core.models": ["weights/*.pt", "weights/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -37,8 +37,13 @@ setup(
             "ros-jazzy-rosgraph-msgs",
             "ros-jazzy-ament-index-python",
         ],
-        "test": ["pytest", "pillow"],
+        "test": ["pytest", "pillow", "ruff"],
     },
     zip_safe=True,
-    entry_points={"console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()]},
+    entry_points={
+        "console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()],
+        # sub-commands of `sosmaskfuse` that need ROS, registered from the ROS side (see sosmaskfuse_core/cli.py)
+        "sosmaskfuse.commands": ["play = sosmaskfuse_ros.commands:add_play_parser",
+                                 "demo = sosmaskfuse_ros.commands:add_demo_parser"],
+    },
 )

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "test"))
 
-from sosmaskfuse_core import metrics  # noqa: E402
+from sosmaskfuse_core.evaluation import metrics
 from test_metrics import SLOW  # noqa: E402
 
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]

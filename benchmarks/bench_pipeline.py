@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sosmaskfuse_core import preprocessing as pp  # noqa: E402
-from sosmaskfuse_core.devices import resolve_device  # noqa: E402
-from sosmaskfuse_core.fusion import imvf  # noqa: E402
-from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder  # noqa: E402
-from sosmaskfuse_core.models.sos_hrnet import SOSNet  # noqa: E402
-from sosmaskfuse_core.pipeline import FusionPipeline, PipelineConfig  # noqa: E402
+from sosmaskfuse_core.pipeline import preprocessing as pp
+from sosmaskfuse_core.pipeline.devices import resolve_device
+from sosmaskfuse_core.pipeline.strategies import imvf
+from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
+from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
 
 def reference_style(ae: IMVFAutoencoder, ir: torch.Tensor, vis: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

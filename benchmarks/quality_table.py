@@ -27,10 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sosmaskfuse_core.checkpoints import load_autoencoder  # noqa: E402
-from sosmaskfuse_core.evaluate import Row, evaluate_image, format_markdown, mean_row, read_gray  # noqa: E402
-from sosmaskfuse_core.image_files import pair_by_stem, read_image, write_image  # noqa: E402
-from sosmaskfuse_core.weights import SHIPPED_AUTOENCODER, build_pipeline  # noqa: E402
+from sosmaskfuse_core.models.checkpoints import load_autoencoder
+from sosmaskfuse_core.evaluation.fusion_quality import Row, evaluate_image, format_markdown, mean_row, read_gray
+from sosmaskfuse_core.formats.image_files import pair_by_stem, read_image, write_image
+from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
+from sosmaskfuse_core.pipeline.builder import build_pipeline
 
 TCR_TOOL = ROOT.parent / "shared" / "tools" / "target_contrast.py"
 METHODS = ("sosmaskfuse", "addition", "sca", "average")

@@ -16,6 +16,8 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from sosmaskfuse_ros.launch_arguments import setting_argument
+
 
 def _rviz(context):
     """RViz with our config, or a note when rviz2 is not installed."""
@@ -38,13 +40,10 @@ def generate_launch_description():
         DeclareLaunchArgument("namespace", default_value="", description="namespace of both nodes and their topics"),
         DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
                               description="stamp and time everything with /clock"),
-        DeclareLaunchArgument("device", default_value="cpu", description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("mask_source", default_value="auto", choices=["auto", "sosnet", "thermal", "topic"],
-                              description="sosnet, thermal (no network), topic, or auto (sosnet if weights exist)"),
-        DeclareLaunchArgument("autoencoder_weights", default_value="",
-                              description="IMV-F autoencoder checkpoint; empty = the shipped default"),
-        DeclareLaunchArgument("sosnet_weights", default_value="",
-                              description="SOS network checkpoint; empty = the shipped default if any"),
+        DeclareLaunchArgument("device", **setting_argument("device", default="cpu")),
+        DeclareLaunchArgument("mask_source", **setting_argument("mask_source")),
+        DeclareLaunchArgument("autoencoder_weights", **setting_argument("autoencoder_weights")),
+        DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
                               description="also start rviz2 with config/sosmaskfuse.rviz (if rviz2 is installed)"),
         Node(

@@ -13,6 +13,8 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from sosmaskfuse_ros.launch_arguments import setting_argument
+
 
 def generate_launch_description():
     thermal_topic, visible_topic = LaunchConfiguration("thermal_topic"), LaunchConfiguration("visible_topic")
@@ -27,13 +29,10 @@ def generate_launch_description():
                               description="namespace of the node and of its fused_image and sos_mask outputs"),
         DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
                               description="stamp diagnostics and time timers with /clock"),
-        DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("mask_source", default_value="auto", choices=["auto", "sosnet", "thermal", "topic"],
-                              description="sosnet, thermal (no network), topic, or auto (sosnet if weights exist)"),
-        DeclareLaunchArgument("autoencoder_weights", default_value="",
-                              description="IMV-F autoencoder checkpoint; empty = the shipped default"),
-        DeclareLaunchArgument("sosnet_weights", default_value="",
-                              description="SOS network checkpoint; empty = the shipped default if any"),
+        DeclareLaunchArgument("device", **setting_argument("device")),
+        DeclareLaunchArgument("mask_source", **setting_argument("mask_source")),
+        DeclareLaunchArgument("autoencoder_weights", **setting_argument("autoencoder_weights")),
+        DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
         Node(
             package="sosmaskfuse_ros", executable="sosmaskfuse_node", name="sosmaskfuse",
             namespace=LaunchConfiguration("namespace"), output="screen",

@@ -27,7 +27,7 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2, Qos, QosDurabil
 from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock
 
-from sosmaskfuse_core.rosbag_io import NS_PER_SECOND, format_time
+from sosmaskfuse_core.formats.rosbag_io import NS_PER_SECOND, format_time
 
 PUBLISHER_DEPTH = 10  # what `ros2 bag play` offers
 
@@ -212,7 +212,7 @@ class BagPlayer:
         self.close()
 
 
-# --- command line (options are defined in sosmaskfuse_core.play_command) -------------------------------
+# --- command line (options are defined in sosmaskfuse_ros.commands) --------------------------------------
 
 
 def run(args: argparse.Namespace, stream=None) -> int:

@@ -24,9 +24,9 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sosmaskfuse_core.contact_sheet import contact_sheet
-from sosmaskfuse_core.image_codec import image_to_array, to_bgr
-from sosmaskfuse_core.rosbag_io import closing_writer, qos_profile, stamp_ns, typestore
+from sosmaskfuse_core.tools.contact_sheet import contact_sheet
+from sosmaskfuse_core.formats.image_codec import image_to_array, to_bgr
+from sosmaskfuse_core.formats.rosbag_io import closing_writer, qos_profile, stamp_ns, typestore
 
 NAMESPACE = "/sosmaskfuse_demo"
 # topic (relative to NAMESPACE) -> (message type, reliability the publisher offers)

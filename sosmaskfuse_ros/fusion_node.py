@@ -29,20 +29,17 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from sosmaskfuse_core.frames import FramePreparer, parse_homography
-from sosmaskfuse_core.image_codec import ImageDecodeError, fill_image_msg, message_to_array
-from sosmaskfuse_core.pipeline import PipelineConfig
-from sosmaskfuse_core.thermal_agc import ThermalAGC
-from sosmaskfuse_core.weights import build_pipeline
+from sosmaskfuse_core.formats.image_codec import ImageDecodeError, fill_image_msg, message_to_array
+from sosmaskfuse_core.pipeline import builder
+from sosmaskfuse_core.pipeline.devices import check_precision, resolve_device
+from sosmaskfuse_core.pipeline.pair_stage import Frame as StageFrame
+from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.settings import table
 
 from . import params
 from .latest_worker import LatestWorker
 from .pair_sync import Frame, make_synchronizer
 
-_AGC_PARAMS = {"thermal_agc": "mode", "agc_low_percent": "low_percent", "agc_high_percent": "high_percent",
-               "agc_min": "fixed_min", "agc_max": "fixed_max"}
-_PIPELINE_PARAMS = {"fusion_mode", "mu", "mask_threshold", "output_scaling", "color_output"}
-_MASK_SOURCE = {"auto": "auto", "sosnet": "sosnet", "thermal": "thermal", "topic": "external"}
 _INPUTS = ("thermal", "visible", "mask")
 
 
@@ -53,6 +50,8 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
 
 
 class FusionNode(Node):
+    """Pairs the thermal and visible inputs, fuses each pair through a `PairStage`, publishes the results."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__("sosmaskfuse", **kwargs)
         p = params.declare_all(self)
@@ -62,22 +61,16 @@ class FusionNode(Node):
         self._latency_ms: list[float] = []
         self._last_error = ""
 
-        self.preparer = FramePreparer(agc=self._agc_from(p), homography=parse_homography(p["homography"]))
-        config = PipelineConfig(
-            fusion_mode=p["fusion_mode"], mu=p["mu"], mask_threshold=params.parse_mask_threshold(p["mask_threshold"]),
-            output_scaling=p["output_scaling"], precision=p["precision"], color_output=p["color_output"],
-            process_size=(p["process_width"], p["process_height"]) if p["process_width"] and p["process_height"]
-            else None)
-        self.pipeline, self.sources = self._build_pipeline(p, config)
-        self.get_logger().info(f"fusing on {self.pipeline.device} ({p['precision']}); {self.sources}")
+        self.stage, self.sources = self._build_stage(p)
+        self.get_logger().info(f"fusing on {self.pipeline.device} ({self.pipeline.config.precision}); "
+                               f"{self.sources}")
 
         out_qos = _qos(p["output_reliability"], p["qos_depth"])
         self.fused_pub = self.create_publisher(Image, "fused_image", out_qos)
         self.mask_pub = self.create_publisher(Image, "sos_mask", out_qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        with_mask = self.pipeline.mask_source == "external"
-        n_inputs = 3 if with_mask else 2
+        n_inputs = 3 if self.pipeline.mask_source == "topic" else 2
         self.sync = make_synchronizer(n_inputs, p["sync_queue_size"], p["sync_slop"], self._on_pair)
         self.worker: LatestWorker[tuple[Frame, ...]] = LatestWorker(self._process, name="sosmaskfuse-fusion")
 
@@ -102,39 +95,61 @@ class FusionNode(Node):
             self._last_log = self._last_report
             self.create_timer(p["log_period"], self._log_summary)
 
+    @property
+    def pipeline(self):
+        """The stage's FusionPipeline (models, device, live fusion settings)."""
+        return self.stage.pipeline
+
+    @property
+    def preparer(self):
+        """The stage's FramePreparer (gain control, registration, processing size)."""
+        return self.stage.preparer
+
     # --- start-up ---------------------------------------------------------------------------
 
-    def _build_pipeline(self, p: dict, config: PipelineConfig):
-        """The configured pipeline. A bad weights file, device or precision does not stop the node:
-        each is replaced by its default in turn (weights: shipped; mask: best available; device:
-        CPU), with an error in the log and in the diagnostics."""
-        ae, sos = p["autoencoder_weights"] or None, p["sosnet_weights"] or None
-        mask = _MASK_SOURCE[p["mask_source"]]
-        fallback_mask = "external" if mask == "external" else "auto"
-        attempts = [(ae, sos, mask, p["device"], config)]
+    def _build_stage(self, p: dict) -> tuple[PairStage, builder.ModelSources]:
+        """The configured stage. A bad device, precision or weights file does not stop the node:
+        only what failed is replaced by its default (device: CPU; precision: fp32; autoencoder: the
+        shipped one; SOS network: none, mask from the best source left), with an error in the log
+        and in the diagnostics. The user's other choices are kept."""
+        errors: list[str] = []
+        device, precision = p["device"], p["precision"]
+        try:
+            resolved = resolve_device(device)
+        except ValueError as exc:
+            errors.append(str(exc))
+            device, resolved = "cpu", resolve_device("cpu")
+        try:
+            check_precision(precision, resolved)
+        except ValueError as exc:
+            errors.append(str(exc))
+            precision = "fp32"
+        for error in errors:
+            self.get_logger().error(f"cannot use the configured device/precision: {error}")
+        ae, sos, mask = p["autoencoder_weights"] or None, p["sosnet_weights"] or None, p["mask_source"]
+        fallback_mask = "topic" if mask == "topic" else "auto"
+        attempts = [(ae, sos, mask)]
         if ae:
-            attempts.append((None, sos, mask, p["device"], config))
+            attempts.append((None, sos, mask))
         if sos or mask == "sosnet":
-            attempts.append((ae, None, fallback_mask, p["device"], config))
-        attempts.append((None, None, fallback_mask, "cpu", config.replace(precision="fp32")))
-        errors = []
-        for ae_path, sos_path, mask_source, device, cfg in attempts:
+            attempts.append((ae, None, fallback_mask))
+            if ae:
+                attempts.append((None, None, fallback_mask))
+        for ae_path, sos_path, mask_source in attempts:
             try:
-                pipeline, sources = build_pipeline(ae_path, sos_path, mask_source=mask_source, device=device,
-                                                   config=cfg)
+                stage, sources = builder.build_stage(p, autoencoder_weights=ae_path or "",
+                                                     sosnet_weights=sos_path or "", mask_source=mask_source,
+                                                     device=device, precision=precision)
             except (ValueError, OSError, RuntimeError) as exc:
                 errors.append(str(exc))
                 self.get_logger().error(f"cannot use the configured models: {exc}")
                 continue
             if errors:
-                self._last_error = f"running fallback models ({sources}) because: {errors[0]}"
+                self._last_error = f"running fallback ({sources}, {stage.pipeline.device} " \
+                                   f"{stage.pipeline.config.precision}) because: {errors[0]}"
                 self.get_logger().error(self._last_error)
-            return pipeline, sources
+            return stage, sources
         raise RuntimeError("no usable models: " + "; ".join(errors))
-
-    @staticmethod
-    def _agc_from(values: dict) -> ThermalAGC:
-        return ThermalAGC(**{field: values[name] for name, field in _AGC_PARAMS.items()})
 
     # --- executor thread: receive, validate, pair --------------------------------------------
 
@@ -142,8 +157,6 @@ class FusionNode(Node):
         self.counts["received"][role] += 1
         try:
             image, encoding = message_to_array(msg, name=f"{role} image")  # as `sosmaskfuse bag` decodes
-            if role == "mask" and image.ndim != 2:
-                raise ImageDecodeError(f"mask image: encoding {encoding} is not single-channel")
             self.sync.add(index, Frame(msg.header, encoding, image, time.monotonic_ns()))
         except (ImageDecodeError, ValueError) as exc:  # bad pixels, or a stamp the synchroniser refuses
             self.counts["bad"][role] += 1
@@ -157,12 +170,10 @@ class FusionNode(Node):
 
     def _process(self, frames: tuple[Frame, ...]) -> None:
         thermal, visible = frames[0], frames[1]
+        mask = StageFrame(frames[2].image, frames[2].encoding) if len(frames) > 2 else None
         try:
-            ir, vis = self.preparer.prepare(thermal.image, thermal.encoding, visible.image, visible.encoding)
-            mask = frames[2].image if len(frames) > 2 else None
-            if mask is not None and mask.shape[:2] != vis.shape[:2]:
-                raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, visible is {vis.shape[1]}x{vis.shape[0]}")
-            result = self.pipeline(ir, vis, mask)
+            out = self.stage(StageFrame(thermal.image, thermal.encoding), StageFrame(visible.image, visible.encoding),
+                             mask)
         except (ValueError, RuntimeError) as exc:
             self.counts["failed"] += 1
             self._last_error = str(exc)
@@ -170,43 +181,35 @@ class FusionNode(Node):
             return
         if not self.context.ok():  # shut down (Ctrl-C) while fusing: nothing left to publish to
             return
-        header = visible.header
-        self.fused_pub.publish(fill_image_msg(Image(), result.fused,
-                                              "bgr8" if result.fused.ndim == 3 else "mono8", header))
-        if self._p["publish_mask"]:
-            self.mask_pub.publish(fill_image_msg(Image(), result.mask_u8, "mono8", header))
+        header = visible.header  # PairStage.HEADER_FROM: the fused image lies in the visible camera's grid
+        self.fused_pub.publish(fill_image_msg(Image(), out.fused, out.fused_encoding, header))
+        if out.mask is not None:
+            self.mask_pub.publish(fill_image_msg(Image(), out.mask, out.mask_encoding, header))
         self.counts["published"] += 1
         latency = (time.monotonic_ns() - max(thermal.received_ns, visible.received_ns)) / 1e6
         self._latency_ms = (self._latency_ms + [latency])[-100:]
 
     # --- parameters ----------------------------------------------------------------------------
 
+    def _live_values(self, changes: list[Parameter]) -> dict:
+        """The node's settings with `changes` merged in, as the table holds them (ValueError)."""
+        values = dict(self._p)
+        for change in changes:
+            values[change.name] = params.to_setting(table.by_name(change.name), change.value)
+        return values
+
     def _validate_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        values = {c.name: c.value for c in changes}
         try:
-            if values.keys() & _PIPELINE_PARAMS:
-                self._pipeline_changes(values)
-            if values.keys() & _AGC_PARAMS.keys():
-                self._agc_from({**self._p, **values})
-        except (ValueError, TypeError) as exc:
+            builder.live_update(self.stage, self._live_values(changes))
+        except (ValueError, TypeError, KeyError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
-    def _pipeline_changes(self, values: dict) -> dict:
-        changes = {k: v for k, v in values.items() if k in _PIPELINE_PARAMS}
-        if "mask_threshold" in changes:
-            changes["mask_threshold"] = params.parse_mask_threshold(changes["mask_threshold"])
-        self.pipeline.config.replace(**changes)  # validates, raises ValueError
-        return changes
-
     def _apply_parameters(self, changes: list[Parameter]) -> None:
-        values = {c.name: c.value for c in changes}
-        self._p = {**self._p, **values}
-        if values.keys() & _PIPELINE_PARAMS:
-            self.pipeline.update(**self._pipeline_changes(values))
-        if values.keys() & _AGC_PARAMS.keys():
-            self.preparer = FramePreparer(agc=self._agc_from(self._p), homography=self.preparer.homography)
-        self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        values = self._live_values(changes)
+        builder.live_update(self.stage, values)()
+        self._p = values
+        self.get_logger().info("parameters set: " + ", ".join(f"{c.name}={c.value!r}" for c in changes))
 
     # --- reporting -------------------------------------------------------------------------------
 

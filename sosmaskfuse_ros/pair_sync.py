@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sosmaskfuse_core.approx_sync import ApproximateTimeSync
+from sosmaskfuse_core.formats.approx_sync import ApproximateTimeSync
 
 BACKENDS = ("auto", "message_filters", "builtin")
 

@@ -1,124 +1,74 @@
-"""The fusion node's parameters: each declared once, with its descriptor, range and default.
+"""The fusion node's ROS parameters, derived from the settings table: descriptors, declaration, values.
 
-`declare_all` declares the table on a node and returns the values; `config/sosmaskfuse.yaml`
-lists the same parameters with comments.
+Every node setting of `sosmaskfuse_core.settings.table` becomes one parameter of the same name:
+its type, default, description, range (FloatingPointRange / IntegerRange), choices (in the
+descriptor's additional_constraints and checked on every set) and read-only-ness (start-up
+settings) all come from the table. `config/sosmaskfuse.yaml` is generated from the same table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from sosmaskfuse_core.approx_sync import DEFAULT_QUEUE_SIZE, DEFAULT_SLOP
-from sosmaskfuse_core.devices import PRECISIONS
-from sosmaskfuse_core.fusion import FUSION_MODES
-from sosmaskfuse_core.pipeline import OUTPUT_SCALINGS, PipelineConfig
-from sosmaskfuse_core.thermal_agc import MODES as AGC_MODES
-from sosmaskfuse_core.thermal_agc import ThermalAGC
+from sosmaskfuse_core.settings import table
 
-MASK_SOURCES = ("auto", "sosnet", "thermal", "topic")
-RELIABILITY = ("best_effort", "reliable")
-TRANSPORTS = ("raw", "compressed")
+#: How each kind of setting is held as a ROS parameter.
+_PARAMETER_TYPES = {"str": Parameter.Type.STRING, "bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER,
+                    "float": Parameter.Type.DOUBLE, "floats": Parameter.Type.DOUBLE_ARRAY}
 
 
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: Any  # a value, or a Parameter.Type for "no default"
-    description: str
-    read_only: bool = True
-    choices: tuple[str, ...] = ()
-    float_range: tuple[float, float] | None = None
-    int_range: tuple[int, int] | None = None
-    dynamic_typing: bool = False
-
-    def descriptor(self) -> ParameterDescriptor:
-        d = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only,
-                                dynamic_typing=self.dynamic_typing)
-        if self.choices:
-            d.additional_constraints = "one of: " + ", ".join(self.choices)
-        if self.float_range:
-            d.floating_point_range = [FloatingPointRange(from_value=float(self.float_range[0]),
-                                                         to_value=float(self.float_range[1]), step=0.0)]
-        if self.int_range:
-            d.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
-        return d
+def node_settings() -> tuple[table.Setting, ...]:
+    """The settings the node declares, in table order."""
+    return table.for_scope(table.NODE)
 
 
-PARAMETERS: tuple[Param, ...] = (
-    # models
-    Param("autoencoder_weights", "", "IMV-F autoencoder checkpoint (authors' or ours); empty = shipped default"),
-    Param("sosnet_weights", "", "SOS network checkpoint (authors' or ours); empty = shipped default if any"),
-    Param("device", "auto", "auto, cpu, cuda or cuda:N"),
-    Param("precision", PipelineConfig.precision, "network precision (fp16 needs CUDA)", choices=PRECISIONS),
-    Param("mask_source", "auto", "sosnet: SOS network; thermal: classical hot-object mask (no network); "
-          "topic: masks on the 'mask' topic; auto: the SOS network if weights exist, else thermal",
-          choices=MASK_SOURCES),
-    # fusion (live)
-    Param("fusion_mode", PipelineConfig.fusion_mode, "imvf (the paper) or the mask-free baselines addition and sca",
-          read_only=False, choices=FUSION_MODES),
-    Param("mu", PipelineConfig.mu, "IMV-F weight of the thermal foreground features", read_only=False,
-          float_range=(0.0, 1.0)),
-    Param("mask_threshold", "", "empty = soft mask (as the paper's code); a number in (0, 1) binarises the mask",
-          read_only=False, dynamic_typing=True),
-    Param("output_scaling", PipelineConfig.output_scaling, "minmax: the paper's per-frame stretch; clip: the "
-          "decoder's gray levels (no flicker between frames)", read_only=False, choices=OUTPUT_SCALINGS),
-    Param("color_output", PipelineConfig.color_output, "publish bgr8: fused luma with the visible image's chroma",
-          read_only=False),
-    Param("publish_mask", True, "publish the mask on sos_mask", read_only=False),
-    # processing size and registration
-    Param("process_width", 0, "fuse at this width (0 = the visible image's)", int_range=(0, 8192)),
-    Param("process_height", 0, "fuse at this height (0 = the visible image's)", int_range=(0, 8192)),
-    Param("homography", Parameter.Type.DOUBLE_ARRAY, "3x3 row-major thermal pixel -> visible pixel; "
-          "unset = resize the thermal image to the visible size"),
-    # thermal gain control for 16-bit counts (live)
-    Param("thermal_agc", ThermalAGC.mode, "16-bit thermal to 8 bit: minmax, percentile or fixed",
-          read_only=False, choices=AGC_MODES),
-    Param("agc_low_percent", ThermalAGC.low_percent, "percentile mode: count mapped to black", read_only=False,
-          float_range=(0.0, 100.0)),
-    Param("agc_high_percent", ThermalAGC.high_percent, "percentile mode: count mapped to white", read_only=False,
-          float_range=(0.0, 100.0)),
-    Param("agc_min", ThermalAGC.fixed_min, "fixed mode: count mapped to black", read_only=False),
-    Param("agc_max", ThermalAGC.fixed_max, "fixed mode: count mapped to white", read_only=False),
-    # inputs
-    Param("input_transport", "raw", "raw: sensor_msgs/Image on <topic>; compressed: CompressedImage on "
-          "<topic>/compressed", choices=TRANSPORTS),
-    Param("sync_queue_size", DEFAULT_QUEUE_SIZE, "ApproximateTime queue size per input", int_range=(1, 1000)),
-    Param("sync_slop", DEFAULT_SLOP, "largest stamp difference (s) of a thermal/visible pair", float_range=(0.0, 10.0)),
-    Param("input_reliability", "best_effort", "input QoS reliability (REP-2003 sensor data: best_effort)",
-          choices=RELIABILITY),
-    Param("output_reliability", "reliable", "output QoS reliability", choices=RELIABILITY),
-    Param("qos_depth", 5, "history depth of inputs and outputs", int_range=(1, 1000)),
-    # reporting
-    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", float_range=(0.05, 3600.0)),
-    Param("log_period", 10.0, "seconds between one-line summaries in the log (0 = never)",
-          float_range=(0.0, 86400.0)),
-)
-BY_NAME = {p.name: p for p in PARAMETERS}
+def descriptor(setting: table.Setting) -> ParameterDescriptor:
+    """The ParameterDescriptor of a setting (ranges, choices, read-only, dynamic typing)."""
+    d = ParameterDescriptor(name=setting.name, description=setting.description, read_only=not setting.live,
+                            dynamic_typing=setting.kind == "optional_float")
+    if setting.choices:
+        d.additional_constraints = "one of: " + ", ".join(setting.choices)
+    if setting.range is not None and setting.kind == "float":
+        lo, hi = setting.range
+        d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    elif setting.range is not None and setting.kind == "int":
+        lo, hi = setting.range
+        d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    return d
 
 
-def declare_all(node: Node) -> dict[str, Any]:
-    """Declare every parameter on `node`; returns name -> value (None for an unset typed parameter)."""
+def parameter_default(setting: table.Setting) -> Any:
+    """What `declare_parameter` gets: the default, "" for an unset number, the type for an unset list."""
+    if setting.kind == "optional_float":
+        return "" if setting.default is None else setting.default
+    if setting.default is None:
+        return _PARAMETER_TYPES[setting.kind]
+    return setting.default
+
+
+def declare(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
+    """Declare `settings` on `node`; returns name -> value as the table holds it (None for an
+    unset number or list). ValueError names a start-up value the setting refuses."""
     values = {}
-    for p in PARAMETERS:
-        param = node.declare_parameter(p.name, p.default, p.descriptor())
-        values[p.name] = param.value
+    for setting in settings:
+        param = node.declare_parameter(setting.name, parameter_default(setting), descriptor(setting))
+        values[setting.name] = to_setting(setting, param.value)
     return values
 
 
-def parse_mask_threshold(value: Any) -> float | None:
-    """'' or None -> soft mask; a number (or a numeric string) in (0, 1) -> that threshold."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise ValueError("mask_threshold: expected a number in (0, 1) or empty, got a bool")
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"mask_threshold: {value!r} is not a number (empty = soft mask)") from None
-    if not 0.0 < t < 1.0:
-        raise ValueError(f"mask_threshold: {t} is outside (0, 1) (empty = soft mask)")
-    return t
+def declare_all(node: Node) -> dict[str, Any]:
+    """Declare every setting of the fusion node on `node` (see `declare`), checked together."""
+    return table.check_values(declare(node, node_settings()))
+
+
+def to_setting(setting: table.Setting, value: Any) -> Any:
+    """A parameter's value as the table holds it, checked (ValueError names the setting and the rule)."""
+    if setting.kind == "floats" and value is not None:
+        value = [float(v) for v in value]
+    if setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return setting.parse(value)
+

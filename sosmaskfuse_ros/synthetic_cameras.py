@@ -21,23 +21,27 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from sosmaskfuse_core.image_codec import fill_image_msg
-from sosmaskfuse_core.synthetic_scene import SyntheticScene
+from sosmaskfuse_core.formats.image_codec import fill_image_msg
+from sosmaskfuse_core.tools.synthetic_scene import SyntheticScene
 
-from .params import Param
+from sosmaskfuse_core.settings.table import Setting
 
-PARAMETERS: tuple[Param, ...] = (
-    Param("width", 320, "visible image width (px)", int_range=(16, 4096)),
-    Param("height", 256, "visible image height (px)", int_range=(16, 4096)),
-    Param("thermal_scale", 1.0, "thermal resolution relative to the visible one (0.5: half width and height)",
-          float_range=(0.05, 4.0)),
-    Param("rate", 10.0, "frames per second of both cameras (node clock)", float_range=(0.1, 200.0)),
-    Param("thermal_frame_id", "thermal_optical_frame", "frame_id of the thermal images"),
-    Param("visible_frame_id", "visible_optical_frame", "frame_id of the visible images"),
-    Param("seed", 0, "scene layout and noise seed: the same seed gives the same frames", int_range=(0, 2**31 - 1)),
-    Param("time_offset", 0.004, "thermal stamp minus visible stamp (s)", float_range=(-1.0, 1.0)),
-    Param("publish_camera_info", True, "also publish thermal/camera_info and visible/camera_info"),
-)
+from .params import declare
+
+_OWN = frozenset({"synthetic_cameras"})
+PARAMETERS: tuple[Setting, ...] = tuple(Setting(name, kind, default, description, "synthetic", range=rng,
+                                                scopes=_OWN) for name, kind, default, description, rng in (
+    ("width", "int", 320, "visible image width (px)", (16, 4096)),
+    ("height", "int", 256, "visible image height (px)", (16, 4096)),
+    ("thermal_scale", "float", 1.0, "thermal resolution relative to the visible one (0.5: half width and height)",
+     (0.05, 4.0)),
+    ("rate", "float", 10.0, "frames per second of both cameras (node clock)", (0.1, 200.0)),
+    ("thermal_frame_id", "str", "thermal_optical_frame", "frame_id of the thermal images", None),
+    ("visible_frame_id", "str", "visible_optical_frame", "frame_id of the visible images", None),
+    ("seed", "int", 0, "scene layout and noise seed: the same seed gives the same frames", (0, 2**31 - 1)),
+    ("time_offset", "float", 0.004, "thermal stamp minus visible stamp (s)", (-1.0, 1.0)),
+    ("publish_camera_info", "bool", True, "also publish thermal/camera_info and visible/camera_info", None),
+))
 
 
 def camera_info(k, width: int, height: int) -> CameraInfo:
@@ -51,7 +55,7 @@ def camera_info(k, width: int, height: int) -> CameraInfo:
 class SyntheticCameras(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("synthetic_cameras", **kwargs)
-        p = {q.name: self.declare_parameter(q.name, q.default, q.descriptor()).value for q in PARAMETERS}
+        p = declare(self, PARAMETERS)
         self._p = p
         scale = p["thermal_scale"]
         thermal_size = (max(1, round(p["width"] * scale)), max(1, round(p["height"] * scale)))

@@ -9,12 +9,12 @@ import torch
 from rosbags.rosbag2 import Reader
 from rosbags.serde import SerdeError
 
-from sosmaskfuse_core import checkpoints
-from sosmaskfuse_core.image_codec import array_to_compressed, array_to_image_fields
+from sosmaskfuse_core.models import checkpoints
+from sosmaskfuse_core.formats.image_codec import array_to_compressed, array_to_image_fields
 from sosmaskfuse_core.models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
 from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
-from sosmaskfuse_core.pipeline import FusionPipeline, PipelineConfig
-from sosmaskfuse_core.rosbag_io import COMPRESSED_IMAGE, IMAGE, closing_writer, make_header, qos_profile, typestore
+from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
+from sosmaskfuse_core.formats.rosbag_io import COMPRESSED_IMAGE, IMAGE, closing_writer, make_header, qos_profile, typestore
 
 SEC = 1_000_000_000
 H, W = 48, 64

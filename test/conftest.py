@@ -62,7 +62,7 @@ def tiny_sosnet():
 @pytest.fixture(scope="session")
 def tiny_checkpoint_files(tmp_path_factory) -> tuple[str, str]:
     """The two tiny networks saved once per test session: (autoencoder path, SOS network path)."""
-    from sosmaskfuse_core import checkpoints
+    from sosmaskfuse_core.models import checkpoints
 
     root = tmp_path_factory.mktemp("weights")
     checkpoints.save_checkpoint(root / "ae.pt", make_tiny_autoencoder())

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 
 import pytest
 
-from sosmaskfuse_core.approx_sync import ApproximateTimeSync, slop_to_ns, stamp_to_ns
+from sosmaskfuse_core.formats.approx_sync import ApproximateTimeSync, slop_to_ns, stamp_to_ns
 
 MS = 1_000_000  # nanoseconds
 HAVE_MESSAGE_FILTERS = importlib.util.find_spec("message_filters") is not None

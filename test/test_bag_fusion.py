@@ -1,7 +1,6 @@
 """`sosmaskfuse bag`: bag in, fused bag out, in both storages; odd, corrupt and interrupted inputs."""
 from __future__ import annotations
 
-import argparse
 import io
 
 import numpy as np
@@ -12,10 +11,11 @@ from rosbags.interfaces import QosReliability
 from bag_helpers import (SEC, THERMAL, VISIBLE, compressed_msg, frames, image_msg, one_torch_thread, pair_entries,
                          read_bag, save_tiny_checkpoints, serialize, stamp_of, tiny_pipeline, write_bag)
 from sosmaskfuse_core import cli
-from sosmaskfuse_core.bag_fusion import BagFusion, BagJob, BagJobError, common_namespace
-from sosmaskfuse_core.frames import FramePreparer
-from sosmaskfuse_core.image_codec import image_to_array
-from sosmaskfuse_core.rosbag_io import IMAGE, qos_profile, typestore
+from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, common_namespace
+from sosmaskfuse_core.pipeline.frames import FramePreparer
+from sosmaskfuse_core.formats.image_codec import image_to_array
+from sosmaskfuse_core.formats.rosbag_io import IMAGE, qos_profile, typestore
 
 FUSED, MASK = "/cam/fused_image", "/cam/sos_mask"
 
@@ -32,7 +32,7 @@ def pipeline():
 
 
 def fuse(src, dst, pipeline, **job):
-    fusion = BagFusion(src, dst, BagJob(thermal_topic=THERMAL, visible_topic=VISIBLE, **job), pipeline)
+    fusion = BagFusion(src, dst, BagJob(thermal_topic=THERMAL, visible_topic=VISIBLE, **job), PairStage(pipeline))
     return fusion.run()
 
 
@@ -84,8 +84,8 @@ def test_compressed_inputs_and_colour_output(tmp_path):
         entries.append((VISIBLE + "/compressed", stamp, compressed_msg(vis, "jpeg", stamp, "vis")))
     write_bag(tmp_path / "in", "mcap", entries)
     fusion = BagFusion(tmp_path / "in", tmp_path / "out",
-                       BagJob(THERMAL + "/compressed", VISIBLE + "/compressed", write_mask=False),
-                       tiny_pipeline(color_output=True))
+                       BagJob(THERMAL + "/compressed", VISIBLE + "/compressed"),
+                       PairStage(tiny_pipeline(color_output=True), with_mask=False))
     report = fusion.run()
     assert report.pairs == 3 and not report.skipped
     got, conns = read_bag(tmp_path / "out")
@@ -156,7 +156,7 @@ def test_an_interrupted_run_leaves_a_valid_bag_of_what_was_done(tmp_path, storag
         return original(*args, **kwargs)
     pipeline.fuse_batch = fuse_then_fail
     write_bag(tmp_path / "in", storage, pair_entries(6))
-    fusion = BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE, batch_size=2), pipeline)
+    fusion = BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE, batch_size=2), PairStage(pipeline))
     with pytest.raises(error):
         fusion.run()
     assert fusion.report.pairs == 2 and fusion.report.interrupted == (error is KeyboardInterrupt)
@@ -169,12 +169,12 @@ def test_an_interrupted_run_leaves_a_valid_bag_of_what_was_done(tmp_path, storag
 def test_job_checks_topics_before_writing_anything(tmp_path, pipeline):
     write_bag(tmp_path / "in", "mcap", pair_entries(1) + [("/cam/fused_image", 5, image_msg(frames(0)[0], "mono8", 5))])
     with pytest.raises(BagJobError, match="no thermal topic /nope.*image topics in the bag: /cam/fused_image"):
-        BagFusion(tmp_path / "in", tmp_path / "out", BagJob("/nope", VISIBLE), pipeline).run()
+        BagFusion(tmp_path / "in", tmp_path / "out", BagJob("/nope", VISIBLE), PairStage(pipeline)).run()
     with pytest.raises(BagJobError, match="already has a topic /cam/fused_image"):
-        BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE), pipeline).run()
+        BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE), PairStage(pipeline)).run()
     assert not (tmp_path / "out").exists()
     report = BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE, output_namespace="/fusion/"),
-                       pipeline).run()
+                       PairStage(pipeline)).run()
     assert (report.fused_topic, report.mask_topic, report.pairs) == ("/fusion/fused_image", "/fusion/sos_mask", 1)
 
 
@@ -222,10 +222,12 @@ def test_node_options_parse_like_the_node_parameters():
         ["bag", "--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v", "--homography",
          "1", "0", "0", "0", "1", "0", "0", "0", "1", "--thermal-agc", "fixed", "--agc-min", "100", "--agc-max", "900",
          "--process-width", "320", "--process-height", "256", "--mask-threshold", "0.4", "--color-output"])
-    from sosmaskfuse_core import fusion_options
-    config = fusion_options.pipeline_config(args)
+    from sosmaskfuse_core.commands.options import setting_values
+    from sosmaskfuse_core.pipeline.builder import frame_preparer, pipeline_config
+    values = setting_values(args, "bag")
+    config = pipeline_config(values)
     assert (config.process_size, config.mask_threshold, config.color_output) == ((320, 256), 0.4, True)
-    prep = fusion_options.frame_preparer(args)
+    prep = frame_preparer(values)
     assert prep.agc.mode == "fixed" and prep.agc.fixed_max == 900 and np.array_equal(prep.homography, np.eye(3))
     with pytest.raises(ValueError, match="go together"):
-        fusion_options.pipeline_config(argparse.Namespace(**{**vars(args), "process_height": 0}))
+        pipeline_config({**values, "process_height": 0})

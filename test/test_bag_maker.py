@@ -10,10 +10,11 @@ import pytest
 from bag_helpers import SEC, one_torch_thread, read_bag, stamp_of, tiny_pipeline
 from conftest import shared_path
 from sosmaskfuse_core import cli
-from sosmaskfuse_core.bag_fusion import BagFusion, BagJob
-from sosmaskfuse_core.bag_maker import gray_to_counts
-from sosmaskfuse_core.image_codec import compressed_to_array, image_to_array
-from sosmaskfuse_core.rosbag_io import COMPRESSED_IMAGE, IMAGE, typestore
+from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob
+from sosmaskfuse_core.tools.make_bag import gray_to_counts
+from sosmaskfuse_core.formats.image_codec import compressed_to_array, image_to_array
+from sosmaskfuse_core.formats.rosbag_io import COMPRESSED_IMAGE, IMAGE, typestore
 
 T_TOPIC, V_TOPIC = "/camera/thermal/image_raw", "/camera/visible/image_raw"
 
@@ -131,7 +132,7 @@ def test_m3svd_video_pair_to_bag_to_fused_bag(tmp_path):
     assert code == 0, text
     with one_torch_thread():
         fusion = BagFusion(tmp_path / "bag", tmp_path / "fused", BagJob(T_TOPIC, V_TOPIC, batch_size=5),
-                           tiny_pipeline(process_size=(320, 240)))
+                           PairStage(tiny_pipeline(process_size=(320, 240))))
         report = fusion.run()
     assert report.pairs == 10 and not report.skipped and report.unpaired == {T_TOPIC: 0, V_TOPIC: 0}
     got, _ = read_bag(tmp_path / "fused")

@@ -24,12 +24,13 @@ from bag_helpers import (SEC, THERMAL, VISIBLE, image_msg, one_torch_thread, pai
                          save_tiny_checkpoints, stamp_of, tiny_pipeline, write_bag)
 from conftest import REPO  # noqa: E402
 from ros_helpers import RosSession, wait_for  # noqa: E402
-from sosmaskfuse_core import cli  # noqa: E402
-from sosmaskfuse_core.bag_fusion import BagFusion, BagJob  # noqa: E402
-from sosmaskfuse_core.bag_maker import BagLayout, folder_frames, write_bag as make_bag  # noqa: E402
-from sosmaskfuse_core.image_codec import image_to_array  # noqa: E402
-from sosmaskfuse_core.rosbag_io import COMPRESSED_IMAGE, IMAGE, qos_profile, typestore  # noqa: E402
-from sosmaskfuse_core.weights import build_pipeline  # noqa: E402
+from sosmaskfuse_core import cli
+from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob
+from sosmaskfuse_core.tools.make_bag import BagLayout, folder_frames, write_bag as make_bag
+from sosmaskfuse_core.formats.image_codec import image_to_array
+from sosmaskfuse_core.formats.rosbag_io import COMPRESSED_IMAGE, IMAGE, qos_profile, typestore
+from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_ros import bag_player  # noqa: E402
 from sosmaskfuse_ros.bag_player import BagPlayer  # noqa: E402
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
@@ -68,7 +69,7 @@ def test_bag_type_hashes_are_the_ones_rclpy_reports(session, tmp_path):
     assert reported[COMPRESSED_IMAGE] == typestore().hash_rihs01(COMPRESSED_IMAGE)
     write_bag(tmp_path / "in", "mcap", pair_entries(1))
     with one_torch_thread():
-        BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE), tiny_pipeline()).run()
+        BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE), PairStage(tiny_pipeline())).run()
     _, conns = read_bag(tmp_path / "out")
     assert {c.msgtype: c.digest for c in conns.values()} == {IMAGE: reported[IMAGE]}
 
@@ -207,7 +208,7 @@ def test_replay_through_the_live_node_fuses_every_pair_with_its_stamp(session, p
 
         pipeline, _ = build_pipeline(ae, sos, device="cpu")  # the node's defaults, the same weights
         BagFusion(tmp_path / "bag", tmp_path / "offline", BagJob(f"{ns}/thermal/image_raw",
-                                                                 f"{ns}/visible/image_raw"), pipeline).run()
+                                                                 f"{ns}/visible/image_raw"), PairStage(pipeline)).run()
     offline, _ = read_bag(tmp_path / "offline")
     for live, (_, off, _) in zip(fused, offline[f"{ns}/fused_image"], strict=True):
         assert _stamp(live) == stamp_of(off)

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from sosmaskfuse_core import checkpoints as ck
+from sosmaskfuse_core.models import checkpoints as ck
 from sosmaskfuse_core.models import imvf_autoencoder as ae
 from sosmaskfuse_core.models import sos_hrnet as hr
 

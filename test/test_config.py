@@ -1,4 +1,4 @@
-"""config/sosmaskfuse.yaml lists exactly the node's declared parameters, with their defaults, types and live-ness."""
+"""config/sosmaskfuse.yaml: generated from the settings table, it lists the node's parameters with defaults, types and live-ness."""
 from __future__ import annotations
 
 import re
@@ -9,12 +9,12 @@ import pytest
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it comes with the ROS 2 wheels)")
 pytest.importorskip("rclpy", reason="the parameter table needs rcl_interfaces (ROS 2 Jazzy wheels or a native install)")
 
-from rclpy.parameter import Parameter  # noqa: E402
-
-from sosmaskfuse_ros.params import PARAMETERS  # noqa: E402
+from sosmaskfuse_core.settings import render_yaml, table  # noqa: E402
+from sosmaskfuse_ros.params import node_settings, parameter_default  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "sosmaskfuse.yaml"
-UNSET = {p.name for p in PARAMETERS if isinstance(p.default, Parameter.Type)}
+PARAMETERS = node_settings()
+UNSET = {p.name for p in PARAMETERS if p.kind == "floats" and p.default is None}
 
 
 def _values() -> dict:
@@ -25,10 +25,14 @@ def _values() -> dict:
 
 def test_lists_every_declared_parameter_with_its_default_and_type():
     values = _values()
-    declared = {p.name: p.default for p in PARAMETERS if p.name not in UNSET}
+    declared = {p.name: parameter_default(p) for p in PARAMETERS if p.name not in UNSET}
     assert set(values) == set(declared), (set(values) ^ set(declared))
     for name, default in declared.items():
         assert values[name] == default and type(values[name]) is type(default), (name, values[name], default)
+
+
+def test_the_file_is_what_the_settings_table_generates():
+    assert CONFIG.read_text() == render_yaml(), "regenerate it: python -m sosmaskfuse_core.settings > " + str(CONFIG)
 
 
 def test_unset_typed_parameters_are_commented_out_and_every_parameter_has_a_comment():
@@ -51,7 +55,7 @@ def test_sections_say_which_parameters_are_live():
         entry = re.match(r"\s*(?:# )?(\w+): ", line)
         if entry and live is not None and entry.group(1) in {p.name for p in PARAMETERS}:
             param = next(p for p in PARAMETERS if p.name == entry.group(1))
-            assert live == (not param.read_only), f"{param.name} is under the wrong section"
+            assert live == param.live, f"{param.name} is under the wrong section"
             seen.add(param.name)
     assert seen == {p.name for p in PARAMETERS}
 
@@ -84,15 +88,15 @@ def test_the_node_loads_the_file_whatever_its_namespace(tmp_path):
 
 
 def test_rviz_config_shows_the_four_images_with_matching_qos():
-    from sosmaskfuse_ros import params, synthetic_cameras
+    from sosmaskfuse_ros import synthetic_cameras
 
     rviz = yaml.safe_load((CONFIG.parent / "sosmaskfuse.rviz").read_text())
     manager = rviz["Visualization Manager"]
     images = {d["Topic"]["Value"]: d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"}
     assert set(images) == {"/thermal/image_raw", "/visible/image_raw", "/sos_mask", "/fused_image"}
     wording = {"best_effort": "Best Effort", "reliable": "Reliable"}
-    camera_qos = wording[params.BY_NAME["input_reliability"].default]
-    output_qos = wording[params.BY_NAME["output_reliability"].default]
+    camera_qos = wording[table.default("input_reliability")]
+    output_qos = wording[table.default("output_reliability")]
     for topic, display in images.items():
         qos = display["Topic"]
         assert qos["Reliability Policy"] == (camera_qos if "image_raw" in topic else output_qos), topic

@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core import evaluate
-from sosmaskfuse_core.metrics import METRIC_NAMES, compute_all
+from sosmaskfuse_core.commands import evaluate as eval_command
+from sosmaskfuse_core.evaluation import fusion_quality as evaluate
+from sosmaskfuse_core.evaluation.metrics import METRIC_NAMES, compute_all
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SIZE = (48, 52)  # rows, columns: big enough for VIF (41 x 41)
@@ -19,7 +20,7 @@ SIZE = (48, 52)  # rows, columns: big enough for VIF (41 x 41)
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sosmaskfuse")
-    evaluate.add_parser(parser.add_subparsers(dest="command", required=True))
+    eval_command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
 
@@ -186,11 +187,11 @@ def test_parser_requires_the_source_folders() -> None:
     with pytest.raises(SystemExit):
         parse(["eval", "--fused", "x"])
     args = parse(["eval", "--ir", "i", "--vis", "v", "--fused", "a", "--fused", "b"])
-    assert args.fused == [Path("a"), Path("b")] and args.func is evaluate.run and not args.per_image
+    assert args.fused == [Path("a"), Path("b")] and args.func is eval_command.run and not args.per_image
 
 
 def test_same_named_method_folders_keep_their_paths(tmp_path: Path) -> None:
-    names = evaluate.method_names([tmp_path / "x" / "out", tmp_path / "y" / "out", tmp_path / "z"])
+    names = eval_command.method_names([tmp_path / "x" / "out", tmp_path / "y" / "out", tmp_path / "z"])
     assert names == [str(tmp_path / "x" / "out"), str(tmp_path / "y" / "out"), "z"]
 
 

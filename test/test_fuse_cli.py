@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core import checkpoints, cli
+from sosmaskfuse_core.models import checkpoints
+from sosmaskfuse_core import cli
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from sosmaskfuse_core import fusion
+from sosmaskfuse_core.pipeline import strategies as fusion
 
 
 def test_sca_on_a_hand_computed_case():

@@ -16,7 +16,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
-from sosmaskfuse_core.image_codec import fill_compressed_msg, image_to_array  # noqa: E402
+from sosmaskfuse_core.formats.image_codec import fill_compressed_msg, image_to_array
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 
 H, W = 48, 64

@@ -8,10 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.image_codec import (
-    ENCODINGS, ImageDecodeError, array_to_compressed, array_to_image_fields,
-    compressed_to_array, fill_compressed_msg, fill_image_msg, image_to_array, message_to_array, to_bgr, to_gray)
-from sosmaskfuse_core.thermal_agc import ThermalAGC, stretch_to_uint8
+from sosmaskfuse_core.formats.image_codec import ENCODINGS, ImageDecodeError, array_to_compressed, array_to_image_fields, compressed_to_array, fill_compressed_msg, fill_image_msg, image_to_array, message_to_array, to_bgr, to_gray
+from sosmaskfuse_core.thermal.agc import ThermalAGC, stretch_to_uint8
 
 HAVE_RCLPY_MSGS = importlib.util.find_spec("sensor_msgs") is not None
 HAVE_ROSBAGS = importlib.util.find_spec("rosbags") is not None

@@ -58,7 +58,8 @@ def _parameter_tables():
     pytest.importorskip("rclpy", reason="the parameter tables need rclpy (ROS 2 Jazzy wheels or a native install)")
     from sosmaskfuse_ros import params, synthetic_cameras
 
-    return {"sosmaskfuse_node": params.BY_NAME, "synthetic_cameras": {p.name: p for p in synthetic_cameras.PARAMETERS}}
+    return {"sosmaskfuse_node": {s.name: s for s in params.node_settings()},
+            "synthetic_cameras": {p.name: p for p in synthetic_cameras.PARAMETERS}}
 
 
 def test_both_launch_files_are_there():
@@ -96,7 +97,7 @@ def test_our_nodes_exist_with_their_names_parameters_and_topics(path):
                     spec = table[name]
                     assert type(value.value) is type(spec.default), (name, value.value)
                     assert not spec.choices or value.value in spec.choices, (name, value.value)
-                    rng = spec.float_range or spec.int_range
+                    rng = spec.range
                     assert not rng or rng[0] <= value.value <= rng[1], (name, value.value)
         source = (REPO / "sosmaskfuse_ros" / NODE_MODULES[executable]).read_text()
         for pair in getattr(_keyword(call, "remappings"), "elts", []):

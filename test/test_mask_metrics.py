@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.mask_metrics import f_measure, iou, mae, precision_recall, to_binary
+from sosmaskfuse_core.evaluation.mask_metrics import f_measure, iou, mae, precision_recall, to_binary
 
 
 def _masks():

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sosmaskfuse_core import metrics as M
+from sosmaskfuse_core.evaluation import metrics as M
 
 # ---------------------------------------------------------------------------------------------
 # slow, obviously-correct references (pixel loops over plain Python numbers; also used by

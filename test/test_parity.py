@@ -42,8 +42,8 @@ def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
 
 
 def test_sos_probability_and_raw_output_match(reference_weights):
-    from sosmaskfuse_core.checkpoints import load_autoencoder, load_sosnet
-    from sosmaskfuse_core.pipeline import FusionPipeline
+    from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
+    from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline
 
     ae_path, sos_path, fixture = reference_weights
     pipe = FusionPipeline(load_autoencoder(ae_path)[0], load_sosnet(sos_path)[0], device="cpu")

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core import preprocessing as pp
-from sosmaskfuse_core.pipeline import FusionPipeline, PipelineConfig
+from sosmaskfuse_core.pipeline import preprocessing as pp
+from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
 
 def _pair(h=48, w=64, seed=0):
@@ -62,7 +62,7 @@ def test_gray_and_replicated_color_thermal_agree(pipe):
     assert np.array_equal(a.fused, b.fused)
 
 
-def test_external_mask_overrides_the_network(pipe):
+def test_given_mask_overrides_the_network(pipe):
     ir, vis = _pair()
     ones = np.full(ir.shape, 255, np.uint8)
     r = pipe(ir, vis, mask=ones)
@@ -115,7 +115,7 @@ def test_color_output_keeps_visible_chroma(pipe):
 
 
 def test_uint16_thermal_is_gain_controlled(pipe):
-    from sosmaskfuse_core.thermal_agc import ThermalAGC
+    from sosmaskfuse_core.thermal.agc import ThermalAGC
 
     ir, vis = _pair()
     counts = (ir.astype(np.uint16) * 7 + 20000).astype(np.uint16)  # narrow raw-count range
@@ -151,9 +151,9 @@ def test_nan_tensor_is_refused(pipe):
         pipe(ir, torch.zeros(48, 64))
 
 
-def test_external_source_without_mask_says_so(tiny_autoencoder):
+def test_topic_source_without_mask_says_so(tiny_autoencoder):
     p = FusionPipeline(tiny_autoencoder, device="cpu")
-    assert p.mask_source == "external"
+    assert p.mask_source == "topic"
     with pytest.raises(ValueError, match="needs a mask"):
         p(*_pair())
 
@@ -178,8 +178,8 @@ def test_bf16_on_cpu_stays_close_to_fp32():
 
 
 def test_a_trained_sos_network_runs_at_the_size_it_was_trained_at(tmp_path, tiny_autoencoder, tiny_sosnet):
-    from sosmaskfuse_core import checkpoints
-    from sosmaskfuse_core.weights import build_pipeline
+    from sosmaskfuse_core.models import checkpoints
+    from sosmaskfuse_core.pipeline.builder import build_pipeline
 
     checkpoints.save_checkpoint(tmp_path / "ae.pt", tiny_autoencoder)
     checkpoints.save_checkpoint(tmp_path / "sos.pt", tiny_sosnet, {"input_size": [96, 64]})

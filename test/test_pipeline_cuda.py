@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core.pipeline import FusionPipeline, PipelineConfig
+from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core import preprocessing as pp
+from sosmaskfuse_core.pipeline import preprocessing as pp
 
 
 def _nchw(a: np.ndarray) -> torch.Tensor:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pytest
 import torch
 
 from conftest import shared_path
-from sosmaskfuse_core.checkpoints import load_autoencoder
+from sosmaskfuse_core.models.checkpoints import load_autoencoder
 from sosmaskfuse_core.training.autoencoder import reconstruction_quality
 from sosmaskfuse_core.training.data import find_images, load_gray
-from sosmaskfuse_core.weights import SHIPPED_AUTOENCODER, build_pipeline
+from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
+from sosmaskfuse_core.pipeline.builder import build_pipeline
 
 MODEL_CARD = SHIPPED_AUTOENCODER.parent / "MODEL_CARD.md"
 

@@ -15,8 +15,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from ros_helpers import RosSession, wait_for  # noqa: E402
-from sosmaskfuse_core.image_codec import image_to_array  # noqa: E402
-from sosmaskfuse_core.synthetic_scene import SyntheticScene  # noqa: E402
+from sosmaskfuse_core.formats.image_codec import image_to_array
+from sosmaskfuse_core.tools.synthetic_scene import SyntheticScene
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 from sosmaskfuse_ros.synthetic_cameras import SyntheticCameras  # noqa: E402
 

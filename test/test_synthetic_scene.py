@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.synthetic_scene import HFOV_DEG, SyntheticScene
+from sosmaskfuse_core.tools.synthetic_scene import HFOV_DEG, SyntheticScene
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.mask_eval import cross_validate, evaluate_masks, otsu_mask
-from sosmaskfuse_core.mask_metrics import iou
-from sosmaskfuse_core.thermal_mask import (ThermalHotObjectMasker, ThermalMaskConfig,
-                                           thermal_hot_object_mask)
+from sosmaskfuse_core.evaluation.mask_quality import cross_validate, evaluate_masks, otsu_mask
+from sosmaskfuse_core.evaluation.mask_metrics import iou
+from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker, ThermalMaskConfig, thermal_hot_object_mask
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 TNO = os.path.join(DATA, "tno_masks")
@@ -314,7 +313,8 @@ def test_eval_mask_command_and_evaluate_masks(tmp_path, capsys, monkeypatch):
     import argparse
     import json
 
-    from sosmaskfuse_core import mask_eval
+    from sosmaskfuse_core.commands import eval_mask as eval_mask_command
+    from sosmaskfuse_core.evaluation import mask_quality as mask_eval
 
     ir_dir, mask_dir = _write_dataset(tmp_path, [sky_scene(s) for s in range(3)])
     res = evaluate_masks(ir_dir, mask_dir, ThermalHotObjectMasker())
@@ -323,7 +323,7 @@ def test_eval_mask_command_and_evaluate_masks(tmp_path, capsys, monkeypatch):
     assert evaluate_masks(ir_dir, mask_dir, otsu_mask)["mean"]["iou"] < 0.2
 
     parser = argparse.ArgumentParser(prog="sosmaskfuse")
-    mask_eval.add_parser(parser.add_subparsers(dest="command", required=True))
+    eval_mask_command.add_parser(parser.add_subparsers(dest="command", required=True))
     out_json = tmp_path / "res.json"
     args = parser.parse_args(["eval-mask", "--ir", ir_dir, "--masks", mask_dir,
                               "--source", "thermal", "--set", "seed_rel=0.6",
@@ -336,19 +336,19 @@ def test_eval_mask_command_and_evaluate_masks(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(mask_eval, "DEFAULT_GRID", {"seed_rel": [0.6, 0.7], "grow_rel": [0.4]})
     args = parser.parse_args(["eval-mask", "--ir", ir_dir, "--masks", mask_dir, "--cv",
                               "--folds", "3"])
-    assert mask_eval.run(args) == 0
+    assert eval_mask_command.run(args) == 0
     assert "CV mean" in capsys.readouterr().out
     bad = parser.parse_args(["eval-mask", "--ir", ir_dir, "--masks", mask_dir,
                              "--set", "no_such_field=1"])
     with pytest.raises(ValueError):
-        mask_eval.run(bad)
+        eval_mask_command.run(bad)
 
 
 def test_group_of_and_leave_one_group_out(tmp_path, capsys):
     import argparse
 
-    from sosmaskfuse_core import mask_eval
-    from sosmaskfuse_core.mask_eval import group_of
+    from sosmaskfuse_core.commands import eval_mask as eval_mask_command
+    from sosmaskfuse_core.evaluation.mask_quality import group_of
 
     assert group_of("m3_0111_1716_018", r"^(m3_\d+_\d+|rs)") == "m3_0111_1716"
     assert group_of("rs_FLIR_05879", r"^(m3_\d+_\d+|rs)") == "rs"
@@ -376,7 +376,7 @@ def test_group_of_and_leave_one_group_out(tmp_path, capsys):
     assert set(ev["per_group"]) == {"vidA", "vidB", "vidC"}
 
     parser = argparse.ArgumentParser(prog="sosmaskfuse")
-    mask_eval.add_parser(parser.add_subparsers(dest="command", required=True))
+    eval_mask_command.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["eval-mask", "--ir", str(ir_dir), "--masks", str(mask_dir),
                               "--group", r"^(vid\w)_"])
     assert args.func(args) == 0

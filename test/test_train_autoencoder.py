@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core import checkpoints, cli
+from sosmaskfuse_core.models import checkpoints
+from sosmaskfuse_core import cli
 from sosmaskfuse_core.training import autoencoder as tae
 from sosmaskfuse_core.training import runner
 

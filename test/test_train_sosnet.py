@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core import checkpoints, cli
+from sosmaskfuse_core.models import checkpoints
+from sosmaskfuse_core import cli
 from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
 from sosmaskfuse_core.training import runner
+from sosmaskfuse_core.pipeline.preprocessing import logit_to_probability
 from sosmaskfuse_core.training import sosnet as ts
+from sosmaskfuse_core.training.sosnet import loop as sos_loop
 from sosmaskfuse_core.training.data import DataError
 
 TINY = dict(width=4, stem_channels=8, layer1_blocks=1, stage_modules=(1, 1, 1), blocks_per_branch=1)
@@ -174,7 +177,7 @@ def test_a_file_without_partner_is_reported_and_skipped(tmp_path):
     (data / "ir" / "notes.txt").write_text("not an image")
     layout, pairs, skipped = ts.find_pairs(data)
     assert layout == "ir/mask" and [p[0] for p in pairs] == ["00", "01", "02"]
-    assert len(skipped) == 1 and "03.png: no mask of that name" in skipped[0]
+    assert len(skipped) == 1 and "03.png: no partner in mask/" in skipped[0]
     with pytest.raises(DataError, match="no training pairs left"):
         ts.split_data(tiny_cfg(data, folds=None, val_fraction=0.9))
 
@@ -188,7 +191,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, mon
         calls["n"] += 1
         loss = real(logit, target, pos_weight)
         return loss * float("nan") if calls["n"] == 4 else loss
-    monkeypatch.setattr(ts, "sos_loss", poisoned)
+    monkeypatch.setattr(sos_loop, "sos_loss", poisoned)
     out = tmp_path / "nan.pt"
     rc, err = _run(["--data", str(data), "--out", str(out), "--epochs", "5", "--checkpoint-every", "1"], capsys)
     assert rc == 3 and "loss is nan at step 3" in err and f"the last good checkpoint is {out}" in err
@@ -272,7 +275,7 @@ def test_cli_init_from_imagenet_then_fine_tune_from_our_checkpoint(tmp_path, cap
 def test_mask_quality_scores_at_the_mask_resolution_with_mask_metrics():
     """A network whose logit is +/-10 by a fixed pattern: the figures are mask_metrics' on the
     upsampled probability against the full-resolution mask."""
-    from sosmaskfuse_core import mask_metrics
+    from sosmaskfuse_core.evaluation import mask_metrics
 
     class Fixed(torch.nn.Module):
         def forward(self, x):
@@ -284,7 +287,7 @@ def test_mask_quality_scores_at_the_mask_resolution_with_mask_metrics():
     mask[20:44, 40:90] = 255
     thermal = np.zeros((96, 128, 1), np.uint8)
     q = ts.mask_quality(Fixed(), [ts.MaskSample("a", thermal, mask)], (64, 32), torch.device("cpu"))
-    prob = ts.logit_to_probability(Fixed()(torch.zeros(1, 1, 32, 64)), (96, 128))[0, 0].numpy()
+    prob = logit_to_probability(Fixed()(torch.zeros(1, 1, 32, 64)), (96, 128))[0, 0].numpy()
     gt = mask[:, :, 0] >= 128
     assert q["per_image"]["a"]["iou"] == pytest.approx(mask_metrics.iou(prob >= 0.5, gt))
     assert q["f_measure"] == pytest.approx(mask_metrics.f_measure(prob >= 0.5, gt))

@@ -1,7 +1,7 @@
-"""The IMV-F autoencoder of SOSMaskFuse: a nested dense encoder and decoder (ALGORITHM.md section 2).
+"""The IMV-F autoencoder of SOSMaskFuse: a nested dense encoder and decoder (docs/algorithm.md, section 2).
 
 The network has no fusion weights: the encoder turns one gray image (levels 0..255 as float,
-not rescaled) into four feature maps, a weight-free strategy (`sosmaskfuse_core.fusion`)
+not rescaled) into four feature maps, a weight-free strategy (`sosmaskfuse_core.pipeline.strategies`)
 merges the features of several images, and the decoder turns four maps back into an image.
 
 Our module names and the authors' state-dict keys (`Epoch_model_1.model`):

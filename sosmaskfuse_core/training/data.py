@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..image_files import IMAGE_SUFFIXES, ImageReadError, read_image
+from sosmaskfuse_core.formats.image_files import IMAGE_SUFFIXES, ImageReadError, read_image
 
 log = logging.getLogger(__name__)
 

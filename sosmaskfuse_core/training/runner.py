@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .. import __version__
-from ..checkpoints import CheckpointError, read_file, save_checkpoint
+from sosmaskfuse_core import __version__
+from sosmaskfuse_core.models.checkpoints import CheckpointError, read_file, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +90,3 @@ def amp_context(device: torch.device, enabled: bool):
 
 def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     return torch.amp.GradScaler("cuda", enabled=enabled and device.type == "cuda")
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.start
-
-
-def last_path(path: Path) -> Path:
-    """Periodic checkpoints go beside the output: OUT -> OUT.last.pt (the resume point)."""
-    return path.with_name(path.name + ".last.pt")
-
-
-def ensure_parent(path: Path) -> None:
-    os.makedirs(path.parent, exist_ok=True)

@@ -1,0 +1,130 @@
+"""`sosmaskfuse bag`: fuse the thermal/visible pairs of a rosbag2 recording into a new bag, as the fusion node would.
+
+    sosmaskfuse bag --in IN_BAG --out OUT_BAG --thermal-topic T --visible-topic V [node parameters]
+
+Reads a rosbag2 bag (a folder with metadata.yaml, or a single .mcap/.db3 file; MCAP or SQLite3
+storage, found from the input) whose two topics hold sensor_msgs/Image or CompressedImage.
+Messages are taken in bag (log-time, i.e. receive-time) order and paired by their header stamps
+with message_filters' ApproximateTime rules (--sync-queue-size, --sync-slop), the way the node
+pairs them live; pairs are fused in batches (--batch-size; pairs of one size share a pass).
+With --mask-source topic, masks recorded on --mask-topic are paired in as the node's `mask` input.
+
+The new bag (--out-storage mcap|sqlite3, default the input's) holds every input topic copied
+byte for byte, with its type, definition, type hash and offered QoS profiles, plus
+
+    <namespace>/fused_image   sensor_msgs/Image, mono8 (bgr8 with --color-output)
+    <namespace>/sos_mask      sensor_msgs/Image, mono8 (left out with --no-mask)
+
+stamped with the visible frame's header and written at the visible message's log time. The
+namespace is --output-namespace, by default the longest namespace the two input topics share:
+/camera/thermal/image_raw + /camera/visible/image_raw -> /camera/fused_image, which is where a
+node pushed into /camera (its inputs remapped from thermal/image_raw and visible/image_raw)
+publishes. Topics with no namespace in common give /fused_image and /sos_mask.
+
+A message that cannot be decoded (bad CDR, unknown encoding, truncated pixels) is reported with
+its topic and time and skipped; a pair that cannot be fused is reported the same way. Both make
+the exit code 1. Frames left without a partner are normal and only counted. Ctrl-C (or an error)
+stops the run with a valid, closed bag of what was done (exit code 130 after Ctrl-C).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rosbags.rosbag2 import ReaderError, WriterError
+
+from sosmaskfuse_core.commands.options import add_setting_options, setting_values
+from sosmaskfuse_core.formats.rosbag_io import STORAGES
+from sosmaskfuse_core.pipeline.builder import build_stage
+from sosmaskfuse_core.progress import Progress
+from sosmaskfuse_core.settings import BAG
+from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, BagReport
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "bag", help="fuse the thermal/visible pairs of a rosbag2 bag into a new bag",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--in", dest="input", required=True, type=Path, metavar="BAG",
+                   help="input bag: folder with metadata.yaml, or an .mcap/.db3 file")
+    p.add_argument("--out", dest="output", required=True, type=Path, metavar="BAG",
+                   help="output bag folder (must not exist)")
+    p.add_argument("--thermal-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
+    p.add_argument("--visible-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
+    p.add_argument("--output-namespace", metavar="NS",
+                   help="namespace of fused_image and sos_mask (default: the one the input topics share)")
+    p.add_argument("--out-storage", choices=tuple(STORAGES), help="default: the input's storage")
+    p.add_argument("--batch-size", type=int, default=4, help="pairs fused in one pass (default 4)")
+    p.add_argument("--mask-topic", metavar="TOPIC", help="recorded masks, with --mask-source topic")
+    add_setting_options(p, BAG)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace, *, stream=None) -> int:
+    stream = stream or sys.stderr
+    try:
+        values = setting_values(args, BAG)
+        job = BagJob(thermal_topic=args.thermal_topic, visible_topic=args.visible_topic,
+                     output_namespace=args.output_namespace, sync_queue_size=values["sync_queue_size"],
+                     sync_slop=values["sync_slop"], batch_size=args.batch_size, storage=args.out_storage,
+                     mask_topic=args.mask_topic)
+        if args.output.exists():
+            raise ValueError(f"{args.output} exists; choose a new output bag")
+        if not args.input.exists():
+            raise ValueError(f"{args.input}: no such bag")
+        stage, sources = build_stage(values)
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=stream)
+        return 2
+    fusion = BagFusion(args.input, args.output, job, stage, custom_data={"sosmaskfuse.models": str(sources)})
+    print(f"{args.input} -> {args.output}: pairing {' + '.join(job.input_topics)} "
+          f"on {stage.pipeline.device}; {sources}", file=stream)
+    progress = Progress(None, "bag", unit="pairs", stream=stream)
+    error = ""
+    try:
+        fusion.run(progress)
+    except KeyboardInterrupt:
+        pass
+    except BagJobError as exc:
+        print(f"error: {exc}", file=stream)
+        return 2
+    except (ReaderError, WriterError, OSError) as exc:  # an unreadable input, a full disk
+        error = str(exc)
+    finally:
+        progress.close()
+    if error and not fusion.report.storage:  # failed before the output was opened
+        print(f"error: {error}", file=stream)
+        return 2
+    print_summary(fusion.report, args.output, stream)
+    if error:
+        print(f"error: stopped early: {error}", file=stream)
+        return 2
+    if fusion.report.interrupted:
+        return 130
+    return 1 if fusion.report.skipped else 0
+
+
+def print_summary(report: BagReport, output: Path, stream=None) -> None:
+    """The account of a run: pairs, outputs, unpaired frames, skipped messages, time and rate."""
+    stream = stream or sys.stderr
+
+    def say(line: str) -> None:
+        print(line, file=stream)
+
+    rate = f" ({report.pairs / report.seconds:.2f} pairs/s)" if report.seconds > 0 and report.pairs else ""
+    state = "interrupted: " if report.interrupted else ""
+    say(f"{state}fused {report.pairs} pairs in {report.seconds:.1f} s{rate} -> {output} ({report.storage})")
+    if report.fused_topic:
+        outs = [report.fused_topic] + ([report.mask_topic] if report.mask_topic else [])
+        say(f"  wrote {', '.join(outs)}: {report.pairs} messages each; copied {report.copied} input messages")
+    for topic, n in report.unpaired.items():
+        say(f"  {topic}: {report.frames[topic]} frames, {n} unpaired")
+    if report.not_copied:
+        say(f"  not copied (no type definition): {', '.join(sorted(set(report.not_copied)))}")
+    for title, items in (("corrupt messages skipped", report.corrupt), ("pairs not fused", report.failed)):
+        if items:
+            say(f"  {len(items)} {title}:")
+            for item in items:
+                say(f"    {item}")

@@ -1,0 +1,79 @@
+"""`sosmaskfuse fuse`: fuse every thermal/visible pair of two folders, writing masks and fused images.
+
+    sosmaskfuse fuse --ir IR_DIR --vis VIS_DIR --out OUT_DIR [--mask-dir DIR] [node parameters]
+
+Pairs are matched by file stem. A file with no partner, an unreadable file or a pair of
+different sizes is reported by name and skipped; the other pairs are still written, and
+the exit code is 1 if any pair failed. `--mask-dir` uses masks of the same stems instead of
+computing them (mask source `topic`: masks given with each pair).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from sosmaskfuse_core.commands.options import add_setting_options, setting_values
+from sosmaskfuse_core.formats.image_files import pair_by_stem
+from sosmaskfuse_core.pipeline.builder import build_stage
+from sosmaskfuse_core.progress import Progress
+from sosmaskfuse_core.settings import FUSE
+from sosmaskfuse_core.tools.fuse_folder import fuse_folder
+
+log = logging.getLogger("sosmaskfuse.fuse")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `fuse`."""
+    p = subparsers.add_parser(
+        "fuse", help="fuse the image pairs of two folders",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ir", required=True, type=Path, help="folder of thermal images")
+    p.add_argument("--vis", required=True, type=Path, help="folder of visible images")
+    p.add_argument("--out", required=True, type=Path, help="output folder (gets mask/ and fused/)")
+    p.add_argument("--mask-dir", type=Path, help="use these masks (same stems) instead of computing them")
+    add_setting_options(p, FUSE)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `fuse`; 0 when every pair was written, 1 when some were skipped, 2 when nothing could start."""
+    folders = [args.ir, args.vis] + ([args.mask_dir] if args.mask_dir else [])
+    try:
+        pairing = pair_by_stem(*folders, names=("--ir", "--vis", "--mask-dir")[:len(folders)])
+    except NotADirectoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        values = setting_values(args, FUSE)
+        if args.mask_dir:
+            values["mask_source"] = "topic"
+        elif values["mask_source"] == "topic":
+            raise ValueError("mask_source 'topic' takes its masks from --mask-dir")
+        stage, sources = build_stage(values)
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(pairing.pairs)} pairs on {stage.pipeline.device}; {sources}", file=sys.stderr)
+    for path, reason in pairing.unmatched:
+        log.warning("skipped %s: %s", path, reason)
+    progress = Progress(len(pairing.pairs), "fuse")
+
+    def on_pair(stem: str, ok: bool) -> None:
+        progress.step(stem, ok=ok)
+
+    start = time.perf_counter()
+    report = fuse_folder(pairing, stage, args.out, on_pair)
+    progress.close()
+    elapsed = time.perf_counter() - start
+    rate = f" ({elapsed / report.fused:.2f} s/pair)" if report.fused else ""
+    print(f"fused {report.fused} of {report.total} pairs in {elapsed:.1f} s{rate} -> {args.out}", file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.failed)} failed:", file=sys.stderr)
+        for what, reason in report.failed:
+            print(f"  {what}: {reason}", file=sys.stderr)
+        return 1
+    return 0

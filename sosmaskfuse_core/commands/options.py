@@ -1,0 +1,59 @@
+"""Command-line options derived from the settings table, and the settings values they parse to.
+
+Each option is the setting of the same name with dashes (`--sync-slop` is `sync_slop`), with the
+node's default, so an offline run computes what the node would publish. `add_setting_options`
+adds the settings of one front end (`bag` or `fuse`); `setting_values` reads them back as the
+name -> value mapping that `sosmaskfuse_core.pipeline.builder.build_stage` takes.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sosmaskfuse_core.settings import table
+
+_TYPES = {"str": str, "int": int, "float": float, "optional_float": float, "floats": float}
+
+
+def _help(setting: table.Setting) -> str:
+    if setting.kind == "bool":
+        return setting.description
+    shown = "unset" if setting.default in (None, "") else setting.default
+    return f"{setting.description} (default: {shown})"
+
+
+def add_setting_option(group: argparse._ActionsContainer, setting: table.Setting) -> None:
+    """One setting as an option of `group` (dest = the setting's name)."""
+    names = [setting.option, *setting.aliases]
+    if setting.kind == "bool":
+        # a flag says the opposite of the default: --color-output (default off), --no-mask (default on)
+        action = "store_false" if setting.default else "store_true"
+        group.add_argument(*names, dest=setting.name, action=action, default=setting.default,
+                           help=_help(setting))
+        return
+    kwargs: dict[str, Any] = {"dest": setting.name, "type": _TYPES[setting.kind], "default": setting.default,
+                              "help": _help(setting)}
+    if setting.choices:
+        kwargs["choices"] = setting.choices
+    if setting.kind == "floats":
+        kwargs.update(nargs=setting.length or "+", metavar="X")
+    elif not setting.choices:
+        kwargs["metavar"] = "CKPT" if setting.name.endswith("_weights") else setting.name.split("_")[-1].upper()
+    group.add_argument(*names, **kwargs)
+
+
+def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
+    """Every setting of `scope` (table.BAG or table.FUSE), in argument groups as the YAML file has them."""
+    settings = table.for_scope(scope)
+    for group, title in table.GROUPS.items():
+        members = [s for s in settings if s.group == group]
+        if members:
+            container = parser.add_argument_group(f"{title} (node parameters)")
+            for setting in members:
+                add_setting_option(container, setting)
+
+
+def setting_values(args: argparse.Namespace, scope: str) -> dict[str, Any]:
+    """name -> value of every setting of `scope`, validated (ValueError names the bad one)."""
+    values = {s.name: getattr(args, s.name) for s in table.for_scope(scope)}
+    return table.check_values(values)

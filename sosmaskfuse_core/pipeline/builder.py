@@ -1,0 +1,153 @@
+"""Building a pipeline: from checkpoint paths (or the shipped defaults), and from settings values.
+
+`build_pipeline` turns model options into a `FusionPipeline` and says which weights and which
+mask source it chose; `build_stage` turns a full set of settings values (node parameters or
+command-line options, names as in `sosmaskfuse_core.settings.table`) into the `PairStage` the
+node, the bag tool and the folder job run.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
+from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET, describe, shipped_or_none
+from sosmaskfuse_core.settings import table
+from sosmaskfuse_core.thermal.agc import ThermalAGC
+from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
+
+from .frames import FramePreparer, parse_homography
+from .fusion_pipeline import FusionPipeline, PipelineConfig
+from .pair_stage import PairStage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelSources:
+    """A human-readable account of what a pipeline runs, for logs and diagnostics."""
+
+    autoencoder: str
+    mask: str
+
+    def __str__(self) -> str:
+        return f"autoencoder: {self.autoencoder}; mask: {self.mask}"
+
+
+def build_pipeline(
+    autoencoder: str | None = None,
+    sosnet: str | None = None,
+    *,
+    mask_source: str = "auto",
+    device: str | torch.device = "auto",
+    config: PipelineConfig | None = None,
+) -> tuple[FusionPipeline, ModelSources]:
+    """A pipeline from checkpoint paths; empty paths mean the shipped defaults.
+
+    mask_source `auto` uses the SOS network when weights for it are given or shipped, and
+    the classical thermal mask otherwise; `topic` expects a mask with every pair.
+    """
+    table.by_name("mask_source").check(mask_source)
+    ae_path = autoencoder or shipped_or_none(SHIPPED_AUTOENCODER)
+    if ae_path is None:
+        raise FileNotFoundError("no autoencoder weights given and none shipped with the package "
+                                f"(expected {SHIPPED_AUTOENCODER})")
+    ae, ae_meta = load_autoencoder(ae_path)
+    ae_desc = describe(ae_meta, not autoencoder)
+
+    sos = None
+    sos_desc = ""
+    if mask_source in ("sosnet", "auto"):
+        sos_path = sosnet or shipped_or_none(SHIPPED_SOSNET)
+        if mask_source == "sosnet" and sos_path is None:
+            raise FileNotFoundError("mask_source 'sosnet' needs SOS network weights (none given, none shipped)")
+        if sos_path:
+            sos, sos_meta = load_sosnet(sos_path)
+            sos_desc = "SOS network, " + describe(sos_meta, not sosnet)
+            trained_size = sos_meta.get("input_size")  # our runs record the size they trained at
+            if trained_size:
+                config = (config or PipelineConfig()).replace(sos_size=tuple(int(v) for v in trained_size))
+                sos_desc += f" at {trained_size[0]}x{trained_size[1]}"
+    if mask_source == "auto":
+        mask_source = "sosnet" if sos is not None else "thermal"
+    if mask_source == "thermal":
+        sos_desc = "classical thermal hot-object mask (no network)"
+    elif mask_source == "topic":
+        sos_desc = "masks given with each pair"
+    pipeline = FusionPipeline(ae, sos, config=config, device=device, mask_source=mask_source,
+                              thermal_masker=ThermalHotObjectMasker())
+    sources = ModelSources(autoencoder=ae_desc, mask=sos_desc)
+    log.info("pipeline on %s: %s", pipeline.device, sources)
+    return pipeline, sources
+
+
+# --- from settings values ----------------------------------------------------------------------
+
+#: Settings that are PipelineConfig fields of the same name.
+PIPELINE_SETTINGS = ("fusion_mode", "mu", "mask_threshold", "output_scaling", "precision", "color_output")
+
+
+def process_size(values: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(width, height) from process_width/process_height; None for the native size."""
+    width, height = values.get("process_width", 0), values.get("process_height", 0)
+    if bool(width) != bool(height):
+        raise ValueError("process_width and process_height go together: set both, or neither")
+    return (int(width), int(height)) if width else None
+
+
+def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
+    """The PipelineConfig named by settings values (ValueError for a bad one)."""
+    return PipelineConfig(**{k: values[k] for k in PIPELINE_SETTINGS if k in values},
+                          process_size=process_size(values))
+
+
+def frame_preparer(values: Mapping[str, Any]) -> FramePreparer:
+    """Gain control, registration, processing size and visible colour handling from settings values."""
+    return FramePreparer(agc=ThermalAGC.from_settings(values), homography=parse_homography(values.get("homography")),
+                         size=process_size(values), gray_visible=not values.get("color_output", False))
+
+
+def build_stage(values: Mapping[str, Any], **model_overrides: Any) -> tuple[PairStage, ModelSources]:
+    """The per-pair stage named by a full set of settings values; `model_overrides` replace
+    autoencoder_weights, sosnet_weights, mask_source, device or precision (the node's fallbacks).
+
+    Raises ValueError (a bad value), OSError (a missing file), RuntimeError.
+    """
+    values = {**values, **model_overrides}
+    table.check_values({k: v for k, v in values.items() if _is_setting(k)})
+    config = pipeline_config(values)
+    preparer = frame_preparer(values)
+    pipeline, sources = build_pipeline(values.get("autoencoder_weights") or None,
+                                       values.get("sosnet_weights") or None,
+                                       mask_source=values.get("mask_source", "auto"),
+                                       device=values.get("device", "auto"), config=config)
+    return PairStage(pipeline, preparer, with_mask=values.get("publish_mask", True)), sources
+
+
+def _is_setting(name: str) -> bool:
+    try:
+        table.by_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def live_update(stage: PairStage, values: Mapping[str, Any]) -> Callable[[], None]:
+    """Check the live settings in `values` (the node's full set, changes merged in) against `stage`
+    and return the function that applies them between two pairs. ValueError, changing nothing,
+    when a value or a combination is refused (e.g. fixed_min above fixed_max)."""
+    config = stage.pipeline.config.replace(**{k: values[k] for k in PIPELINE_SETTINGS if k in values})
+    agc = ThermalAGC.from_settings(values)
+    gray_visible = not config.color_output
+    with_mask = values.get("publish_mask", stage.with_mask)
+
+    def apply() -> None:
+        stage.pipeline.update(**{k: getattr(config, k) for k in PIPELINE_SETTINGS})
+        stage.replace_preparer(agc=agc, gray_visible=gray_visible)
+        stage.with_mask = with_mask
+
+    return apply

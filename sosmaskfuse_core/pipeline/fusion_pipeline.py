@@ -1,0 +1,328 @@
+"""The fusion pipeline: thermal + visible frames in, salient-object mask and fused image out.
+
+One `FusionPipeline` holds the networks on their device and is called per frame (or per
+batch of same-sized frames). Inputs are NumPy arrays (uint8, or uint16 thermal counts; H x W
+or H x W x 3 in OpenCV's BGR order) or torch tensors (uint8, or float gray levels 0..255)
+already on the pipeline's device; results come back in the same kind.
+
+`PipelineConfig()` reproduces the reference implementation number for number
+(docs/algorithm.md); its other settings trade that exactness for video use.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import torch
+
+from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
+from sosmaskfuse_core.settings import table
+from sosmaskfuse_core.thermal.agc import ThermalAGC
+
+from . import preprocessing as pp
+from .devices import autocast, check_precision, resolve_device
+from .strategies import fuse_levels
+
+log = logging.getLogger(__name__)
+
+Image = Union[np.ndarray, torch.Tensor]
+#: The mask sources a pipeline can run: `topic` means the caller supplies a mask with every pair.
+MASK_SOURCES = tuple(s for s in table.MASK_SOURCES if s != "auto")
+#: What `fuse_batch` can return (see FusionResult); callers ask only for what they use.
+OUTPUTS = ("mask", "mask_u8", "fused", "raw")
+# The encoder's fourth level is 1/8 of the input and its 3x3 reflection padding needs 2 pixels.
+MIN_SIZE = 16
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline computes. The defaults are the paper's; user-facing fields take their
+    defaults and checks from the settings table (`sosmaskfuse_core.settings.table`).
+
+    fusion_mode: `imvf` (the paper) or the mask-free baselines `sca` and `addition`.
+    mu: IMV-F foreground weight of the thermal features (0..1).
+    mask_threshold: None keeps the soft mask (as the paper's code); a value in (0, 1)
+        binarises the mask probability at it.
+    sos_size: (width, height) the SOS network sees; None runs it at the image size
+        rounded down to a multiple of 32 (keeps the aspect ratio; cheaper for small frames).
+    quantize_mask: round the soft mask to 8 bits, as the reference does by writing a PNG.
+    output_scaling: `minmax` (the paper: per-image stretch, truncating cast) or `clip`
+        (round and clip the decoder's gray levels: no frame-to-frame flicker on video).
+    precision: fp32, fp16 (CUDA only) or bf16; the fusion strategy always runs in fp32.
+    process_size: (width, height) to resize both inputs to before anything else; None = native.
+    color_output: return BGR, the fused image as luma with the visible image's chroma.
+    """
+
+    fusion_mode: str = table.default("fusion_mode")
+    mu: float = table.default("mu")
+    mask_threshold: float | None = table.default("mask_threshold")
+    sos_size: tuple[int, int] | None = pp.PAPER_SOS_SIZE
+    quantize_mask: bool = True
+    output_scaling: str = table.default("output_scaling")
+    precision: str = table.default("precision")
+    process_size: tuple[int, int] | None = None
+    color_output: bool = table.default("color_output")
+
+    def __post_init__(self) -> None:
+        for name in ("fusion_mode", "mu", "mask_threshold", "output_scaling", "precision", "color_output"):
+            table.by_name(name).check(getattr(self, name))
+        for name in ("sos_size", "process_size"):
+            size = getattr(self, name)
+            if size is not None and (len(size) != 2 or min(int(s) for s in size) < MIN_SIZE):
+                raise ValueError(f"{name} {size}: expected (width, height), each at least {MIN_SIZE}")
+
+    def replace(self, **changes) -> PipelineConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class FusionResult:
+    """One fused pair. Arrays (or tensors, for tensor inputs) of the processed size; a field the
+    caller did not ask for (`fuse_batch(outputs=...)`) is None.
+
+    mask: float32 H x W in [0, 1], the mask the fusion used.
+    mask_u8: uint8 H x W, round(255 * mask).
+    fused: uint8 H x W (or H x W x 3 BGR with color_output).
+    raw: float32 H x W, the decoder's output before scaling to 8 bits.
+    """
+
+    mask: Image | None = None
+    mask_u8: Image | None = None
+    fused: Image | None = None
+    raw: Image | None = None
+
+
+class FusionPipeline:
+    """SOS mask + IMV-F fusion on one device. Thread-safe: one call runs at a time."""
+
+    def __init__(
+        self,
+        autoencoder: IMVFAutoencoder,
+        sosnet: SOSNet | None = None,
+        *,
+        config: PipelineConfig | None = None,
+        device: str | torch.device = "auto",
+        mask_source: str | None = None,
+        thermal_masker: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self._config = config or PipelineConfig()
+        check_precision(self._config.precision, self.device)
+        self.autoencoder = autoencoder.to(self.device).eval()
+        self.sosnet = sosnet.to(self.device).eval() if sosnet is not None else None
+        self.thermal_masker = thermal_masker
+        self.thermal_agc = ThermalAGC()  # uint16 arrays given to the Python API; streams bring their own
+        if mask_source is None:
+            mask_source = "sosnet" if sosnet is not None else ("thermal" if thermal_masker else "topic")
+        self.mask_source = mask_source
+        self._check_mask_source(mask_source)
+        self._lock = threading.Lock()
+
+    # --- configuration ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> PipelineConfig:
+        return self._config
+
+    def update(self, **changes) -> PipelineConfig:
+        """Change settings between frames (validated; a bad value raises and changes nothing)."""
+        mask_source = changes.pop("mask_source", None)
+        new = self._config.replace(**changes)
+        check_precision(new.precision, self.device)
+        if mask_source is not None:
+            self._check_mask_source(mask_source)
+        with self._lock:
+            self._config = new
+            if mask_source is not None:
+                self.mask_source = mask_source
+        return new
+
+    def _check_mask_source(self, source: str) -> None:
+        if source not in MASK_SOURCES:
+            raise ValueError(f"mask_source {source!r}: expected one of {', '.join(MASK_SOURCES)}")
+        if source == "sosnet" and self.sosnet is None:
+            raise ValueError("mask_source 'sosnet' needs SOS network weights")
+        if source == "thermal" and self.thermal_masker is None:
+            raise ValueError("mask_source 'thermal' needs a thermal masker")
+
+    # --- public calls ---------------------------------------------------------------------------
+
+    def __call__(self, thermal: Image, visible: Image, mask: Image | None = None,
+                 *, outputs: Collection[str] = OUTPUTS) -> FusionResult:
+        return self.fuse_batch([thermal], [visible], None if mask is None else [mask], outputs=outputs)[0]
+
+    @torch.inference_mode()
+    def fuse_batch(self, thermals: Sequence[Image], visibles: Sequence[Image],
+                   masks: Sequence[Image] | None = None, *,
+                   outputs: Collection[str] = OUTPUTS) -> list[FusionResult]:
+        """Fuse N same-sized pairs in one pass (the encoder sees 4N images at once).
+
+        `outputs` names the FusionResult fields to fill (the others stay None): each one costs
+        a device -> host copy for NumPy inputs.
+        """
+        unknown = set(outputs) - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown outputs {sorted(unknown)}; expected some of {', '.join(OUTPUTS)}")
+        if len(thermals) != len(visibles) or not thermals:
+            raise ValueError(f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})")
+        if masks is not None and len(masks) != len(thermals):
+            raise ValueError(f"got {len(masks)} masks for {len(thermals)} pairs")
+        as_numpy = not isinstance(thermals[0], torch.Tensor)
+        with self._lock:
+            cfg, source = self._config, self.mask_source
+            ir = self._stack([self._thermal_u8(t) for t in thermals], "thermal")
+            vis = self._stack([_to_u8_tensor(v, "visible", self.device) for v in visibles], "visible")
+            if ir.shape[-2:] != vis.shape[-2:]:
+                raise ValueError(f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
+                                 f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first")
+            given = None
+            if masks is not None:
+                given = self._stack([_mask_tensor(m, self.device) for m in masks], "mask")
+                if given.shape[-2:] != ir.shape[-2:]:
+                    raise ValueError(f"mask is {given.shape[-1]}x{given.shape[-2]}, "
+                                     f"images are {ir.shape[-1]}x{ir.shape[-2]}")
+            if cfg.process_size is not None:
+                size_hw = (int(cfg.process_size[1]), int(cfg.process_size[0]))
+                ir, vis = _resize_u8(ir, size_hw), _resize_u8(vis, size_hw)
+                if given is not None:
+                    given = pp.resize_bilinear(given, size_hw)
+            ir_y, vis_y = pp.luma_u8(ir), pp.luma_u8(vis)
+            prob = given if given is not None else self._mask_probability(ir, ir_y, cfg, source)
+            mask = self._fusion_mask(prob, cfg)
+            raw = self._fuse(ir_y.float(), vis_y.float(), mask, cfg)
+            out: dict[str, torch.Tensor] = {"mask": mask[:, 0], "raw": raw[:, 0]}
+            if "fused" in outputs:
+                fused = pp.minmax_to_u8(raw) if cfg.output_scaling == "minmax" else pp.clip_to_u8(raw)
+                if cfg.color_output and vis.shape[1] >= 3:
+                    fused = _with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
+                else:
+                    fused = fused[:, 0]
+                out["fused"] = fused
+            if "mask_u8" in outputs:
+                out["mask_u8"] = pp.quantize_mask(mask)[:, 0]
+            wanted = {k: v for k, v in out.items() if k in outputs}
+            if as_numpy:
+                wanted = {k: v.cpu().numpy() for k, v in wanted.items()}  # one copy per output, whole batch
+        return [FusionResult(**{k: v[i] for k, v in wanted.items()}) for i in range(len(thermals))]
+
+    def mask(self, thermal: Image) -> Image:
+        """The SOS probability map (float32 H x W in [0, 1]) of one thermal frame."""
+        with torch.inference_mode(), self._lock:
+            ir = self._thermal_u8(thermal)[None]
+            prob = self._mask_probability(ir, pp.luma_u8(ir), self._config, self.mask_source)[0, 0]
+        return prob.cpu().numpy() if not isinstance(thermal, torch.Tensor) else prob
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def _thermal_u8(self, thermal: Image) -> torch.Tensor:
+        if isinstance(thermal, np.ndarray) and thermal.dtype == np.uint16:
+            thermal = self.thermal_agc.apply(thermal)
+        return _to_u8_tensor(thermal, "thermal", self.device)
+
+    @staticmethod
+    def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
+        shapes = {tuple(t.shape) for t in images}
+        if len(shapes) > 1:
+            raise ValueError(f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}")
+        return torch.stack(images)
+
+    def _mask_probability(self, ir_u8: torch.Tensor, ir_y: torch.Tensor, cfg: PipelineConfig,
+                          source: str) -> torch.Tensor:
+        size_hw = tuple(ir_u8.shape[-2:])
+        if source == "sosnet":
+            sos_size = cfg.sos_size or (max(32, size_hw[1] // 32 * 32), max(32, size_hw[0] // 32 * 32))
+            x = pp.sos_input(ir_u8, sos_size)
+            with autocast(self.device, cfg.precision):
+                logit = self.sosnet(x)
+            return pp.logit_to_probability(logit, size_hw)
+        if source == "thermal":
+            gray = ir_y[:, 0].cpu().numpy()
+            probs = [np.asarray(self.thermal_masker(g), dtype=np.float32) for g in gray]
+            return torch.from_numpy(np.stack(probs)[:, None]).to(self.device)
+        raise ValueError("mask_source 'topic' needs a mask with every pair")
+
+    @staticmethod
+    def _fusion_mask(prob: torch.Tensor, cfg: PipelineConfig) -> torch.Tensor:
+        if cfg.mask_threshold is not None:
+            return (prob >= cfg.mask_threshold).float()
+        if cfg.quantize_mask:
+            return pp.quantize_mask(prob).float() / 255.0
+        return prob.float().clamp(0.0, 1.0)
+
+    def _fuse(self, ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cfg: PipelineConfig) -> torch.Tensor:
+        n = ir.shape[0]
+        if cfg.fusion_mode == "imvf":
+            batch = torch.cat([ir * mask, ir * (1.0 - mask), vis * mask, vis * (1.0 - mask)])
+        else:
+            batch = torch.cat([ir, vis])
+        with autocast(self.device, cfg.precision):
+            feats = self.autoencoder.encoder(batch)
+        fused = fuse_levels(cfg.fusion_mode, feats, n, cfg.mu)
+        with autocast(self.device, cfg.precision):
+            out = self.autoencoder.decoder(fused)
+        return out.float()
+
+
+# --- input conversion -----------------------------------------------------------------------
+
+def _to_u8_tensor(image: Image, what: str, device: torch.device) -> torch.Tensor:
+    """C x H x W uint8 on `device` from H x W or H x W x C (C = 1, 3, 4) arrays or tensors."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"{what} image: dtype {image.dtype} is not supported (uint8; uint16 for thermal "
+                             "counts)")
+        t = torch.from_numpy(np.ascontiguousarray(image))
+    elif isinstance(image, torch.Tensor):
+        t = image
+        if t.is_floating_point():
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{what} image: contains NaN or infinite values")
+            t = t.round().clamp(0, 255).to(torch.uint8)
+        elif t.dtype != torch.uint8:
+            raise ValueError(f"{what} tensor: dtype {t.dtype} is not supported (uint8 or float 0..255)")
+    else:
+        raise TypeError(f"{what} image: expected a NumPy array or a torch tensor, got {type(image).__name__}")
+    if t.ndim == 2:
+        t = t[None]
+    elif t.ndim == 3 and t.shape[2] in (1, 3, 4):
+        t = t.permute(2, 0, 1)
+    else:
+        raise ValueError(f"{what} image: shape {tuple(t.shape)} is not H x W or H x W x 1/3/4")
+    if min(t.shape[1], t.shape[2]) < MIN_SIZE:
+        raise ValueError(f"{what} image: {t.shape[2]}x{t.shape[1]} is smaller than the "
+                         f"{MIN_SIZE}x{MIN_SIZE} the autoencoder needs")
+    return t.to(device, non_blocking=True)
+
+
+def _mask_tensor(mask: Image, device: torch.device) -> torch.Tensor:
+    """1 x H x W float mask in [0, 1]: uint8 masks are read as 0..255, floats as 0..1."""
+    t = torch.from_numpy(np.ascontiguousarray(mask)) if isinstance(mask, np.ndarray) else mask
+    if t.ndim == 3:
+        t = t[..., 0] if t.shape[-1] in (1, 3, 4) else t[0]
+    if t.ndim != 2:
+        raise ValueError(f"mask: shape {tuple(t.shape)} is not H x W")
+    t = t.to(device)
+    t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+    if not torch.isfinite(t).all():
+        raise ValueError("mask: contains NaN or infinite values")
+    return t.clamp(0.0, 1.0)[None]
+
+
+def _resize_u8(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size_hw:
+        return x
+    y = torch.nn.functional.interpolate(x.float(), size=size_hw, mode="bilinear", align_corners=False,
+                                        antialias=size_hw[0] < x.shape[-2])
+    return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def _with_chroma(fused: torch.Tensor, visible: torch.Tensor, visible_y: torch.Tensor) -> torch.Tensor:
+    """BGR image whose luma is `fused` and whose chroma (B-Y, G-Y, R-Y) is the visible image's."""
+    return (visible[:, :3].float() + (fused.float() - visible_y.float())).round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,132 @@
+"""The per-pair stage: one synchronised thermal + visible pair (and an optional mask) to the images to publish.
+
+The ROS node, `sosmaskfuse bag` and `sosmaskfuse fuse` all fuse through a `PairStage`, so
+"offline equals live" holds by construction: the same preparation (gain control, colour,
+registration, size), the same checks, the same fusion and the same choice of output encodings.
+Output headers are the visible frame's (`HEADER_FROM`): the fused image lies in the visible
+camera's pixel grid.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .frames import FramePreparer
+from .fusion_pipeline import FusionPipeline
+
+#: Which input's header (stamp and frame_id) the outputs carry.
+HEADER_FROM = "visible"
+MASK_ENCODING = "mono8"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A decoded camera image in its own encoding (e.g. mono16 counts, rgb8)."""
+
+    image: np.ndarray
+    encoding: str
+
+
+@dataclass
+class PairOutputs:
+    """What to publish for one pair: the fused image and the mask (None when not wanted)."""
+
+    fused: np.ndarray
+    fused_encoding: str  # mono8, or bgr8 with colour output
+    mask: np.ndarray | None = None
+    mask_encoding: str = MASK_ENCODING
+
+
+@dataclass
+class PreparedPair:
+    """A pair ready for the pipeline: both images (and the mask) at the processing size."""
+
+    thermal: np.ndarray
+    visible: np.ndarray
+    mask: np.ndarray | None = None
+
+    @property
+    def key(self) -> tuple:
+        """Pairs with equal keys can share one pass."""
+        return self.thermal.shape, self.visible.shape, self.mask is None
+
+
+class PairStage:
+    """Prepare, check and fuse synchronised pairs; thread-safe as the pipeline is.
+
+    `with_mask` decides whether the mask is returned (node: publish_mask). `preparer` may be
+    replaced between pairs (live gain-control changes) with `replace_preparer`.
+    """
+
+    def __init__(self, pipeline: FusionPipeline, preparer: FramePreparer | None = None, *,
+                 with_mask: bool = True) -> None:
+        self.pipeline = pipeline
+        self.preparer = preparer or FramePreparer()
+        self.with_mask = with_mask
+
+    def replace_preparer(self, **changes) -> FramePreparer:
+        """Swap in a preparer with some fields changed (one assignment: a pair in flight keeps the old)."""
+        self.preparer = dataclasses.replace(self.preparer, **changes)
+        return self.preparer
+
+    # --- one pair -------------------------------------------------------------------------------
+
+    def prepare(self, thermal: Frame, visible: Frame, mask: Frame | None = None) -> PreparedPair:
+        """Both images (and the mask) in the visible camera's grid at the processing size.
+
+        ValueError names the image and the problem (encoding, size, a mask that is not mono).
+        """
+        ir, vis = self.preparer.prepare(thermal.image, thermal.encoding, visible.image, visible.encoding)
+        given = None
+        if mask is not None:
+            if mask.image.ndim != 2 and mask.image.shape[2] != 1:
+                raise ValueError(f"mask image: encoding {mask.encoding} is not single-channel")
+            given = self.preparer.mask(mask.image.reshape(mask.image.shape[:2]),
+                                       (visible.image.shape[1], visible.image.shape[0]))
+        # torch wants writable arrays; decoded messages are often read-only views on their buffers
+        return PreparedPair(np.require(ir, requirements="W"), np.require(vis, requirements="W"),
+                            None if given is None else np.require(given, requirements="W"))
+
+    def __call__(self, thermal: Frame, visible: Frame, mask: Frame | None = None) -> PairOutputs:
+        """Fuse one pair (ValueError or RuntimeError when it cannot be fused)."""
+        return self.fuse([self.prepare(thermal, visible, mask)])[0]
+
+    # --- several pairs ----------------------------------------------------------------------------
+
+    def fuse(self, pairs: Sequence[PreparedPair]) -> list[PairOutputs]:
+        """Fuse prepared pairs of one size in one pipeline pass."""
+        with_mask = self.with_mask
+        outputs = ("fused", "mask_u8") if with_mask else ("fused",)
+        masks = None if pairs[0].mask is None else [p.mask for p in pairs]
+        results = self.pipeline.fuse_batch([p.thermal for p in pairs], [p.visible for p in pairs], masks,
+                                           outputs=outputs)
+        return [PairOutputs(fused=r.fused, fused_encoding="bgr8" if r.fused.ndim == 3 else "mono8",
+                            mask=r.mask_u8 if with_mask else None) for r in results]
+
+    def run(self, pairs: Sequence[tuple[Frame, Frame, Frame | None]]) -> list[PairOutputs | Exception]:
+        """Prepare and fuse many pairs, one pass per size; the result for a pair that cannot be
+        prepared or fused is its exception, so one bad pair costs only itself."""
+        results: list[PairOutputs | Exception | None] = [None] * len(pairs)
+        groups: dict[tuple, list[tuple[int, PreparedPair]]] = {}
+        for i, (thermal, visible, mask) in enumerate(pairs):
+            try:
+                prepared = self.prepare(thermal, visible, mask)
+            except ValueError as exc:
+                results[i] = exc
+                continue
+            groups.setdefault(prepared.key, []).append((i, prepared))
+        for members in groups.values():
+            for i, out in self._fuse_group(members):
+                results[i] = out
+        return results
+
+    def _fuse_group(self, members: list[tuple[int, PreparedPair]]) -> list[tuple[int, PairOutputs | Exception]]:
+        try:
+            return list(zip((i for i, _ in members), self.fuse([p for _, p in members])))
+        except (ValueError, RuntimeError) as exc:
+            if len(members) == 1:
+                return [(members[0][0], exc)]
+        return [item for member in members for item in self._fuse_group([member])]

@@ -1,0 +1,70 @@
+"""Weight-free feature fusion strategies: IMV-F (the paper), and the mask-free SCA and addition baselines.
+
+All functions take encoder feature maps N x C x H x W of one level and return the fused
+map of the same shape. They are applied level by level (docs/algorithm.md, IMV-F).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from sosmaskfuse_core.settings.table import FUSION_MODES
+EPS = 1e-5
+
+
+def spatial_channel_attention(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """SCA of two feature maps: (3 * channel-weighted + spatial-softmax-weighted) / 4.
+
+    channel: p = spatial mean per channel, w_x = p_x / (p_x + p_y + eps);
+    spatial: s = channel mean per pixel, v_x = exp(s_x) / (exp(s_x) + exp(s_y) + eps).
+    """
+    px = x.mean(dim=(2, 3), keepdim=True)
+    py = y.mean(dim=(2, 3), keepdim=True)
+    denom = px + py + eps
+    channel = (px / denom) * x + (py / denom) * y
+    ex = torch.exp(x.mean(dim=1, keepdim=True))
+    ey = torch.exp(y.mean(dim=1, keepdim=True))
+    denom = ex + ey + eps
+    spatial = (ex / denom) * x + (ey / denom) * y
+    return (3.0 * channel + spatial) / 4.0
+
+
+def imvf(ir_fg: torch.Tensor, ir_bg: torch.Tensor, vis_fg: torch.Tensor, vis_bg: torch.Tensor,
+         mu: float = 0.8, eps: float = EPS) -> torch.Tensor:
+    """IMV-F: foreground mu-weighted, background SCA blended with the visible background.
+
+    F = (mu * A + (1 - mu) * C) + 0.6 * (W * S + (1 - W) * D) + 0.4 * D,
+    S = SCA(B, D), W = S / (S + D + eps); A, B, C, D = ir_fg, ir_bg, vis_fg, vis_bg.
+    """
+    s = spatial_channel_attention(ir_bg, vis_bg, eps)
+    w = s / (s + vis_bg + eps)
+    return (mu * ir_fg + (1.0 - mu) * vis_fg) + 0.6 * (w * s + (1.0 - w) * vis_bg) + 0.4 * vis_bg
+
+
+def addition(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+    """Mean of the two feature maps (DenseFuse's addition, halved to keep the decoder's input scale)."""
+    return 0.5 * (ir + vis)
+
+
+def fuse_levels(mode: str, feats: Sequence[torch.Tensor], n: int, mu: float = 0.8) -> list[torch.Tensor]:
+    """Fuse per-level features of a batch encoded as consecutive groups of `n` images.
+
+    `imvf` expects the encoder batch ordered [ir*m, ir*(1-m), vis*m, vis*(1-m)] (4 groups of n);
+    `sca` and `addition` expect [ir, vis] (2 groups of n).
+    """
+    out = []
+    for f in feats:
+        f = f.float()
+        if mode == "imvf":
+            a, b, c, d = f.split(n)
+            out.append(imvf(a, b, c, d, mu))
+        elif mode == "sca":
+            a, b = f.split(n)
+            out.append(spatial_channel_attention(a, b))
+        elif mode == "addition":
+            a, b = f.split(n)
+            out.append(addition(a, b))
+        else:
+            raise ValueError(f"fusion mode {mode!r} is not one of {FUSION_MODES}")
+    return out

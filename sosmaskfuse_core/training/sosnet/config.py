@@ -1,0 +1,116 @@
+"""Settings of an SOS network training run, and the HRNetV2 architecture they choose (presets, overrides)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from sosmaskfuse_core.models import checkpoints
+from sosmaskfuse_core.models.checkpoints import CheckpointError
+from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
+from sosmaskfuse_core.pipeline.preprocessing import (
+    PAPER_SOS_SIZE,
+)
+
+#: Architecture presets. "paper" is HRNetV2-W30 exactly (HRNetConfig's defaults); "small" is a
+#: lighter HRNetV2 for CPU training: a 32-channel stem, one bottleneck, one module per stage
+#: and two blocks per branch (with width 18 about 1.9 M parameters instead of 26 M).
+PRESETS = {
+    "paper": {"width": 30, "stem_channels": 64, "layer1_blocks": 4, "stage_modules": (1, 4, 3),
+              "blocks_per_branch": 4},
+    "small": {"width": 18, "stem_channels": 32, "layer1_blocks": 1, "stage_modules": (1, 1, 1),
+              "blocks_per_branch": 2},
+}
+
+
+@dataclass
+class SOSNetTrainConfig:
+    """Every setting of a run; stored in the checkpoint's metadata."""
+
+    data: str
+    val_data: str | None = None
+    val_fraction: float = 0.1
+    folds: int | None = None  # k-fold cross-validation: hold out fold `fold` (0 .. folds-1)
+    fold: int | None = None
+    size: tuple[int, int] = PAPER_SOS_SIZE  # network input, width x height
+    # Architecture: None everywhere means the paper's W30, or the architecture of the file
+    # given to --init / --resume when that file is one of ours.
+    config: str | None = None  # a PRESETS name
+    width: int | None = None  # branch widths (w, 2w, 4w, 8w)
+    stem_channels: int | None = None
+    layer1_blocks: int | None = None
+    stage_modules: tuple[int, int, int] | None = None
+    blocks_per_branch: int | None = None
+    init: str | None = None
+    flip: bool = True
+    batch_size: int = 4
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int = 200
+    milestones: tuple[int, ...] = (100, 150)
+    lr_gamma: float = 0.1
+    pos_weight: float | None = None  # BCE weight of the salient class; None = the paper's plain BCE
+    val_every: int = 1  # epochs
+    checkpoint_every: int = 200  # steps (also at every validation and at the end)
+    seed: int = 118
+    device: str = "auto"
+    amp: bool = True
+
+    def architecture_given(self) -> bool:
+        return any(v is not None for v in (self.config, self.width, self.stem_channels, self.layer1_blocks,
+                                            self.stage_modules, self.blocks_per_branch))
+
+    def plain(self) -> dict:
+        """The settings as plain data (lists, no tuples) for the checkpoint's metadata."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def hrnet_config(preset: str | None = None, width: int | None = None, stem_channels: int | None = None,
+                 layer1_blocks: int | None = None, stage_modules: Sequence[int] | None = None,
+                 blocks_per_branch: int | None = None) -> HRNetConfig:
+    """An HRNetV2 config from a preset ("paper" = W30, "small") with any field overridden.
+
+    `width` w gives branches (w, 2w) / (w, 2w, 4w) / (w, 2w, 4w, 8w), as HRNetV2-W18/W30/W48.
+    """
+    if preset is None:
+        preset = "paper"
+    if preset not in PRESETS:
+        raise ValueError(f"config {preset!r}: expected one of {', '.join(PRESETS)}")
+    p = dict(PRESETS[preset])
+    for key, value in (("width", width), ("stem_channels", stem_channels), ("layer1_blocks", layer1_blocks),
+                       ("stage_modules", stage_modules), ("blocks_per_branch", blocks_per_branch)):
+        if value is not None:
+            p[key] = value
+    w = int(p["width"])
+    if w < 1 or p["stem_channels"] < 1 or p["layer1_blocks"] < 1 or p["blocks_per_branch"] < 1:
+        raise ValueError("width, stem channels and block counts must be positive")
+    modules = tuple(int(m) for m in p["stage_modules"])
+    if len(modules) != 3 or min(modules) < 1:
+        raise ValueError(f"stage_modules {p['stage_modules']!r}: expected three positive counts")
+    return HRNetConfig(stem_channels=int(p["stem_channels"]), layer1_blocks=int(p["layer1_blocks"]),
+                       stage_channels=((w, 2 * w), (w, 2 * w, 4 * w), (w, 2 * w, 4 * w, 8 * w)),
+                       stage_modules=modules, blocks_per_branch=int(p["blocks_per_branch"]))
+
+
+def _file_architecture(obj, path: Path | str) -> HRNetConfig | None:
+    """The HRNetConfig stored in one of our checkpoints (None for other layouts)."""
+    if isinstance(obj, dict) and obj.get("format") == checkpoints.FORMAT and "config" in obj:
+        if obj.get("architecture") != SOSNet.architecture:
+            raise CheckpointError(f"{path}: holds a {obj.get('architecture')!r} network, not an SOS network")
+        return HRNetConfig.from_dict(obj["config"])
+    return None
+
+
+def resolve_architecture(cfg: SOSNetTrainConfig, source: Path | str | None = None, obj=None) -> HRNetConfig:
+    """The run's network: from the options, else from `obj` (loaded from `source`, a checkpoint
+    of ours), else the paper's W30."""
+    given = hrnet_config(cfg.config, cfg.width, cfg.stem_channels, cfg.layer1_blocks, cfg.stage_modules,
+                         cfg.blocks_per_branch)
+    stored = _file_architecture(obj, source) if obj is not None else None
+    if stored is None:
+        return given
+    if cfg.architecture_given() and stored != given:
+        raise CheckpointError(f"{source}: holds a network of another architecture ({stored}) than the "
+                              f"options ask for ({given}); leave out --config/--width/... to use the file's")
+    return stored
