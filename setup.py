@@ -1,4 +1,5 @@
 """Packaging: one distribution for `colcon build` (ament_python) and plain `pip install`."""
+
 import glob
 
 from setuptools import find_packages, setup
@@ -13,8 +14,9 @@ EXECUTABLES = {
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["sosmaskfuse_core", "sosmaskfuse_core.*",
-                                    "sosmaskfuse_ros", "sosmaskfuse_ros.*"]),
+    packages=find_packages(
+        include=["sosmaskfuse_core", "sosmaskfuse_core.*", "sosmaskfuse_ros", "sosmaskfuse_ros.*"]
+    ),
     # The shipped default weights and their model card live inside the package.
     package_data={"sosmaskfuse_core.models": ["weights/*.pt", "weights/*.md"]},
     data_files=[
@@ -27,7 +29,14 @@ setup(
     ],
     python_requires=">=3.10",
     # rosbags 0.11: MCAP writing with the statistics record rosbag2's MCAP plugin needs, bare .mcap/.db3 reading
-    install_requires=["torch>=2.1", "numpy", "opencv-python", "scipy", "scikit-image", "rosbags>=0.11"],
+    install_requires=[
+        "torch>=2.1",
+        "numpy",
+        "opencv-python",
+        "scipy",
+        "scikit-image",
+        "rosbags>=0.11",
+    ],
     extras_require={
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
@@ -43,7 +52,9 @@ setup(
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()],
         # sub-commands of `sosmaskfuse` that need ROS, registered from the ROS side (see sosmaskfuse_core/cli.py)
-        "sosmaskfuse.commands": ["play = sosmaskfuse_ros.commands:add_play_parser",
-                                 "demo = sosmaskfuse_ros.commands:add_demo_parser"],
+        "sosmaskfuse.commands": [
+            "play = sosmaskfuse_ros.commands:add_play_parser",
+            "demo = sosmaskfuse_ros.commands:add_demo_parser",
+        ],
     },
 )

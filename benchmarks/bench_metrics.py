@@ -6,6 +6,7 @@ The frame is a deterministic synthetic (infrared, visible, fused) triple. The sl
 references of test/test_metrics.py are far too slow for a full frame, so the speed-up is
 measured on a --slow-size square crop, with both implementations run in this process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "test"))
 
-from sosmaskfuse_core.evaluation import metrics
 from test_metrics import SLOW  # noqa: E402
+
+from sosmaskfuse_core.evaluation import metrics
 
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 FUSED_ONLY = {"EN", "SD", "SF", "AG"}
@@ -60,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="640x480", help="frame WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing; the best counts")
-    parser.add_argument("--slow-size", type=int, default=48, help="crop side for the slow references")
+    parser.add_argument(
+        "--slow-size", type=int, default=48, help="crop side for the slow references"
+    )
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -73,12 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         total += ms
         print(f"{name:<6} {ms:9.1f}")
     print(f"{'sum':<6} {total:9.1f}")
-    print(f"{'all':<6} {best_ms(lambda: metrics.compute_all(f, a, b), args.repeat):9.1f}"
-          "   (compute_all)")
+    print(
+        f"{'all':<6} {best_ms(lambda: metrics.compute_all(f, a, b), args.repeat):9.1f}"
+        "   (compute_all)"
+    )
 
     side = args.slow_size
     crop = [x[:side, :side] for x in (f, a, b)]
-    print(f"\nspeed-up over the slow references on a {side}x{side} crop (SSIM has none: scikit-image)")
+    print(
+        f"\nspeed-up over the slow references on a {side}x{side} crop (SSIM has none: scikit-image)"
+    )
     print(f"{'metric':<6} {'fast ms':>9} {'slow ms':>9} {'ratio':>8}")
     fast_total = slow_total = 0.0
     for name in metrics.METRIC_NAMES:

@@ -9,6 +9,7 @@ networks and inputs, so the printed ratios compare structure and precision, not 
 Prints ms per frame (median), frames/s, the speed-up, and peak memory (CUDA: allocator peak;
 CPU: the process's peak resident set).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sosmaskfuse_core.pipeline import preprocessing as pp
-from sosmaskfuse_core.pipeline.devices import resolve_device
-from sosmaskfuse_core.pipeline.strategies import imvf
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
 from sosmaskfuse_core.models.sos_hrnet import SOSNet
+from sosmaskfuse_core.pipeline import preprocessing as pp
+from sosmaskfuse_core.pipeline.devices import resolve_device
 from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
+from sosmaskfuse_core.pipeline.strategies import imvf
 
 
-def reference_style(ae: IMVFAutoencoder, ir: torch.Tensor, vis: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def reference_style(
+    ae: IMVFAutoencoder, ir: torch.Tensor, vis: torch.Tensor, m: torch.Tensor
+) -> torch.Tensor:
     """Four separate encoder calls, as the reference code runs them."""
     with torch.inference_mode():
         a, b, c, d = (ae.encoder(x) for x in (ir * m, ir * (1 - m), vis * m, vis * (1 - m)))
@@ -60,12 +63,18 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", default="320x256", help="W x H (default 320x256)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--sos", action="store_true", help="also time the SOS network (640x480 input, as the paper)")
+    ap.add_argument(
+        "--sos",
+        action="store_true",
+        help="also time the SOS network (640x480 input, as the paper)",
+    )
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
     device = resolve_device(args.device)
@@ -79,7 +88,9 @@ def main() -> int:
     ir = torch.from_numpy(ir_np).float()[None, None].to(device)
     vis = pp.luma_u8(torch.from_numpy(vis_np).permute(2, 0, 1)[None]).float().to(device)
     m = torch.from_numpy(mask_np).float()[None, None].to(device) / 255
-    print(f"device {device}, {w}x{h}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(
+        f"device {device}, {w}x{h}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
 
     base = timed(lambda: reference_style(ae, ir, vis, m), args.repeat, device)
     base_mem = peak_memory_mb(device)
@@ -89,10 +100,14 @@ def main() -> int:
     ours = timed(lambda: pipe(ir_np, vis_np, mask_np), args.repeat, device)
     ours_mem = peak_memory_mb(device)
     mem = (lambda mb: f"  peak {mb:7.0f} MB") if device.type == "cuda" else (lambda mb: "")
-    print(f"reference-style fusion (4 encoder calls, fp32): {1000 * base:8.1f} ms/frame  {1 / base:6.2f} frames/s"
-          + mem(base_mem))
-    print(f"FusionPipeline ({args.precision}, batched encoder):      {1000 * ours:8.1f} ms/frame  {1 / ours:6.2f} "
-          f"frames/s" + mem(ours_mem))
+    print(
+        f"reference-style fusion (4 encoder calls, fp32): {1000 * base:8.1f} ms/frame  {1 / base:6.2f} frames/s"
+        + mem(base_mem)
+    )
+    print(
+        f"FusionPipeline ({args.precision}, batched encoder):      {1000 * ours:8.1f} ms/frame  {1 / ours:6.2f} "
+        f"frames/s" + mem(ours_mem)
+    )
     if device.type != "cuda":
         print(f"process peak resident memory: {ours_mem:.0f} MB")
     print(f"speed-up over the reference structure: x{base / ours:.2f}")

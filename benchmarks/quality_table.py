@@ -14,6 +14,7 @@ Methods, each written to OUT/<method>/<stem>.png and scored with `sosmaskfuse ev
 --masks adds the thermal target contrast kept (TCR), computed by ../shared/tools/target_contrast.py
 when that tool is beside the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sosmaskfuse_core.models.checkpoints import load_autoencoder
-from sosmaskfuse_core.evaluation.fusion_quality import Row, evaluate_image, format_markdown, mean_row, read_gray
+from sosmaskfuse_core.evaluation.fusion_quality import (
+    Row,
+    evaluate_image,
+    format_markdown,
+    mean_row,
+    read_gray,
+)
 from sosmaskfuse_core.formats.image_files import pair_by_stem, read_image, write_image
+from sosmaskfuse_core.models.checkpoints import load_autoencoder
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 
@@ -57,12 +64,16 @@ def fuse_all(pairs, out: Path, device: str) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--ir", type=Path, required=True)
     ap.add_argument("--vis", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--held-out", action="store_true")
-    ap.add_argument("--masks", type=Path, help="target masks (same stems) for the thermal target contrast")
+    ap.add_argument(
+        "--masks", type=Path, help="target masks (same stems) for the thermal target contrast"
+    )
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
@@ -78,17 +89,32 @@ def main() -> int:
     rows = []
     tcr = {}
     for method in METHODS:
-        image_rows = [Row(method, stem, 1, evaluate_image(args.out / method / f"{stem}.png", ir, vis))
-                      for stem, (ir, vis) in pairs]
+        image_rows = [
+            Row(method, stem, 1, evaluate_image(args.out / method / f"{stem}.png", ir, vis))
+            for stem, (ir, vis) in pairs
+        ]
         rows.append(mean_row(method, image_rows))
         if args.masks and TCR_TOOL.exists():
-            result = subprocess.run([sys.executable, str(TCR_TOOL), str(args.ir), str(args.masks),
-                                     str(args.out / method)], capture_output=True, text=True, check=True)
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    str(TCR_TOOL),
+                    str(args.ir),
+                    str(args.masks),
+                    str(args.out / method),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             tcr[method] = json.loads(result.stdout)["mean"]
     table = format_markdown(rows)
     if tcr:
-        table += "\nThermal target contrast kept (TCR, target_contrast.py): " + ", ".join(
-            f"{m} {v:.3f}" for m, v in tcr.items()) + "\n"
+        table += (
+            "\nThermal target contrast kept (TCR, target_contrast.py): "
+            + ", ".join(f"{m} {v:.3f}" for m, v in tcr.items())
+            + "\n"
+        )
     print(table)
     if args.markdown:
         args.markdown.write_text(table)

@@ -7,8 +7,8 @@ The node is the one of sosmaskfuse.launch.py with CPU-friendly settings: fusion 
 output_scaling clip (no frame-to-frame flicker). The camera topics are the node's own relative
 names, so everything lands in `namespace`.
 """
+
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -16,6 +16,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
 from sosmaskfuse_ros.launch_arguments import setting_argument
 
 
@@ -24,45 +25,103 @@ def _rviz(context):
     try:
         get_package_share_directory("rviz2")
     except PackageNotFoundError:
-        return [LogInfo(msg="rviz:=true, but rviz2 is not installed: watch /fused_image with another viewer")]
-    config = PathJoinSubstitution([FindPackageShare("sosmaskfuse_ros"), "config", "sosmaskfuse.rviz"])
-    return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", config], output="screen",
-                 parameters=[{"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}])]
+        return [
+            LogInfo(
+                msg="rviz:=true, but rviz2 is not installed: watch /fused_image with another viewer"
+            )
+        ]
+    config = PathJoinSubstitution(
+        [FindPackageShare("sosmaskfuse_ros"), "config", "sosmaskfuse.rviz"]
+    )
+    return [
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", config],
+            output="screen",
+            parameters=[
+                {
+                    "use_sim_time": ParameterValue(
+                        LaunchConfiguration("use_sim_time"), value_type=bool
+                    )
+                }
+            ],
+        )
+    ]
 
 
 def generate_launch_description():
     namespace = LaunchConfiguration("namespace")
     use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", description="fusion node parameters (YAML)",
-                              default_value=PathJoinSubstitution(
-                                  [FindPackageShare("sosmaskfuse_ros"), "config", "sosmaskfuse.yaml"])),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of both nodes and their topics"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
-                              description="stamp and time everything with /clock"),
-        DeclareLaunchArgument("device", **setting_argument("device", default="cpu")),
-        DeclareLaunchArgument("mask_source", **setting_argument("mask_source")),
-        DeclareLaunchArgument("autoencoder_weights", **setting_argument("autoencoder_weights")),
-        DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
-        DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
-                              description="also start rviz2 with config/sosmaskfuse.rviz (if rviz2 is installed)"),
-        Node(
-            package="sosmaskfuse_ros", executable="synthetic_cameras", name="synthetic_cameras",
-            namespace=namespace, output="screen",
-            parameters=[{"use_sim_time": use_sim_time, "thermal_scale": 0.5, "rate": 10.0}],
-        ),
-        Node(
-            package="sosmaskfuse_ros", executable="sosmaskfuse_node", name="sosmaskfuse",
-            namespace=namespace, output="screen",
-            parameters=[LaunchConfiguration("params_file"), {
-                "process_width": 160, "process_height": 128, "output_scaling": "clip",
-            }, {
-                "use_sim_time": use_sim_time,
-                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "mask_source": ParameterValue(LaunchConfiguration("mask_source"), value_type=str),
-                "autoencoder_weights": ParameterValue(LaunchConfiguration("autoencoder_weights"), value_type=str),
-                "sosnet_weights": ParameterValue(LaunchConfiguration("sosnet_weights"), value_type=str),
-            }],
-        ),
-        OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz"))),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                description="fusion node parameters (YAML)",
+                default_value=PathJoinSubstitution(
+                    [FindPackageShare("sosmaskfuse_ros"), "config", "sosmaskfuse.yaml"]
+                ),
+            ),
+            DeclareLaunchArgument(
+                "namespace",
+                default_value="",
+                description="namespace of both nodes and their topics",
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                choices=["true", "false"],
+                description="stamp and time everything with /clock",
+            ),
+            DeclareLaunchArgument("device", **setting_argument("device", default="cpu")),
+            DeclareLaunchArgument("mask_source", **setting_argument("mask_source")),
+            DeclareLaunchArgument(
+                "autoencoder_weights", **setting_argument("autoencoder_weights")
+            ),
+            DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
+            DeclareLaunchArgument(
+                "rviz",
+                default_value="false",
+                choices=["true", "false"],
+                description="also start rviz2 with config/sosmaskfuse.rviz (if rviz2 is installed)",
+            ),
+            Node(
+                package="sosmaskfuse_ros",
+                executable="synthetic_cameras",
+                name="synthetic_cameras",
+                namespace=namespace,
+                output="screen",
+                parameters=[{"use_sim_time": use_sim_time, "thermal_scale": 0.5, "rate": 10.0}],
+            ),
+            Node(
+                package="sosmaskfuse_ros",
+                executable="sosmaskfuse_node",
+                name="sosmaskfuse",
+                namespace=namespace,
+                output="screen",
+                parameters=[
+                    LaunchConfiguration("params_file"),
+                    {
+                        "process_width": 160,
+                        "process_height": 128,
+                        "output_scaling": "clip",
+                    },
+                    {
+                        "use_sim_time": use_sim_time,
+                        "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                        "mask_source": ParameterValue(
+                            LaunchConfiguration("mask_source"), value_type=str
+                        ),
+                        "autoencoder_weights": ParameterValue(
+                            LaunchConfiguration("autoencoder_weights"), value_type=str
+                        ),
+                        "sosnet_weights": ParameterValue(
+                            LaunchConfiguration("sosnet_weights"), value_type=str
+                        ),
+                    },
+                ],
+            ),
+            OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz"))),
+        ]
+    )

@@ -5,6 +5,7 @@ point is a function `add_parser(subparsers)` that registers one sub-command (wit
 `sosmaskfuse_ros` registers `play` and `demo` this way, so sosmaskfuse_core never imports ROS
 and `sosmaskfuse --help` lists every command a given install has.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every core sub-command and every registered one."""
-    parser = argparse.ArgumentParser(prog="sosmaskfuse",
-                                     description="SOSMaskFuse infrared + visible image fusion.")
+    parser = argparse.ArgumentParser(
+        prog="sosmaskfuse", description="SOSMaskFuse infrared + visible image fusion."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` (default: the process's arguments) and run the sub-command; its exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     return args.func(args)
 
 

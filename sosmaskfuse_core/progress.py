@@ -1,4 +1,5 @@
 """A small progress display for long jobs: count, rate, ETA and a free-form status, on stderr."""
+
 from __future__ import annotations
 
 import sys
@@ -8,15 +9,25 @@ from typing import TextIO
 
 class Progress:
     """`step()` once per item. On a terminal the line is redrawn in place; in a log, a line is
-    printed at most every `interval` seconds (and for the last item), so CI logs stay short."""
+    printed at most every `interval` seconds (and for the last item), so CI logs stay short.
+    """
 
-    def __init__(self, total: int | None, label: str, unit: str = "it", stream: TextIO | None = None,
-                 interval: float = 2.0, initial: int = 0) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        label: str,
+        unit: str = "it",
+        stream: TextIO | None = None,
+        interval: float = 2.0,
+        initial: int = 0,
+    ) -> None:
         self.total, self.label, self.unit = total, label, unit
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = 0.1 if self.tty else interval
-        self.count = self.initial = initial  # a resumed job starts part-way; its rate counts new items only
+        self.count = self.initial = (
+            initial  # a resumed job starts part-way; its rate counts new items only
+        )
         self.failed = 0
         self.start = time.perf_counter()
         self._last = 0.0
@@ -33,7 +44,11 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = (self.count - self.initial) / elapsed
         parts = [f"{self.label}: {self.count}" + (f"/{self.total}" if self.total else "")]
-        parts.append(f"{rate:.2f} {self.unit}/s" if rate >= 0.1 else f"{1 / max(rate, 1e-9):.1f} s/{self.unit}")
+        parts.append(
+            f"{rate:.2f} {self.unit}/s"
+            if rate >= 0.1
+            else f"{1 / max(rate, 1e-9):.1f} s/{self.unit}"
+        )
         if self.total and rate > 0:
             parts.append(f"ETA {_clock(max(self.total - self.count, 0) / rate)}")
         if self.failed:

@@ -7,6 +7,7 @@ message i is due ``(t_i - t_start) / rate`` seconds after playback started. With
 /clock carries the playback time, ``clock_hz`` times a second while waiting and the message's
 own log time just before each message, so a node with use_sim_time sees the bag's time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ def message_class(msgtype: str) -> type:
     try:
         return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError):
-        raise LookupError(f"{msgtype}: no Python message class ({module_name}.{name} is not importable)") from None
+        raise LookupError(
+            f"{msgtype}: no Python message class ({module_name}.{name} is not importable)"
+        ) from None
 
 
 def publisher_qos(recorded: list[Qos]) -> QoSProfile:
@@ -47,16 +50,22 @@ def publisher_qos(recorded: list[Qos]) -> QoSProfile:
     reliability = {q.reliability for q in recorded}
     durability = {q.durability for q in recorded}
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=PUBLISHER_DEPTH,
-        reliability=ReliabilityPolicy.BEST_EFFORT if reliability == {QosReliability.BEST_EFFORT}
+        history=HistoryPolicy.KEEP_LAST,
+        depth=PUBLISHER_DEPTH,
+        reliability=ReliabilityPolicy.BEST_EFFORT
+        if reliability == {QosReliability.BEST_EFFORT}
         else ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if durability == {QosDurability.TRANSIENT_LOCAL}
-        else DurabilityPolicy.VOLATILE)
+        durability=DurabilityPolicy.TRANSIENT_LOCAL
+        if durability == {QosDurability.TRANSIENT_LOCAL}
+        else DurabilityPolicy.VOLATILE,
+    )
 
 
 def clock_qos() -> QoSProfile:
     """Reliable, depth 1: every /clock subscriber can match it (rclpy's TimeSource asks best effort)."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
+    )
 
 
 @dataclass
@@ -77,8 +86,17 @@ Hold = Callable[[str, int], Any]
 class BagPlayer:
     """Publishers for a bag's topics on ``node``; `play()` publishes. Close it (or use `with`) when done."""
 
-    def __init__(self, node: Node, bag: str | Path, *, rate: float = 1.0, clock_hz: float | None = None,
-                 topics: list[str] | None = None, loop: bool = False, start_offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        node: Node,
+        bag: str | Path,
+        *,
+        rate: float = 1.0,
+        clock_hz: float | None = None,
+        topics: list[str] | None = None,
+        loop: bool = False,
+        start_offset: float = 0.0,
+    ) -> None:
         if not rate > 0:
             raise ValueError(f"rate {rate}: must be positive")
         if clock_hz is not None and not clock_hz > 0:
@@ -98,7 +116,9 @@ class BagPlayer:
             self.reader.close()
             raise
         self.start = self.reader.start_time + round(start_offset * NS_PER_SECOND)
-        self.clock_publisher = node.create_publisher(Clock, "/clock", clock_qos()) if clock_hz else None
+        self.clock_publisher = (
+            node.create_publisher(Clock, "/clock", clock_qos()) if clock_hz else None
+        )
         self._last_clock = -1
 
     def _select(self, topics: list[str] | None) -> list[Connection]:
@@ -106,7 +126,9 @@ class BagPlayer:
         if topics:
             missing = [t for t in topics if t not in available]
             if missing:
-                raise ValueError(f"not in the bag: {', '.join(missing)}; its topics: {', '.join(sorted(available))}")
+                raise ValueError(
+                    f"not in the bag: {', '.join(missing)}; its topics: {', '.join(sorted(available))}"
+                )
         return [c for c in self.reader.connections if not topics or c.topic in topics]
 
     def _make_publishers(self) -> None:
@@ -122,8 +144,15 @@ class BagPlayer:
             except LookupError as exc:
                 self.report.not_played[topic] = str(exc)
                 continue
-            recorded = [q for c in conns if isinstance(c.ext, ConnectionExtRosbag2) for q in c.ext.offered_qos_profiles]
-            self.publishers[topic] = self.node.create_publisher(cls, topic, publisher_qos(recorded))
+            recorded = [
+                q
+                for c in conns
+                if isinstance(c.ext, ConnectionExtRosbag2)
+                for q in c.ext.offered_qos_profiles
+            ]
+            self.publishers[topic] = self.node.create_publisher(
+                cls, topic, publisher_qos(recorded)
+            )
             self.report.published[topic] = 0
             self._by_connection.update({c.id: self.publishers[topic] for c in conns})
 
@@ -152,7 +181,9 @@ class BagPlayer:
             self.report.seconds = time.monotonic() - started
         return self.report
 
-    def _play_once(self, connections: list[Connection], hold: Hold | None, stop: threading.Event) -> None:
+    def _play_once(
+        self, connections: list[Connection], hold: Hold | None, stop: threading.Event
+    ) -> None:
         wall0 = time.monotonic()
         self._next_clock = wall0
         self._last_clock = -1
@@ -198,7 +229,10 @@ class BagPlayer:
 
     def close(self) -> None:
         """Close the bag and destroy the publishers."""
-        for pub in [*self.publishers.values(), *([self.clock_publisher] if self.clock_publisher else [])]:
+        for pub in [
+            *self.publishers.values(),
+            *([self.clock_publisher] if self.clock_publisher else []),
+        ]:
             self.node.destroy_publisher(pub)
         self.publishers.clear()
         self.clock_publisher = None
@@ -221,8 +255,15 @@ def run(args: argparse.Namespace, stream=None) -> int:
     node = rclpy.create_node("sosmaskfuse_player")
     try:
         try:
-            player = BagPlayer(node, args.bag, rate=args.rate, clock_hz=args.clock, topics=args.topics,
-                               loop=args.loop, start_offset=args.start_offset)
+            player = BagPlayer(
+                node,
+                args.bag,
+                rate=args.rate,
+                clock_hz=args.clock,
+                topics=args.topics,
+                loop=args.loop,
+                start_offset=args.start_offset,
+            )
         except (ValueError, ReaderError, OSError) as exc:
             print(f"error: {exc}", file=stream)
             return 2
@@ -242,7 +283,9 @@ def run(args: argparse.Namespace, stream=None) -> int:
         rclpy.try_shutdown()
     state = "stopped" if report.interrupted else "played"
     total = sum(report.published.values())
-    last = f", last log time {format_time(report.last_time)}" if report.last_time is not None else ""
+    last = (
+        f", last log time {format_time(report.last_time)}" if report.last_time is not None else ""
+    )
     loops = f" in {report.loops} loops" if report.loops > 1 else ""
     print(f"{state}: {total} messages{loops} in {report.seconds:.1f} s{last}", file=stream)
     for topic, n in report.published.items():
@@ -254,11 +297,17 @@ def _describe(player: BagPlayer, args: argparse.Namespace, stream) -> None:
     reader = player.reader
     duration = (reader.end_time - player.start) / NS_PER_SECOND
     clock = f", /clock at {args.clock:g} Hz" if args.clock else ""
-    print(f"playing {args.bag}: {len(player.publishers)} topics, {max(duration, 0.0):.1f} s from "
-          f"{format_time(player.start)} at rate {args.rate:g}{clock}{' (looping)' if args.loop else ''}", file=stream)
+    print(
+        f"playing {args.bag}: {len(player.publishers)} topics, {max(duration, 0.0):.1f} s from "
+        f"{format_time(player.start)} at rate {args.rate:g}{clock}{' (looping)' if args.loop else ''}",
+        file=stream,
+    )
     for topic, pub in player.publishers.items():
         qos = pub.qos_profile
-        print(f"  {topic}  {reader.topics[topic].msgtype}  {qos.reliability.name.lower()}, "
-              f"{qos.durability.name.lower()}", file=stream)
+        print(
+            f"  {topic}  {reader.topics[topic].msgtype}  {qos.reliability.name.lower()}, "
+            f"{qos.durability.name.lower()}",
+            file=stream,
+        )
     for topic, reason in player.report.not_played.items():
         print(f"  not played: {topic}: {reason}", file=stream)

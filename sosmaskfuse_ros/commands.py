@@ -5,6 +5,7 @@ group, which `sosmaskfuse_core.cli` reads. This module imports no ROS package it
 and the message packages load when a command runs, and a missing one is reported with how to
 install it, so `sosmaskfuse --help` lists both commands on any install.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,27 +43,50 @@ and prints throughput and latency. Fusion runs at a reduced size (default 160x12
 
 
 def _needs_ros(command: str, exc: ImportError) -> int:
-    print(f"error: `sosmaskfuse {command}` needs rclpy and the message packages ({exc.name or exc} is "
-          "missing): source a ROS 2 Jazzy install, or pip install the package with its 'ros' extra",
-          file=sys.stderr)
+    print(
+        f"error: `sosmaskfuse {command}` needs rclpy and the message packages ({exc.name or exc} is "
+        "missing): source a ROS 2 Jazzy install, or pip install the package with its 'ros' extra",
+        file=sys.stderr,
+    )
     return 2
 
 
 def add_play_parser(subparsers) -> argparse.ArgumentParser:
     """Register `play`."""
     p = subparsers.add_parser(
-        "play", help="publish a bag's topics on ROS 2 (needs rclpy), with /clock for use_sim_time",
-        description=PLAY_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "play",
+        help="publish a bag's topics on ROS 2 (needs rclpy), with /clock for use_sim_time",
+        description=PLAY_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("bag", type=Path, metavar="BAG", help="bag folder, or an .mcap/.db3 file")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
-    p.add_argument("--clock", type=float, nargs="?", const=DEFAULT_CLOCK_HZ, metavar="HZ",
-                   help=f"publish /clock at HZ (default {DEFAULT_CLOCK_HZ:g} when given without a value)")
-    p.add_argument("--topics", nargs="+", metavar="TOPIC", help="play only these topics (default: all)")
+    p.add_argument(
+        "--clock",
+        type=float,
+        nargs="?",
+        const=DEFAULT_CLOCK_HZ,
+        metavar="HZ",
+        help=f"publish /clock at HZ (default {DEFAULT_CLOCK_HZ:g} when given without a value)",
+    )
+    p.add_argument(
+        "--topics", nargs="+", metavar="TOPIC", help="play only these topics (default: all)"
+    )
     p.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
-    p.add_argument("--start-offset", type=float, default=0.0, metavar="SEC",
-                   help="skip this many seconds from the start of the bag")
-    p.add_argument("--delay", type=float, default=0.5, metavar="SEC",
-                   help="wait after creating the publishers, so subscribers are matched (default 0.5)")
+    p.add_argument(
+        "--start-offset",
+        type=float,
+        default=0.0,
+        metavar="SEC",
+        help="skip this many seconds from the start of the bag",
+    )
+    p.add_argument(
+        "--delay",
+        type=float,
+        default=0.5,
+        metavar="SEC",
+        help="wait after creating the publishers, so subscribers are matched (default 0.5)",
+    )
     p.set_defaults(func=run_play)
     return p
 
@@ -78,17 +102,38 @@ def run_play(args: argparse.Namespace) -> int:
 
 def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     """Register `demo`."""
-    p = subparsers.add_parser("demo", help="run the node on synthetic cameras over DDS; record, contact sheet",
-                              description=DEMO_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)")
-    p.add_argument("--frames", type=int, default=12, help="stop after this many fused frames (default 12)")
-    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    p = subparsers.add_parser(
+        "demo",
+        help="run the node on synthetic cameras over DDS; record, contact sheet",
+        description=DEMO_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)"
+    )
+    p.add_argument(
+        "--frames", type=int, default=12, help="stop after this many fused frames (default 12)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="give up after this many seconds (default 300)",
+    )
     p.add_argument("--rate", type=float, default=5.0, help="camera rate, Hz (default 5)")
-    p.add_argument("--process-size", type=int, nargs=2, default=(160, 128), metavar=("W", "H"),
-                   help="fusion size (default 160 128)")
+    p.add_argument(
+        "--process-size",
+        type=int,
+        nargs=2,
+        default=(160, 128),
+        metavar=("W", "H"),
+        help="fusion size (default 160 128)",
+    )
     p.add_argument("--output-scaling", choices=("minmax", "clip"), default="clip")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--sheet-rows", type=int, default=4, help="frames on the contact sheet (default 4)")
+    p.add_argument(
+        "--sheet-rows", type=int, default=4, help="frames on the contact sheet (default 4)"
+    )
     p.set_defaults(func=run_demo)
     return p
 

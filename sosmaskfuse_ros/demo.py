@@ -5,6 +5,7 @@ starts them; this process only records their topics (serialized bytes, as `ros2 
 does) into an MCAP bag, then writes a contact sheet (thermal | visible | mask | fused) and
 prints throughput and latency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,9 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sosmaskfuse_core.tools.contact_sheet import contact_sheet
 from sosmaskfuse_core.formats.image_codec import image_to_array, to_bgr
 from sosmaskfuse_core.formats.rosbag_io import closing_writer, qos_profile, stamp_ns, typestore
+from sosmaskfuse_core.tools.contact_sheet import contact_sheet
 
 NAMESPACE = "/sosmaskfuse_demo"
 # topic (relative to NAMESPACE) -> (message type, reliability the publisher offers)
@@ -44,13 +45,26 @@ class Recording:
     """What the recorder saw: counts, fused arrival times and the last frames by stamp."""
 
     counts: dict[str, int] = field(default_factory=dict)
-    fused_arrivals: list[tuple[int, int]] = field(default_factory=list)  # (receive wall ns, stamp ns)
-    frames: dict[str, dict[int, bytes]] = field(default_factory=dict)  # topic -> stamp -> raw message
+    fused_arrivals: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (receive wall ns, stamp ns)
+    frames: dict[str, dict[int, bytes]] = field(
+        default_factory=dict
+    )  # topic -> stamp -> raw message
     diagnostics: bytes | None = None
 
 
 def _node_command(module: str, name: str, params: dict) -> list[str]:
-    cmd = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={NAMESPACE}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        module,
+        "--ros-args",
+        "-r",
+        f"__node:={name}",
+        "-r",
+        f"__ns:={NAMESPACE}",
+    ]
     for key, value in params.items():
         cmd += ["-p", f"{key}:={value}"]
     return cmd
@@ -79,21 +93,32 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.Popen, Path]],
-            start_processes: Callable[[], None]) -> Recording:
+def _record(
+    args: argparse.Namespace,
+    writer,
+    procs: dict[str, tuple[subprocess.Popen, Path]],
+    start_processes: Callable[[], None],
+) -> Recording:
     """Subscribe to every stream, then start the node processes (so the recorder is there from their
-    first message), and record until enough fused frames have arrived."""
+    first message), and record until enough fused frames have arrived.
+    """
     store = typestore()
-    rec = Recording(counts=dict.fromkeys(list(TOPICS) + [DIAGNOSTICS[0]], 0),
-                    frames={t: {} for t in TOPICS})
+    rec = Recording(
+        counts=dict.fromkeys(list(TOPICS) + [DIAGNOSTICS[0]], 0), frames={t: {} for t in TOPICS}
+    )
     node = Node("sosmaskfuse_demo_recorder", namespace=NAMESPACE)
     connections = {}
     for topic, (msgtype, reliability) in TOPICS.items():
         full = f"{NAMESPACE}/{topic}"
-        connections[topic] = writer.add_connection(full, msgtype, typestore=store,
-                                                   offered_qos_profiles=[qos_profile(reliability)])
-    connections[DIAGNOSTICS[0]] = writer.add_connection(DIAGNOSTICS[0], DIAGNOSTICS[1], typestore=store,
-                                                        offered_qos_profiles=[qos_profile("reliable", 10)])
+        connections[topic] = writer.add_connection(
+            full, msgtype, typestore=store, offered_qos_profiles=[qos_profile(reliability)]
+        )
+    connections[DIAGNOSTICS[0]] = writer.add_connection(
+        DIAGNOSTICS[0],
+        DIAGNOSTICS[1],
+        typestore=store,
+        offered_qos_profiles=[qos_profile("reliable", 10)],
+    )
 
     def keep(topic: str):
         def callback(data: bytes) -> None:
@@ -109,15 +134,20 @@ def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.
                 rec.frames[topic].pop(next(iter(rec.frames[topic])))
             if topic == "fused_image":
                 rec.fused_arrivals.append((now, stamp))
+
         return callback
 
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
     for topic, (_, reliability) in TOPICS.items():
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort"
-                         else ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=10,
+            reliability=ReliabilityPolicy.BEST_EFFORT
+            if reliability == "best_effort"
+            else ReliabilityPolicy.RELIABLE,
+        )
         node.create_subscription(Image, topic, keep(topic), qos, raw=True)
     node.create_subscription(DiagnosticArray, DIAGNOSTICS[0], keep(DIAGNOSTICS[0]), 10, raw=True)
     start_processes()
@@ -127,9 +157,11 @@ def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.
     try:
         # until enough fused frames, camera frames for the sheet (the recorder may match the cameras'
         # best-effort publishers later than the fusion node does) and the node's diagnostics
-        while ((len(rec.fused_arrivals) < args.frames or rec.diagnostics is None
-                or not (rec.frames["thermal/image_raw"] and rec.frames["visible/image_raw"]))
-               and time.monotonic() < deadline):
+        while (
+            len(rec.fused_arrivals) < args.frames
+            or rec.diagnostics is None
+            or not (rec.frames["thermal/image_raw"] and rec.frames["visible/image_raw"])
+        ) and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)
             for name, (proc, log) in procs.items():
                 if proc.poll() is not None:
@@ -149,22 +181,38 @@ def _record(args: argparse.Namespace, writer, procs: dict[str, tuple[subprocess.
 def _sheet(rec: Recording, rows: int) -> list[list]:
     """Up to `rows` fused frames spread over the run, each with its inputs and mask."""
     store = typestore()
-    decode = {t: (lambda raw, t=t: image_to_array(store.deserialize_cdr(raw, TOPICS[t][0]))) for t in TOPICS}
+    decode = {
+        t: (lambda raw, t=t: image_to_array(store.deserialize_cdr(raw, TOPICS[t][0])))
+        for t in TOPICS
+    }
     fused = sorted(rec.frames["fused_image"])
-    picked = [fused[round(i * (len(fused) - 1) / max(rows - 1, 1))] for i in range(min(rows, len(fused)))]
+    picked = [
+        fused[round(i * (len(fused) - 1) / max(rows - 1, 1))] for i in range(min(rows, len(fused)))
+    ]
     out = []
     for stamp in dict.fromkeys(picked):
+
         def nearest(topic: str) -> bytes | None:
             stamps = rec.frames[topic]
             if not stamps:
                 return None
             return stamps[min(stamps, key=lambda s: abs(s - stamp))]
+
         raws = [nearest(t) for t in ("thermal/image_raw", "visible/image_raw", "sos_mask")]
         if any(r is None for r in raws):
             continue
-        thermal, visible, mask = (decode[t](r) for t, r in zip(("thermal/image_raw", "visible/image_raw",
-                                                                 "sos_mask"), raws))
-        out.append([thermal, to_bgr(visible, "rgb8"), mask, decode["fused_image"](rec.frames["fused_image"][stamp])])
+        thermal, visible, mask = (
+            decode[t](r)
+            for t, r in zip(("thermal/image_raw", "visible/image_raw", "sos_mask"), raws)
+        )
+        out.append(
+            [
+                thermal,
+                to_bgr(visible, "rgb8"),
+                mask,
+                decode["fused_image"](rec.frames["fused_image"][stamp]),
+            ]
+        )
     return out
 
 
@@ -186,17 +234,32 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(bag)  # the previous demo's recording
     logs.mkdir(parents=True, exist_ok=True)
     w, h = args.process_size
-    cameras = _node_command("sosmaskfuse_ros.synthetic_cameras", "synthetic_cameras",
-                            {"rate": args.rate, "thermal_scale": 0.5, "width": 320, "height": 256})
-    fusion = _node_command("sosmaskfuse_ros.fusion_node", "sosmaskfuse",
-                           {"process_width": w, "process_height": h, "output_scaling": args.output_scaling,
-                            "device": args.device, "log_period": 5.0, "diagnostics_period": 1.0})
-    print(f"demo: synthetic cameras (320x256 at {args.rate:g} Hz) -> sosmaskfuse_node (fusing at {w}x{h} on "
-          f"{args.device}) in namespace {NAMESPACE}, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}",
-          file=sys.stderr)
+    cameras = _node_command(
+        "sosmaskfuse_ros.synthetic_cameras",
+        "synthetic_cameras",
+        {"rate": args.rate, "thermal_scale": 0.5, "width": 320, "height": 256},
+    )
+    fusion = _node_command(
+        "sosmaskfuse_ros.fusion_node",
+        "sosmaskfuse",
+        {
+            "process_width": w,
+            "process_height": h,
+            "output_scaling": args.output_scaling,
+            "device": args.device,
+            "log_period": 5.0,
+            "diagnostics_period": 1.0,
+        },
+    )
+    print(
+        f"demo: synthetic cameras (320x256 at {args.rate:g} Hz) -> sosmaskfuse_node (fusing at {w}x{h} on "
+        f"{args.device}) in namespace {NAMESPACE}, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}",
+        file=sys.stderr,
+    )
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
     rclpy.init()
     start = time.monotonic()
+
     def start_processes() -> None:
         for name, command in (("sosmaskfuse_node", fusion), ("synthetic_cameras", cameras)):
             procs[name] = (_start(command, logs / f"{name}.log"), logs / f"{name}.log")
@@ -217,13 +280,19 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - start
 
     if not rec.fused_arrivals:
-        print(f"error: no fused frame within {args.timeout:g} s; node log:\n"
-              f"{_tail(logs / 'sosmaskfuse_node.log')}", file=sys.stderr)
+        print(
+            f"error: no fused frame within {args.timeout:g} s; node log:\n"
+            f"{_tail(logs / 'sosmaskfuse_node.log')}",
+            file=sys.stderr,
+        )
         return 1
     rows = _sheet(rec, args.sheet_rows)
     if not rows:
-        print(f"error: no camera frame recorded within {args.timeout:g} s, so no contact sheet "
-              f"(the bag {bag} holds what was recorded)", file=sys.stderr)
+        print(
+            f"error: no camera frame recorded within {args.timeout:g} s, so no contact sheet "
+            f"(the bag {bag} holds what was recorded)",
+            file=sys.stderr,
+        )
         return 1
     sheet_path = out / "contact_sheet.png"
     cv2.imwrite(str(sheet_path), contact_sheet(rows))
@@ -232,14 +301,22 @@ def run(args: argparse.Namespace) -> int:
     span = (arrivals[-1][0] - arrivals[0][0]) / 1e9
     rate = (len(arrivals) - 1) / span if span > 0 else float("nan")
     diag = _diagnostic_values(rec)
-    print(f"recorded {sum(rec.counts.values())} messages to {bag} "
-          f"({', '.join(f'{t}: {n}' for t, n in rec.counts.items())})")
+    print(
+        f"recorded {sum(rec.counts.values())} messages to {bag} "
+        f"({', '.join(f'{t}: {n}' for t, n in rec.counts.items())})"
+    )
     print(f"contact sheet: {sheet_path} ({len(rows)} rows)")
-    print(f"throughput: {rate:.2f} fused frames/s at {w}x{h} (cameras at {args.rate:g} Hz; stale pairs dropped: "
-          f"{diag.get('dropped pairs (stale)', '?')})")
-    print(f"latency, camera stamp to fused frame received: median {statistics.median(latencies):.0f} ms, "
-          f"max {max(latencies):.0f} ms; inside the node (received -> published): mean "
-          f"{diag.get('latency mean (ms)', '?')} ms")
-    print(f"models: {diag.get('autoencoder', '?')}; mask: {diag.get('mask source', '?')}; "
-          f"device {diag.get('device', '?')}; total {elapsed:.0f} s")
+    print(
+        f"throughput: {rate:.2f} fused frames/s at {w}x{h} (cameras at {args.rate:g} Hz; stale pairs dropped: "
+        f"{diag.get('dropped pairs (stale)', '?')})"
+    )
+    print(
+        f"latency, camera stamp to fused frame received: median {statistics.median(latencies):.0f} ms, "
+        f"max {max(latencies):.0f} ms; inside the node (received -> published): mean "
+        f"{diag.get('latency mean (ms)', '?')} ms"
+    )
+    print(
+        f"models: {diag.get('autoencoder', '?')}; mask: {diag.get('mask source', '?')}; "
+        f"device {diag.get('device', '?')}; total {elapsed:.0f} s"
+    )
     return 0

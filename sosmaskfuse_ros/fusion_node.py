@@ -15,6 +15,7 @@ Inference runs on a worker thread behind a latest-wins slot: when fusion is slow
 cameras, waiting pairs are replaced by newer ones (counted as dropped), so latency stays
 bounded by one processing time.
 """
+
 from __future__ import annotations
 
 import signal
@@ -44,9 +45,13 @@ _INPUTS = ("thermal", "visible", "mask")
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                      reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort"
-                      else ReliabilityPolicy.RELIABLE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.BEST_EFFORT
+        if reliability == "best_effort"
+        else ReliabilityPolicy.RELIABLE,
+    )
 
 
 class FusionNode(Node):
@@ -56,14 +61,20 @@ class FusionNode(Node):
         super().__init__("sosmaskfuse", **kwargs)
         p = params.declare_all(self)
         self._p = p
-        self.counts = {"received": dict.fromkeys(_INPUTS, 0), "bad": dict.fromkeys(_INPUTS, 0),
-                       "pairs": 0, "published": 0, "failed": 0}
+        self.counts = {
+            "received": dict.fromkeys(_INPUTS, 0),
+            "bad": dict.fromkeys(_INPUTS, 0),
+            "pairs": 0,
+            "published": 0,
+            "failed": 0,
+        }
         self._latency_ms: list[float] = []
         self._last_error = ""
 
         self.stage, self.sources = self._build_stage(p)
-        self.get_logger().info(f"fusing on {self.pipeline.device} ({self.pipeline.config.precision}); "
-                               f"{self.sources}")
+        self.get_logger().info(
+            f"fusing on {self.pipeline.device} ({self.pipeline.config.precision}); {self.sources}"
+        )
 
         out_qos = _qos(p["output_reliability"], p["qos_depth"])
         self.fused_pub = self.create_publisher(Image, "fused_image", out_qos)
@@ -71,21 +82,34 @@ class FusionNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         n_inputs = 3 if self.pipeline.mask_source == "topic" else 2
-        self.sync = make_synchronizer(n_inputs, p["sync_queue_size"], p["sync_slop"], self._on_pair)
-        self.worker: LatestWorker[tuple[Frame, ...]] = LatestWorker(self._process, name="sosmaskfuse-fusion")
+        self.sync = make_synchronizer(
+            n_inputs, p["sync_queue_size"], p["sync_slop"], self._on_pair
+        )
+        self.worker: LatestWorker[tuple[Frame, ...]] = LatestWorker(
+            self._process, name="sosmaskfuse-fusion"
+        )
 
         in_qos = _qos(p["input_reliability"], p["qos_depth"])
         compressed = p["input_transport"] == "compressed"
         self._subs = []
-        for index, (role, topic) in enumerate((("thermal", "thermal/image_raw"), ("visible", "visible/image_raw"),
-                                               ("mask", "mask"))[:n_inputs]):
+        for index, (role, topic) in enumerate(
+            (("thermal", "thermal/image_raw"), ("visible", "visible/image_raw"), ("mask", "mask"))[
+                :n_inputs
+            ]
+        ):
             use_compressed = compressed and role != "mask"
-            self._subs.append(self.create_subscription(
-                CompressedImage if use_compressed else Image, topic + "/compressed" if use_compressed else topic,
-                lambda msg, i=index, r=role: self._on_image(i, r, msg), in_qos))
+            self._subs.append(
+                self.create_subscription(
+                    CompressedImage if use_compressed else Image,
+                    topic + "/compressed" if use_compressed else topic,
+                    lambda msg, i=index, r=role: self._on_image(i, r, msg),
+                    in_qos,
+                )
+            )
         self.get_logger().info(
             f"pairing {', '.join(s.topic_name for s in self._subs)} ({self.sync.name} ApproximateTime, "
-            f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)")
+            f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)"
+        )
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -111,7 +135,8 @@ class FusionNode(Node):
         """The configured stage. A bad device, precision or weights file does not stop the node:
         only what failed is replaced by its default (device: CPU; precision: fp32; autoencoder: the
         shipped one; SOS network: none, mask from the best source left), with an error in the log
-        and in the diagnostics. The user's other choices are kept."""
+        and in the diagnostics. The user's other choices are kept.
+        """
         errors: list[str] = []
         device, precision = p["device"], p["precision"]
         try:
@@ -126,7 +151,11 @@ class FusionNode(Node):
             precision = "fp32"
         for error in errors:
             self.get_logger().error(f"cannot use the configured device/precision: {error}")
-        ae, sos, mask = p["autoencoder_weights"] or None, p["sosnet_weights"] or None, p["mask_source"]
+        ae, sos, mask = (
+            p["autoencoder_weights"] or None,
+            p["sosnet_weights"] or None,
+            p["mask_source"],
+        )
         fallback_mask = "topic" if mask == "topic" else "auto"
         attempts = [(ae, sos, mask)]
         if ae:
@@ -137,16 +166,23 @@ class FusionNode(Node):
                 attempts.append((None, None, fallback_mask))
         for ae_path, sos_path, mask_source in attempts:
             try:
-                stage, sources = builder.build_stage(p, autoencoder_weights=ae_path or "",
-                                                     sosnet_weights=sos_path or "", mask_source=mask_source,
-                                                     device=device, precision=precision)
+                stage, sources = builder.build_stage(
+                    p,
+                    autoencoder_weights=ae_path or "",
+                    sosnet_weights=sos_path or "",
+                    mask_source=mask_source,
+                    device=device,
+                    precision=precision,
+                )
             except (ValueError, OSError, RuntimeError) as exc:
                 errors.append(str(exc))
                 self.get_logger().error(f"cannot use the configured models: {exc}")
                 continue
             if errors:
-                self._last_error = f"running fallback ({sources}, {stage.pipeline.device} " \
-                                   f"{stage.pipeline.config.precision}) because: {errors[0]}"
+                self._last_error = (
+                    f"running fallback ({sources}, {stage.pipeline.device} "
+                    f"{stage.pipeline.config.precision}) because: {errors[0]}"
+                )
                 self.get_logger().error(self._last_error)
             return stage, sources
         raise RuntimeError("no usable models: " + "; ".join(errors))
@@ -156,11 +192,18 @@ class FusionNode(Node):
     def _on_image(self, index: int, role: str, msg: Any) -> None:
         self.counts["received"][role] += 1
         try:
-            image, encoding = message_to_array(msg, name=f"{role} image")  # as `sosmaskfuse bag` decodes
+            image, encoding = message_to_array(
+                msg, name=f"{role} image"
+            )  # as `sosmaskfuse bag` decodes
             self.sync.add(index, Frame(msg.header, encoding, image, time.monotonic_ns()))
-        except (ImageDecodeError, ValueError) as exc:  # bad pixels, or a stamp the synchroniser refuses
+        except (
+            ImageDecodeError,
+            ValueError,
+        ) as exc:  # bad pixels, or a stamp the synchroniser refuses
             self.counts["bad"][role] += 1
-            self.get_logger().warning(f"dropped a {role} message: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f"dropped a {role} message: {exc}", throttle_duration_sec=5.0
+            )
 
     def _on_pair(self, *frames: Frame) -> None:
         self.counts["pairs"] += 1
@@ -172,8 +215,11 @@ class FusionNode(Node):
         thermal, visible = frames[0], frames[1]
         mask = StageFrame(frames[2].image, frames[2].encoding) if len(frames) > 2 else None
         try:
-            out = self.stage(StageFrame(thermal.image, thermal.encoding), StageFrame(visible.image, visible.encoding),
-                             mask)
+            out = self.stage(
+                StageFrame(thermal.image, thermal.encoding),
+                StageFrame(visible.image, visible.encoding),
+                mask,
+            )
         except (ValueError, RuntimeError) as exc:
             self.counts["failed"] += 1
             self._last_error = str(exc)
@@ -181,7 +227,9 @@ class FusionNode(Node):
             return
         if not self.context.ok():  # shut down (Ctrl-C) while fusing: nothing left to publish to
             return
-        header = visible.header  # PairStage.HEADER_FROM: the fused image lies in the visible camera's grid
+        header = (
+            visible.header
+        )  # PairStage.HEADER_FROM: the fused image lies in the visible camera's grid
         self.fused_pub.publish(fill_image_msg(Image(), out.fused, out.fused_encoding, header))
         if out.mask is not None:
             self.mask_pub.publish(fill_image_msg(Image(), out.mask, out.mask_encoding, header))
@@ -209,13 +257,19 @@ class FusionNode(Node):
         values = self._live_values(changes)
         builder.live_update(self.stage, values)()
         self._p = values
-        self.get_logger().info("parameters set: " + ", ".join(f"{c.name}={c.value!r}" for c in changes))
+        self.get_logger().info(
+            "parameters set: " + ", ".join(f"{c.name}={c.value!r}" for c in changes)
+        )
 
     # --- reporting -------------------------------------------------------------------------------
 
     def _snapshot(self) -> dict:
-        return {"thermal": self.counts["received"]["thermal"], "visible": self.counts["received"]["visible"],
-                "pairs": self.counts["pairs"], "published": self.counts["published"]}
+        return {
+            "thermal": self.counts["received"]["thermal"],
+            "visible": self.counts["received"]["visible"],
+            "pairs": self.counts["pairs"],
+            "published": self.counts["published"],
+        }
 
     def _rates(self, last: tuple[int, dict]) -> tuple[dict, tuple[int, dict]]:
         now, snap = self.get_clock().now().nanoseconds, self._snapshot()
@@ -227,24 +281,37 @@ class FusionNode(Node):
         rates, self._last_report = self._rates(self._last_report)
         lat = sorted(self._latency_ms)
         bad = sum(self.counts["bad"].values())
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: fusion",
-                                  hardware_id=str(self.pipeline.device))
+        status = DiagnosticStatus(
+            name=f"{self.get_fully_qualified_name()}: fusion",
+            hardware_id=str(self.pipeline.device),
+        )
         status.level, status.message = DiagnosticStatus.OK, "fusing"
         if self.counts["published"] == 0 and not self.counts["pairs"]:
-            status.level, status.message = DiagnosticStatus.WARN, "waiting for thermal/visible pairs"
+            status.level, status.message = (
+                DiagnosticStatus.WARN,
+                "waiting for thermal/visible pairs",
+            )
         if self._last_error:
             status.level, status.message = DiagnosticStatus.WARN, self._last_error[:200]
         values = {
-            "thermal rate (Hz)": f"{rates['thermal']:.2f}", "visible rate (Hz)": f"{rates['visible']:.2f}",
-            "pair rate (Hz)": f"{rates['pairs']:.2f}", "output rate (Hz)": f"{rates['published']:.2f}",
+            "thermal rate (Hz)": f"{rates['thermal']:.2f}",
+            "visible rate (Hz)": f"{rates['visible']:.2f}",
+            "pair rate (Hz)": f"{rates['pairs']:.2f}",
+            "output rate (Hz)": f"{rates['published']:.2f}",
             "latency mean (ms)": f"{sum(lat) / len(lat):.1f}" if lat else "",
             "latency max (ms)": f"{lat[-1]:.1f}" if lat else "",
-            "pairs": str(self.counts["pairs"]), "published": str(self.counts["published"]),
-            "dropped pairs (stale)": str(self.worker.dropped), "failed pairs": str(self.counts["failed"]),
-            "bad messages": str(bad), **{f"bad {k} messages": str(v) for k, v in self.counts["bad"].items()},
-            "device": str(self.pipeline.device), "precision": self.pipeline.config.precision,
-            "autoencoder": self.sources.autoencoder, "mask source": self.sources.mask,
-            "fusion mode": self.pipeline.config.fusion_mode, "mu": str(self.pipeline.config.mu),
+            "pairs": str(self.counts["pairs"]),
+            "published": str(self.counts["published"]),
+            "dropped pairs (stale)": str(self.worker.dropped),
+            "failed pairs": str(self.counts["failed"]),
+            "bad messages": str(bad),
+            **{f"bad {k} messages": str(v) for k, v in self.counts["bad"].items()},
+            "device": str(self.pipeline.device),
+            "precision": self.pipeline.config.precision,
+            "autoencoder": self.sources.autoencoder,
+            "mask source": self.sources.mask,
+            "fusion mode": self.pipeline.config.fusion_mode,
+            "mu": str(self.pipeline.config.mu),
             "sync": self.sync.name,
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
@@ -258,7 +325,8 @@ class FusionNode(Node):
         self.get_logger().info(
             f"in {rates['thermal']:.1f}/{rates['visible']:.1f} Hz, out {rates['published']:.1f} Hz, "
             f"latency {sum(lat) / len(lat) if lat else 0:.0f} ms, dropped {self.worker.dropped}, "
-            f"bad {sum(self.counts['bad'].values())}, failed {self.counts['failed']}")
+            f"bad {sum(self.counts['bad'].values())}, failed {self.counts['failed']}"
+        )
 
     def destroy_node(self) -> None:
         self.worker.stop()

@@ -4,6 +4,7 @@ The executor thread `offer`s each new item; if the worker is still busy with an 
 an item already waiting in the slot is replaced (and counted as dropped). Latency is thus
 bounded by one processing time, however fast the inputs arrive.
 """
+
 from __future__ import annotations
 
 import logging

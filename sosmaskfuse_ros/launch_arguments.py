@@ -5,6 +5,7 @@
 Plain data (no `launch` import), so launch files stay declarative and the table stays the one
 place a setting is described.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,10 +22,14 @@ def launch_text(value: Any) -> str:
 
 def setting_argument(name: str, default: Any = None) -> dict[str, Any]:
     """`default_value`, `description` and (for choices) `choices` of the launch argument for a setting;
-    `default` replaces the table's default (e.g. the demo's device:=cpu)."""
+    `default` replaces the table's default (e.g. the demo's device:=cpu).
+    """
     setting = table.by_name(name)
     value = setting.default if default is None else setting.check(default)
-    kwargs: dict[str, Any] = {"default_value": launch_text(value), "description": setting.description}
+    kwargs: dict[str, Any] = {
+        "default_value": launch_text(value),
+        "description": setting.description,
+    }
     if setting.choices:
         kwargs["choices"] = list(setting.choices)
     elif setting.kind == "bool":

@@ -4,6 +4,7 @@ Both backends pair with the same rules (`sosmaskfuse_core.approx_sync` reimpleme
 message_filters' ApproximateTimeSynchronizer and is tested against it). Items fed in need a
 `header.stamp`; the node feeds `Frame`s, decoded once, so a bad message never gets paired.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ class Frame:
 class _BuiltinSync:
     name = "builtin"
 
-    def __init__(self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]) -> None:
+    def __init__(
+        self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]
+    ) -> None:
         self._sync = ApproximateTimeSync(num_inputs, queue_size, slop, callback=callback)
 
     def add(self, index: int, frame: Frame) -> None:
@@ -39,7 +42,9 @@ class _BuiltinSync:
 class _MessageFiltersSync:
     name = "message_filters"
 
-    def __init__(self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]) -> None:
+    def __init__(
+        self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]
+    ) -> None:
         import message_filters
 
         self._inputs = [message_filters.SimpleFilter() for _ in range(num_inputs)]
@@ -58,8 +63,13 @@ def message_filters_available() -> bool:
     return True
 
 
-def make_synchronizer(num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None],
-                      backend: str = "auto"):
+def make_synchronizer(
+    num_inputs: int,
+    queue_size: int,
+    slop: float,
+    callback: Callable[..., None],
+    backend: str = "auto",
+):
     """A synchroniser with `.add(index, frame)` and `.name`; callback(frame_0, ..., frame_n-1)."""
     if backend not in BACKENDS:
         raise ValueError(f"sync backend {backend!r}: expected one of {', '.join(BACKENDS)}")

@@ -5,6 +5,7 @@ its type, default, description, range (FloatingPointRange / IntegerRange), choic
 descriptor's additional_constraints and checked on every set) and read-only-ness (start-up
 settings) all come from the table. `config/sosmaskfuse.yaml` is generated from the same table.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,13 @@ from rclpy.parameter import Parameter
 from sosmaskfuse_core.settings import table
 
 #: How each kind of setting is held as a ROS parameter.
-_PARAMETER_TYPES = {"str": Parameter.Type.STRING, "bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER,
-                    "float": Parameter.Type.DOUBLE, "floats": Parameter.Type.DOUBLE_ARRAY}
+_PARAMETER_TYPES = {
+    "str": Parameter.Type.STRING,
+    "bool": Parameter.Type.BOOL,
+    "int": Parameter.Type.INTEGER,
+    "float": Parameter.Type.DOUBLE,
+    "floats": Parameter.Type.DOUBLE_ARRAY,
+}
 
 
 def node_settings() -> tuple[table.Setting, ...]:
@@ -27,13 +33,19 @@ def node_settings() -> tuple[table.Setting, ...]:
 
 def descriptor(setting: table.Setting) -> ParameterDescriptor:
     """The ParameterDescriptor of a setting (ranges, choices, read-only, dynamic typing)."""
-    d = ParameterDescriptor(name=setting.name, description=setting.description, read_only=not setting.live,
-                            dynamic_typing=setting.kind == "optional_float")
+    d = ParameterDescriptor(
+        name=setting.name,
+        description=setting.description,
+        read_only=not setting.live,
+        dynamic_typing=setting.kind == "optional_float",
+    )
     if setting.choices:
         d.additional_constraints = "one of: " + ", ".join(setting.choices)
     if setting.range is not None and setting.kind == "float":
         lo, hi = setting.range
-        d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)
+        ]
     elif setting.range is not None and setting.kind == "int":
         lo, hi = setting.range
         d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
@@ -51,10 +63,13 @@ def parameter_default(setting: table.Setting) -> Any:
 
 def declare(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
     """Declare `settings` on `node`; returns name -> value as the table holds it (None for an
-    unset number or list). ValueError names a start-up value the setting refuses."""
+    unset number or list). ValueError names a start-up value the setting refuses.
+    """
     values = {}
     for setting in settings:
-        param = node.declare_parameter(setting.name, parameter_default(setting), descriptor(setting))
+        param = node.declare_parameter(
+            setting.name, parameter_default(setting), descriptor(setting)
+        )
         values[setting.name] = to_setting(setting, param.value)
     return values
 
@@ -71,4 +86,3 @@ def to_setting(setting: table.Setting, value: Any) -> Any:
     if setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return setting.parse(value)
-

@@ -1,4 +1,5 @@
 """Helpers for the bag tests: tiny checkpoints and pipelines, hand-made bags and reading bags back."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -9,12 +10,19 @@ import torch
 from rosbags.rosbag2 import Reader
 from rosbags.serde import SerdeError
 
-from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.formats.image_codec import array_to_compressed, array_to_image_fields
+from sosmaskfuse_core.formats.rosbag_io import (
+    COMPRESSED_IMAGE,
+    IMAGE,
+    closing_writer,
+    make_header,
+    qos_profile,
+    typestore,
+)
+from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
 from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
 from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
-from sosmaskfuse_core.formats.rosbag_io import COMPRESSED_IMAGE, IMAGE, closing_writer, make_header, qos_profile, typestore
 
 SEC = 1_000_000_000
 H, W = 48, 64
@@ -39,8 +47,15 @@ def tiny_models() -> tuple[IMVFAutoencoder, SOSNet]:
     with torch.no_grad():
         ae.encoder.stem.conv.weight.mul_(1 / 255.0)
         ae.decoder.head.conv.bias.fill_(1.0)
-    sos = SOSNet(HRNetConfig(stem_channels=8, layer1_blocks=1, stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
-                             stage_modules=(1, 1, 1), blocks_per_branch=1)).eval()
+    sos = SOSNet(
+        HRNetConfig(
+            stem_channels=8,
+            layer1_blocks=1,
+            stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
+            stage_modules=(1, 1, 1),
+            blocks_per_branch=1,
+        )
+    ).eval()
     return ae, sos
 
 
@@ -64,7 +79,9 @@ def image_msg(array: np.ndarray, encoding: str, stamp: int, frame_id: str = "cam
 
 def compressed_msg(array: np.ndarray, fmt: str, stamp: int, frame_id: str = "cam"):
     fields = array_to_compressed(array, fmt)
-    return typestore().types[COMPRESSED_IMAGE](header=make_header(stamp, frame_id), **fields._asdict())
+    return typestore().types[COMPRESSED_IMAGE](
+        header=make_header(stamp, frame_id), **fields._asdict()
+    )
 
 
 def serialize(msg) -> bytes:
@@ -88,14 +105,21 @@ def write_bag(path: Path, storage: str, entries, qos=None) -> None:
             msgtype = entry[3] if len(entry) > 3 else msg.__msgtype__
             if topic not in conns:
                 profile = (qos or {}).get(topic, qos_profile())
-                conns[topic] = writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=[profile])
+                conns[topic] = writer.add_connection(
+                    topic, msgtype, typestore=store, offered_qos_profiles=[profile]
+                )
             raw = msg if isinstance(msg, (bytes, bytearray)) else store.serialize_cdr(msg, msgtype)
             writer.write(conns[topic], log_time, raw)
 
 
-def pair_entries(n: int, t0: int = 100 * SEC, period: int = SEC // 10, thermal_encoding="mono8",
-                 visible_encoding="rgb8"):
-    """n thermal + visible pairs with equal stamps, thermal logged first."""
+def pair_entries(
+    n: int,
+    t0: int = 100 * SEC,
+    period: int = SEC // 10,
+    thermal_encoding="mono8",
+    visible_encoding="rgb8",
+):
+    """N thermal + visible pairs with equal stamps, thermal logged first."""
     out = []
     for i in range(n):
         stamp = t0 + i * period
@@ -103,7 +127,9 @@ def pair_entries(n: int, t0: int = 100 * SEC, period: int = SEC // 10, thermal_e
         if thermal_encoding == "mono16":
             ir = (7000 + 16 * ir.astype(np.uint16)).astype(np.uint16)
         out.append((THERMAL, stamp, image_msg(ir, thermal_encoding, stamp, "thermal_frame")))
-        out.append((VISIBLE, stamp + 1000, image_msg(vis, visible_encoding, stamp, "visible_frame")))
+        out.append(
+            (VISIBLE, stamp + 1000, image_msg(vis, visible_encoding, stamp, "visible_frame"))
+        )
     return out
 
 

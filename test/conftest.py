@@ -1,4 +1,5 @@
 """Shared test fixtures: the ../shared folder, small random networks, and an isolated ROS domain."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,9 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared, or skip the test when that folder is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent (../shared is only beside the repository on dev/CI machines)")
+        pytest.skip(
+            f"{path} is absent (../shared is only beside the repository on dev/CI machines)"
+        )
     return path
 
 
@@ -44,8 +47,13 @@ def make_tiny_sosnet():
     from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
 
     torch.manual_seed(0)
-    cfg = HRNetConfig(stem_channels=8, layer1_blocks=1, stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
-                      stage_modules=(1, 1, 1), blocks_per_branch=1)
+    cfg = HRNetConfig(
+        stem_channels=8,
+        layer1_blocks=1,
+        stage_channels=((4, 8), (4, 8, 16), (4, 8, 16, 32)),
+        stage_modules=(1, 1, 1),
+        blocks_per_branch=1,
+    )
     return SOSNet(cfg).eval()
 
 

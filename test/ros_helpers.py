@@ -1,4 +1,5 @@
 """Helpers for tests on real rclpy over DDS: a private context, a spinning executor, waiting."""
+
 from __future__ import annotations
 
 import threading
@@ -28,7 +29,9 @@ class RosSession:
         self.context = Context()
         rclpy.init(context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self.errors: list[BaseException] = []  # exceptions raised by callbacks, for tests to assert on
+        self.errors: list[
+            BaseException
+        ] = []  # exceptions raised by callbacks, for tests to assert on
         self._removed: list = []  # nodes taken out of the executor, destroyed at close()
         self._lock = threading.Lock()  # remove_node never runs inside spin_once
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -75,8 +78,15 @@ class RosSession:
         rclpy.try_shutdown(context=self.context)
 
 
-def image_msg(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "cam", *, step: int | None = None,
-              bigendian: bool = False):
+def image_msg(
+    array: np.ndarray,
+    encoding: str,
+    stamp_ns: int,
+    frame_id: str = "cam",
+    *,
+    step: int | None = None,
+    bigendian: bool = False,
+):
     """A sensor_msgs/Image built by hand (optional row padding and big-endian 16-bit data)."""
     from sensor_msgs.msg import Image
 

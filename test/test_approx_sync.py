@@ -1,4 +1,5 @@
 """Tests of sosmaskfuse_core.approx_sync: hand-built streams, reference model, message_filters."""
+
 import importlib.util
 import random
 import threading
@@ -51,8 +52,9 @@ def test_slop_is_truncated_to_nanoseconds_like_rclpy_duration():
     assert slop_to_ns(0.00207) == 2_069_999
     sync = ApproximateTimeSync(2, queue_size=5, slop=0.00207)
     assert feed(sync, [(0, 0), (1, 2_069_999)]) == []
-    assert stamps_of(feed(sync, [(0, 10 * MS), (1, 10 * MS + 2_069_998)])) == \
-        [(10 * MS, 10 * MS + 2_069_998)]
+    assert stamps_of(feed(sync, [(0, 10 * MS), (1, 10 * MS + 2_069_998)])) == [
+        (10 * MS, 10 * MS + 2_069_998)
+    ]
 
 
 def test_jitter_within_slop_pairs_nearest():
@@ -92,8 +94,17 @@ def test_one_camera_twice_as_fast():
 
 def test_dropped_frame_leaves_its_partner_unpaired():
     sync = ApproximateTimeSync(2, queue_size=3, slop=0.01)
-    events = [(0, 0), (1, 0), (0, 100 * MS), (0, 200 * MS), (1, 200 * MS),
-              (0, 300 * MS), (0, 400 * MS), (0, 500 * MS), (1, 500 * MS)]
+    events = [
+        (0, 0),
+        (1, 0),
+        (0, 100 * MS),
+        (0, 200 * MS),
+        (1, 200 * MS),
+        (0, 300 * MS),
+        (0, 400 * MS),
+        (0, 500 * MS),
+        (1, 500 * MS),
+    ]
     assert stamps_of(feed(sync, events)) == [(0, 0), (200 * MS, 200 * MS), (500 * MS, 500 * MS)]
     assert sync.queued_stamps(0) == [300 * MS, 400 * MS]  # 100 ms was evicted by queue_size=3
 
@@ -133,8 +144,10 @@ def test_three_inputs_take_the_first_valid_combination_not_the_tightest():
 
 
 def test_single_input_emits_immediately_and_zero_slop_never_pairs():
-    assert feed(ApproximateTimeSync(1, queue_size=3, slop=0.05), [(0, 5), (0, 7)]) == \
-        [((0, 5),), ((0, 7),)]
+    assert feed(ApproximateTimeSync(1, queue_size=3, slop=0.05), [(0, 5), (0, 7)]) == [
+        ((0, 5),),
+        ((0, 7),),
+    ]
     sync = ApproximateTimeSync(2, queue_size=3, slop=0.0)
     assert feed(sync, [(0, 5), (1, 5), (0, 9), (1, 9)]) == []
 
@@ -169,14 +182,17 @@ def test_add_msg_reads_the_header_stamp_and_clear_empties():
     assert sync.queued_stamps(0) == []
 
 
-@pytest.mark.parametrize("kwargs, text", [
-    (dict(num_inputs=0), "num_inputs must be an int >= 1; got 0"),
-    (dict(queue_size=0), "queue_size must be an int >= 1; got 0"),
-    (dict(queue_size=2.5), "queue_size must be an int >= 1; got 2.5"),
-    (dict(slop=-0.1), "slop must be a finite number of seconds >= 0; got -0.1"),
-    (dict(slop=float("nan")), "slop must be a finite number"),
-    (dict(slop="0.1"), "slop must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(num_inputs=0), "num_inputs must be an int >= 1; got 0"),
+        (dict(queue_size=0), "queue_size must be an int >= 1; got 0"),
+        (dict(queue_size=2.5), "queue_size must be an int >= 1; got 2.5"),
+        (dict(slop=-0.1), "slop must be a finite number of seconds >= 0; got -0.1"),
+        (dict(slop=float("nan")), "slop must be a finite number"),
+        (dict(slop="0.1"), "slop must be a finite number"),
+    ],
+)
 def test_constructor_validation(kwargs, text):
     with pytest.raises(ValueError, match=text):
         ApproximateTimeSync(**kwargs)
@@ -196,13 +212,16 @@ def test_stamp_to_ns_accepts_every_stamp_type():
     assert stamp_to_ns(SimpleNamespace(sec=3, nanosec=7)) == 3_000_000_007
     if importlib.util.find_spec("builtin_interfaces") is not None:
         from builtin_interfaces.msg import Time
+
         stamp = Time(sec=1_700_000_000, nanosec=999_999_999)
         assert stamp_to_ns(stamp) == 1_700_000_000_999_999_999
     if importlib.util.find_spec("rclpy") is not None:
         from rclpy.time import Time as RclpyTime
+
         assert stamp_to_ns(RclpyTime(nanoseconds=42)) == 42
     if importlib.util.find_spec("rosbags") is not None:
         from rosbags.typesys import Stores, get_typestore
+
         time_type = get_typestore(Stores.ROS2_JAZZY).types["builtin_interfaces/msg/Time"]
         assert stamp_to_ns(time_type(sec=2, nanosec=1)) == 2_000_000_001
 
@@ -252,9 +271,20 @@ def random_stream(rng: random.Random) -> StreamCase:
     """Camera-like streams with jitter, drops, duplicates, reordering and exact-slop gaps."""
     num_inputs = rng.choice([1, 2, 2, 2, 2, 3, 3, 4])
     queue_size = rng.choice([1, 2, 3, 4, 5, 8, 10])
-    slop, quantum = rng.choice([
-        (0.0, MS), (0.005, MS), (0.01, MS), (0.02, 5 * MS), (0.05, 5 * MS), (0.1, 10 * MS),
-        (0.015, MS), (0.00207, 10_000), (0.00397, 10_000), (0.03, 1)])
+    slop, quantum = rng.choice(
+        [
+            (0.0, MS),
+            (0.005, MS),
+            (0.01, MS),
+            (0.02, 5 * MS),
+            (0.05, 5 * MS),
+            (0.1, 10 * MS),
+            (0.015, MS),
+            (0.00207, 10_000),
+            (0.00397, 10_000),
+            (0.03, 1),
+        ]
+    )
     base = rng.randrange(0, 2_000_000_000) * 1_000_000_000
     arrivals = []
     for index in range(num_inputs):
@@ -375,7 +405,8 @@ def replay_through_message_filters(case: StreamCase) -> List[Tuple[int, Tuple]]:
     sync = message_filters.ApproximateTimeSynchronizer(sources, case.queue_size, case.slop)
     current: List[Tuple] = []
     sync.registerCallback(
-        lambda *msgs: current.append(tuple(int(m.header.frame_id) for m in msgs)))
+        lambda *msgs: current.append(tuple(int(m.header.frame_id) for m in msgs))
+    )
     out = []
     for number, (index, stamp) in enumerate(case.events):
         msg = Image()
@@ -388,9 +419,10 @@ def replay_through_message_filters(case: StreamCase) -> List[Tuple[int, Tuple]]:
     return out
 
 
-@pytest.mark.skipif(not HAVE_MESSAGE_FILTERS,
-                    reason="message_filters is not importable (it is not on PyPI; native ROS "
-                           "installs provide it)")
+@pytest.mark.skipif(
+    not HAVE_MESSAGE_FILTERS,
+    reason="message_filters is not importable (it is not on PyPI; native ROS installs provide it)",
+)
 def test_random_streams_match_real_message_filters():
     rng = random.Random(7)
     for _ in range(300):

@@ -1,10 +1,11 @@
 """IMV-F autoencoder blocks against hand-checked small cases, and its key mapping."""
+
 import json
 
 import pytest
 import torch
-
 from conftest import SHARED
+
 from sosmaskfuse_core.models import imvf_autoencoder as ae
 
 
@@ -85,7 +86,12 @@ def test_key_mapping_covers_the_authors_schema_both_ways():
 
 def test_known_keys_map_as_documented():
     assert ae.authors_to_ours("conv0.conv2d.weight") == "encoder.stem.conv.weight"
-    assert ae.authors_to_ours("DB3_0.denseblock.1.conv2d.bias") == "encoder.levels.2.expand.conv.bias"
-    assert ae.authors_to_ours("DB1_3.denseblock.0.conv2d.weight") == "decoder.node1_3.reduce.conv.weight"
+    assert (
+        ae.authors_to_ours("DB3_0.denseblock.1.conv2d.bias") == "encoder.levels.2.expand.conv.bias"
+    )
+    assert (
+        ae.authors_to_ours("DB1_3.denseblock.0.conv2d.weight")
+        == "decoder.node1_3.reduce.conv.weight"
+    )
     assert ae.authors_to_ours("conv_out.conv2d.bias") == "decoder.head.conv.bias"
     assert sum(p.numel() for p in ae.IMVFAutoencoder().parameters()) == 2_732_761

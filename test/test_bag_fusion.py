@@ -1,4 +1,5 @@
 """`sosmaskfuse bag`: bag in, fused bag out, in both storages; odd, corrupt and interrupted inputs."""
+
 from __future__ import annotations
 
 import io
@@ -6,16 +7,30 @@ import io
 import numpy as np
 import pytest
 import yaml
+from bag_helpers import (
+    SEC,
+    THERMAL,
+    VISIBLE,
+    compressed_msg,
+    frames,
+    image_msg,
+    one_torch_thread,
+    pair_entries,
+    read_bag,
+    save_tiny_checkpoints,
+    serialize,
+    stamp_of,
+    tiny_pipeline,
+    write_bag,
+)
 from rosbags.interfaces import QosReliability
 
-from bag_helpers import (SEC, THERMAL, VISIBLE, compressed_msg, frames, image_msg, one_torch_thread, pair_entries,
-                         read_bag, save_tiny_checkpoints, serialize, stamp_of, tiny_pipeline, write_bag)
 from sosmaskfuse_core import cli
-from sosmaskfuse_core.pipeline.pair_stage import PairStage
-from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, common_namespace
-from sosmaskfuse_core.pipeline.frames import FramePreparer
 from sosmaskfuse_core.formats.image_codec import image_to_array
 from sosmaskfuse_core.formats.rosbag_io import IMAGE, qos_profile, typestore
+from sosmaskfuse_core.pipeline.frames import FramePreparer
+from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, common_namespace
 
 FUSED, MASK = "/cam/fused_image", "/cam/sos_mask"
 
@@ -32,12 +47,16 @@ def pipeline():
 
 
 def fuse(src, dst, pipeline, **job):
-    fusion = BagFusion(src, dst, BagJob(thermal_topic=THERMAL, visible_topic=VISIBLE, **job), PairStage(pipeline))
+    fusion = BagFusion(
+        src, dst, BagJob(thermal_topic=THERMAL, visible_topic=VISIBLE, **job), PairStage(pipeline)
+    )
     return fusion.run()
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_every_pair_is_fused_with_the_visible_header_and_inputs_are_copied(tmp_path, pipeline, storage):
+def test_every_pair_is_fused_with_the_visible_header_and_inputs_are_copied(
+    tmp_path, pipeline, storage
+):
     entries = pair_entries(5, thermal_encoding="mono16")
     chatter = typestore().types["std_msgs/msg/String"](data="hello")
     entries.append(("/chatter", 100 * SEC + 5, chatter))
@@ -51,27 +70,46 @@ def test_every_pair_is_fused_with_the_visible_header_and_inputs_are_copied(tmp_p
     got, conns = read_bag(tmp_path / "out")
     src, src_conns = read_bag(tmp_path / "in")
     assert (tmp_path / "out" / f"out.{'mcap' if storage == 'mcap' else 'db3'}").is_file()
-    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())[
+        "rosbag2_bagfile_information"
+    ]
     assert meta["version"] == 9 and meta["storage_identifier"] == storage
-    for topic in (THERMAL, VISIBLE, "/chatter"):  # copied byte for byte, same log times and connection facts
+    for topic in (
+        THERMAL,
+        VISIBLE,
+        "/chatter",
+    ):  # copied byte for byte, same log times and connection facts
         assert [(t, raw) for t, _, raw in got[topic]] == [(t, raw) for t, _, raw in src[topic]]
         for attr in ("msgtype", "digest", "msgdef", "ext"):
             assert getattr(conns[topic], attr) == getattr(src_conns[topic], attr), (topic, attr)
     assert conns[THERMAL].ext.offered_qos_profiles[0].reliability == QosReliability.BEST_EFFORT
     visible = got[VISIBLE]
     for topic, encoding in ((FUSED, "mono8"), (MASK, "mono8")):
-        assert conns[topic].msgtype == IMAGE and conns[topic].digest == typestore().hash_rihs01(IMAGE)
+        assert conns[topic].msgtype == IMAGE and conns[topic].digest == typestore().hash_rihs01(
+            IMAGE
+        )
         assert conns[topic].msgdef.data == typestore().generate_msgdef(IMAGE, ros_version=2)[0]
         out = got[topic]
-        assert [t for t, _, _ in out] == [t for t, _, _ in visible]  # written at the visible log time
+        assert [t for t, _, _ in out] == [
+            t for t, _, _ in visible
+        ]  # written at the visible log time
         assert [stamp_of(m) for _, m, _ in out] == [stamp_of(m) for _, m, _ in visible]
-        assert all(m.header.frame_id == "visible_frame" and m.encoding == encoding and (m.height, m.width) == (48, 64)
-                   for _, m, _ in out)
+        assert all(
+            m.header.frame_id == "visible_frame"
+            and m.encoding == encoding
+            and (m.height, m.width) == (48, 64)
+            for _, m, _ in out
+        )
     # the same frames through the node's steps (frame preparation, then the pipeline) give the same image
     th, vis = got[THERMAL][2][1], visible[2][1]
-    ir, v = FramePreparer().prepare(image_to_array(th), th.encoding, image_to_array(vis), vis.encoding)
+    ir, v = FramePreparer().prepare(
+        image_to_array(th), th.encoding, image_to_array(vis), vis.encoding
+    )
     expected = pipeline(ir, v)
-    assert np.abs(image_to_array(got[FUSED][2][1]).astype(int) - expected.fused.astype(int)).max() <= 1
+    assert (
+        np.abs(image_to_array(got[FUSED][2][1]).astype(int) - expected.fused.astype(int)).max()
+        <= 1
+    )
     assert np.array_equal(image_to_array(got[MASK][2][1]), expected.mask_u8)
 
 
@@ -83,9 +121,12 @@ def test_compressed_inputs_and_colour_output(tmp_path):
         entries.append((THERMAL + "/compressed", stamp, compressed_msg(ir, "png", stamp)))
         entries.append((VISIBLE + "/compressed", stamp, compressed_msg(vis, "jpeg", stamp, "vis")))
     write_bag(tmp_path / "in", "mcap", entries)
-    fusion = BagFusion(tmp_path / "in", tmp_path / "out",
-                       BagJob(THERMAL + "/compressed", VISIBLE + "/compressed"),
-                       PairStage(tiny_pipeline(color_output=True), with_mask=False))
+    fusion = BagFusion(
+        tmp_path / "in",
+        tmp_path / "out",
+        BagJob(THERMAL + "/compressed", VISIBLE + "/compressed"),
+        PairStage(tiny_pipeline(color_output=True), with_mask=False),
+    )
     report = fusion.run()
     assert report.pairs == 3 and not report.skipped
     got, conns = read_bag(tmp_path / "out")
@@ -100,12 +141,29 @@ def test_unmatched_far_and_differently_sized_frames(tmp_path, pipeline):
     big_ir, big_vis = frames(2, (64, 80))
     t = 10 * SEC
     entries = [
-        (THERMAL, t, image_msg(ir, "mono8", t)), (VISIBLE, t, image_msg(vis, "rgb8", t)),  # a pair
-        (THERMAL, t + SEC // 10, image_msg(ir, "mono8", t + SEC // 10)),  # extra thermal frame, no partner
-        (THERMAL, t + 2 * SEC // 10, image_msg(small_ir, "mono8", t + 2 * SEC // 10)),  # 32x24 thermal,
-        (VISIBLE, t + 2 * SEC // 10 + 10_000_000, image_msg(vis, "rgb8", t + 2 * SEC // 10 + 10_000_000)),  # 10 ms
+        (THERMAL, t, image_msg(ir, "mono8", t)),
+        (VISIBLE, t, image_msg(vis, "rgb8", t)),  # a pair
+        (
+            THERMAL,
+            t + SEC // 10,
+            image_msg(ir, "mono8", t + SEC // 10),
+        ),  # extra thermal frame, no partner
+        (
+            THERMAL,
+            t + 2 * SEC // 10,
+            image_msg(small_ir, "mono8", t + 2 * SEC // 10),
+        ),  # 32x24 thermal,
+        (
+            VISIBLE,
+            t + 2 * SEC // 10 + 10_000_000,
+            image_msg(vis, "rgb8", t + 2 * SEC // 10 + 10_000_000),
+        ),  # 10 ms
         (VISIBLE, t + 5 * SEC, image_msg(vis, "rgb8", t + 5 * SEC)),  # no thermal within the slop
-        (THERMAL, t + 6 * SEC, image_msg(big_ir, "mono8", t + 6 * SEC)),  # another size: a pass of its own
+        (
+            THERMAL,
+            t + 6 * SEC,
+            image_msg(big_ir, "mono8", t + 6 * SEC),
+        ),  # another size: a pass of its own
         (VISIBLE, t + 6 * SEC, image_msg(big_vis, "bgr8", t + 6 * SEC)),
     ]
     write_bag(tmp_path / "in", "sqlite3", entries)
@@ -115,7 +173,11 @@ def test_unmatched_far_and_differently_sized_frames(tmp_path, pipeline):
     got, _ = read_bag(tmp_path / "out")
     fused = got[FUSED]
     assert [stamp_of(m) for _, m, _ in fused] == [t, t + 2 * SEC // 10 + 10_000_000, t + 6 * SEC]
-    assert [(m.height, m.width) for _, m, _ in fused] == [(48, 64), (48, 64), (64, 80)]  # the visible grid
+    assert [(m.height, m.width) for _, m, _ in fused] == [
+        (48, 64),
+        (48, 64),
+        (64, 80),
+    ]  # the visible grid
 
 
 def test_corrupt_messages_are_reported_and_skipped(tmp_path, pipeline):
@@ -126,17 +188,31 @@ def test_corrupt_messages_are_reported_and_skipped(tmp_path, pipeline):
     short = image_msg(frames(9)[1], "rgb8", entries[5][1])
     short.data = short.data[:100]
     entries[5] = (VISIBLE, entries[5][1], short)  # pair 2: truncated pixels
-    entries[6] = (THERMAL, entries[6][1], serialize(entries[6][2])[:40], IMAGE)  # pair 3: truncated CDR
+    entries[6] = (
+        THERMAL,
+        entries[6][1],
+        serialize(entries[6][2])[:40],
+        IMAGE,
+    )  # pair 3: truncated CDR
     write_bag(tmp_path / "in", "mcap", entries)
     report = fuse(tmp_path / "in", tmp_path / "out", pipeline)
     assert report.pairs == 1
-    assert [(c.topic, c.log_time) for c in report.corrupt] == [(THERMAL, entries[2][1]), (VISIBLE, entries[5][1]),
-                                                                (THERMAL, entries[6][1])]
+    assert [(c.topic, c.log_time) for c in report.corrupt] == [
+        (THERMAL, entries[2][1]),
+        (VISIBLE, entries[5][1]),
+        (THERMAL, entries[6][1]),
+    ]
     reasons = [c.reason for c in report.corrupt]
-    assert "yuv_fancy" in reasons[0] and "data has 100 bytes" in reasons[1] and "sensor_msgs/msg/Image" in reasons[2]
+    assert (
+        "yuv_fancy" in reasons[0]
+        and "data has 100 bytes" in reasons[1]
+        and "sensor_msgs/msg/Image" in reasons[2]
+    )
     assert report.corrupt[0].stamp == entries[2][1] and report.corrupt[2].stamp is None
     got, _ = read_bag(tmp_path / "out")
-    assert len(got[THERMAL]) == 4 and got[THERMAL][3][2] == entries[6][2]  # corrupt messages are still copied
+    assert (
+        len(got[THERMAL]) == 4 and got[THERMAL][3][2] == entries[6][2]
+    )  # corrupt messages are still copied
     assert [stamp_of(m) for _, m, _ in got[FUSED]] == [entries[0][1]]
 
 
@@ -154,9 +230,15 @@ def test_an_interrupted_run_leaves_a_valid_bag_of_what_was_done(tmp_path, storag
         if len(calls) == 2:
             raise error()
         return original(*args, **kwargs)
+
     pipeline.fuse_batch = fuse_then_fail
     write_bag(tmp_path / "in", storage, pair_entries(6))
-    fusion = BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE, batch_size=2), PairStage(pipeline))
+    fusion = BagFusion(
+        tmp_path / "in",
+        tmp_path / "out",
+        BagJob(THERMAL, VISIBLE, batch_size=2),
+        PairStage(pipeline),
+    )
     with pytest.raises(error):
         fusion.run()
     assert fusion.report.pairs == 2 and fusion.report.interrupted == (error is KeyboardInterrupt)
@@ -167,25 +249,54 @@ def test_an_interrupted_run_leaves_a_valid_bag_of_what_was_done(tmp_path, storag
 
 
 def test_job_checks_topics_before_writing_anything(tmp_path, pipeline):
-    write_bag(tmp_path / "in", "mcap", pair_entries(1) + [("/cam/fused_image", 5, image_msg(frames(0)[0], "mono8", 5))])
-    with pytest.raises(BagJobError, match="no thermal topic /nope.*image topics in the bag: /cam/fused_image"):
-        BagFusion(tmp_path / "in", tmp_path / "out", BagJob("/nope", VISIBLE), PairStage(pipeline)).run()
+    write_bag(
+        tmp_path / "in",
+        "mcap",
+        pair_entries(1) + [("/cam/fused_image", 5, image_msg(frames(0)[0], "mono8", 5))],
+    )
+    with pytest.raises(
+        BagJobError, match="no thermal topic /nope.*image topics in the bag: /cam/fused_image"
+    ):
+        BagFusion(
+            tmp_path / "in", tmp_path / "out", BagJob("/nope", VISIBLE), PairStage(pipeline)
+        ).run()
     with pytest.raises(BagJobError, match="already has a topic /cam/fused_image"):
-        BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE), PairStage(pipeline)).run()
+        BagFusion(
+            tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE), PairStage(pipeline)
+        ).run()
     assert not (tmp_path / "out").exists()
-    report = BagFusion(tmp_path / "in", tmp_path / "out", BagJob(THERMAL, VISIBLE, output_namespace="/fusion/"),
-                       PairStage(pipeline)).run()
-    assert (report.fused_topic, report.mask_topic, report.pairs) == ("/fusion/fused_image", "/fusion/sos_mask", 1)
+    report = BagFusion(
+        tmp_path / "in",
+        tmp_path / "out",
+        BagJob(THERMAL, VISIBLE, output_namespace="/fusion/"),
+        PairStage(pipeline),
+    ).run()
+    assert (report.fused_topic, report.mask_topic, report.pairs) == (
+        "/fusion/fused_image",
+        "/fusion/sos_mask",
+        1,
+    )
 
 
 def test_output_namespace_rule():
     assert common_namespace("/camera/thermal/image_raw", "/camera/visible/image_raw") == "/camera"
-    assert common_namespace("/camera/thermal/image_raw/compressed", "/camera/visible/image_raw/compressed") == "/camera"
+    assert (
+        common_namespace(
+            "/camera/thermal/image_raw/compressed", "/camera/visible/image_raw/compressed"
+        )
+        == "/camera"
+    )
     assert common_namespace("/a/b/ir", "/a/b/rgb") == "/a/b"
     assert common_namespace("/thermal", "/rgb/image") == "/"
     assert BagJob("/thermal", "/rgb").output_topics() == ("/fused_image", "/sos_mask")
-    assert BagJob("/r/thermal/image_raw", "/r/visible/image_raw").output_topics() == ("/r/fused_image", "/r/sos_mask")
-    assert BagJob("/x/t", "/x/v", output_namespace="out").output_topics() == ("/out/fused_image", "/out/sos_mask")
+    assert BagJob("/r/thermal/image_raw", "/r/visible/image_raw").output_topics() == (
+        "/r/fused_image",
+        "/r/sos_mask",
+    )
+    assert BagJob("/x/t", "/x/v", output_namespace="out").output_topics() == (
+        "/out/fused_image",
+        "/out/sos_mask",
+    )
 
 
 def test_cli_exit_codes_and_summary(tmp_path):
@@ -193,8 +304,21 @@ def test_cli_exit_codes_and_summary(tmp_path):
     entries = pair_entries(3)
     entries[2] = (THERMAL, entries[2][1], serialize(entries[2][2])[:40], IMAGE)
     write_bag(tmp_path / "in", "mcap", entries)
-    base = ["bag", "--in", str(tmp_path / "in"), "--thermal-topic", THERMAL, "--visible-topic", VISIBLE,
-            "--autoencoder", ae, "--sosnet", sos, "--device", "cpu"]
+    base = [
+        "bag",
+        "--in",
+        str(tmp_path / "in"),
+        "--thermal-topic",
+        THERMAL,
+        "--visible-topic",
+        VISIBLE,
+        "--autoencoder",
+        ae,
+        "--sosnet",
+        sos,
+        "--device",
+        "cpu",
+    ]
 
     def run(*extra):
         args = cli.build_parser().parse_args(base + list(extra))
@@ -203,11 +327,17 @@ def test_cli_exit_codes_and_summary(tmp_path):
 
     code, text = run("--out", str(tmp_path / "out"), "--out-storage", "sqlite3", "--mu", "0.5")
     assert code == 1, text
-    assert "fused 2 pairs" in text and "1 corrupt messages skipped" in text and f"{THERMAL} at 100.1" in text
+    assert (
+        "fused 2 pairs" in text
+        and "1 corrupt messages skipped" in text
+        and f"{THERMAL} at 100.1" in text
+    )
     assert f"{VISIBLE}: 3 frames, 1 unpaired" in text
     got, _ = read_bag(tmp_path / "out")
     assert len(got[FUSED]) == 2 and (tmp_path / "out" / "out.db3").is_file()
-    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())[
+        "rosbag2_bagfile_information"
+    ]
     assert '"mu": 0.5' in meta["custom_data"]["sosmaskfuse.pipeline"]
     code, text = run("--out", str(tmp_path / "out2"), "--thermal-topic", "/missing")
     assert code == 2 and "no thermal topic /missing" in text and not (tmp_path / "out2").exists()
@@ -219,15 +349,56 @@ def test_cli_exit_codes_and_summary(tmp_path):
 
 def test_node_options_parse_like_the_node_parameters():
     args = cli.build_parser().parse_args(
-        ["bag", "--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v", "--homography",
-         "1", "0", "0", "0", "1", "0", "0", "0", "1", "--thermal-agc", "fixed", "--agc-min", "100", "--agc-max", "900",
-         "--process-width", "320", "--process-height", "256", "--mask-threshold", "0.4", "--color-output"])
+        [
+            "bag",
+            "--in",
+            "a",
+            "--out",
+            "b",
+            "--thermal-topic",
+            "t",
+            "--visible-topic",
+            "v",
+            "--homography",
+            "1",
+            "0",
+            "0",
+            "0",
+            "1",
+            "0",
+            "0",
+            "0",
+            "1",
+            "--thermal-agc",
+            "fixed",
+            "--agc-min",
+            "100",
+            "--agc-max",
+            "900",
+            "--process-width",
+            "320",
+            "--process-height",
+            "256",
+            "--mask-threshold",
+            "0.4",
+            "--color-output",
+        ]
+    )
     from sosmaskfuse_core.commands.options import setting_values
     from sosmaskfuse_core.pipeline.builder import frame_preparer, pipeline_config
+
     values = setting_values(args, "bag")
     config = pipeline_config(values)
-    assert (config.process_size, config.mask_threshold, config.color_output) == ((320, 256), 0.4, True)
+    assert (config.process_size, config.mask_threshold, config.color_output) == (
+        (320, 256),
+        0.4,
+        True,
+    )
     prep = frame_preparer(values)
-    assert prep.agc.mode == "fixed" and prep.agc.fixed_max == 900 and np.array_equal(prep.homography, np.eye(3))
+    assert (
+        prep.agc.mode == "fixed"
+        and prep.agc.fixed_max == 900
+        and np.array_equal(prep.homography, np.eye(3))
+    )
     with pytest.raises(ValueError, match="go together"):
         pipeline_config({**values, "process_height": 0})

@@ -1,4 +1,5 @@
 """Checkpoint loading: authors' and our layouts, strict key checks, safe unpickling, clear errors."""
+
 import os
 
 import pytest
@@ -51,21 +52,28 @@ def test_missing_key_is_named_with_the_file(tmp_path, authors_autoencoder_state)
     state = dict(authors_autoencoder_state)
     del state["DB2_1.denseblock.0.conv2d.bias"]
     path = _save(tmp_path, state)
-    with pytest.raises(ck.CheckpointError, match=r"x\.pth: missing key 'DB2_1\.denseblock\.0\.conv2d\.bias'"):
+    with pytest.raises(
+        ck.CheckpointError, match=r"x\.pth: missing key 'DB2_1\.denseblock\.0\.conv2d\.bias'"
+    ):
         ck.load_autoencoder(path)
 
 
 def test_unexpected_key_is_named(tmp_path, authors_autoencoder_state):
     state = dict(authors_autoencoder_state, **{"DB9_9.denseblock.0.conv2d.weight": torch.zeros(1)})
-    with pytest.raises(ck.CheckpointError, match=r"unexpected key 'DB9_9\.denseblock\.0\.conv2d\.weight'"):
+    with pytest.raises(
+        ck.CheckpointError, match=r"unexpected key 'DB9_9\.denseblock\.0\.conv2d\.weight'"
+    ):
         ck.load_autoencoder(_save(tmp_path, state))
 
 
 def test_misshaped_key_is_named_with_both_shapes(tmp_path, authors_autoencoder_state):
     state = dict(authors_autoencoder_state)
     state["conv_out.conv2d.weight"] = torch.zeros(2, 64, 1, 1)
-    with pytest.raises(ck.CheckpointError, match=r"'conv_out\.conv2d\.weight' has shape \(2, 64, 1, 1\), "
-                                                 r"the model expects \(1, 64, 1, 1\)"):
+    with pytest.raises(
+        ck.CheckpointError,
+        match=r"'conv_out\.conv2d\.weight' has shape \(2, 64, 1, 1\), "
+        r"the model expects \(1, 64, 1, 1\)",
+    ):
         ck.load_autoencoder(_save(tmp_path, state))
 
 
@@ -76,12 +84,19 @@ def test_nan_weights_are_refused(tmp_path, authors_autoencoder_state):
         ck.load_autoencoder(_save(tmp_path, state))
 
 
-def test_wrong_loader_says_what_the_file_is(tmp_path, authors_autoencoder_state, authors_sosnet_file):
+def test_wrong_loader_says_what_the_file_is(
+    tmp_path, authors_autoencoder_state, authors_sosnet_file
+):
     ae_path = _save(tmp_path, authors_autoencoder_state, "Epoch_model_1.model")
-    with pytest.raises(ck.CheckpointError, match=r"IMV-F autoencoder checkpoint \(authors layout\), not an SOS "
-                                                 r"network .*load it with --autoencoder"):
+    with pytest.raises(
+        ck.CheckpointError,
+        match=r"IMV-F autoencoder checkpoint \(authors layout\), not an SOS "
+        r"network .*load it with --autoencoder",
+    ):
         ck.load_sosnet(ae_path)
-    with pytest.raises(ck.CheckpointError, match=r"SOS network \(HRNetV2-W30\) checkpoint .*--sosnet"):
+    with pytest.raises(
+        ck.CheckpointError, match=r"SOS network \(HRNetV2-W30\) checkpoint .*--sosnet"
+    ):
         ck.load_autoencoder(authors_sosnet_file[0])
 
 
@@ -116,7 +131,11 @@ def test_our_format_round_trips_with_metadata_and_half_precision(tmp_path):
     ck.save_checkpoint(path, model, meta, half=True)
     loaded, got = ck.load_autoencoder(path)
     assert loaded.config == model.config
-    assert got["steps"] == 12 and got["data"]["folders"] == ["a", "b"] and got["layout"] == "sosmaskfuse"
+    assert (
+        got["steps"] == 12
+        and got["data"]["folders"] == ["a", "b"]
+        and got["layout"] == "sosmaskfuse"
+    )
     for key, value in model.state_dict().items():
         assert torch.allclose(loaded.state_dict()[key], value.half().float())
     assert ck.identify(torch.load(path, weights_only=True)) == (ae.ARCHITECTURE, "sosmaskfuse")

@@ -1,4 +1,5 @@
 """config/sosmaskfuse.yaml: generated from the settings table, it lists the node's parameters with defaults, types and live-ness."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it comes with the ROS 2 wheels)")
-pytest.importorskip("rclpy", reason="the parameter table needs rcl_interfaces (ROS 2 Jazzy wheels or a native install)")
+yaml = pytest.importorskip(
+    "yaml", reason="PyYAML is not installed (it comes with the ROS 2 wheels)"
+)
+pytest.importorskip(
+    "rclpy",
+    reason="the parameter table needs rcl_interfaces (ROS 2 Jazzy wheels or a native install)",
+)
 
 from sosmaskfuse_core.settings import render_yaml, table  # noqa: E402
 from sosmaskfuse_ros.params import node_settings, parameter_default  # noqa: E402
@@ -26,13 +32,19 @@ def _values() -> dict:
 def test_lists_every_declared_parameter_with_its_default_and_type():
     values = _values()
     declared = {p.name: parameter_default(p) for p in PARAMETERS if p.name not in UNSET}
-    assert set(values) == set(declared), (set(values) ^ set(declared))
+    assert set(values) == set(declared), set(values) ^ set(declared)
     for name, default in declared.items():
-        assert values[name] == default and type(values[name]) is type(default), (name, values[name], default)
+        assert values[name] == default and type(values[name]) is type(default), (
+            name,
+            values[name],
+            default,
+        )
 
 
 def test_the_file_is_what_the_settings_table_generates():
-    assert CONFIG.read_text() == render_yaml(), "regenerate it: python -m sosmaskfuse_core.settings > " + str(CONFIG)
+    assert CONFIG.read_text() == render_yaml(), (
+        "regenerate it: python -m sosmaskfuse_core.settings > " + str(CONFIG)
+    )
 
 
 def test_unset_typed_parameters_are_commented_out_and_every_parameter_has_a_comment():
@@ -61,7 +73,7 @@ def test_sections_say_which_parameters_are_live():
 
 
 def test_the_node_loads_the_file_whatever_its_namespace(tmp_path):
-    """rcl's own YAML parser and the declared types accept the file (an int for a double would be refused)."""
+    """Rcl's own YAML parser and the declared types accept the file (an int for a double would be refused)."""
     import rclpy
     from rclpy.context import Context
     from rclpy.node import Node
@@ -74,14 +86,20 @@ def test_the_node_loads_the_file_whatever_its_namespace(tmp_path):
     rclpy.init(context=context)
     try:
         for path, log_period in ((CONFIG, 10.0), (edited, 3.0)):
-            node = Node("sosmaskfuse", namespace="/vehicle1", context=context,
-                        cli_args=["--ros-args", "--params-file", str(path), "-p", "mu:=0.25"])
+            node = Node(
+                "sosmaskfuse",
+                namespace="/vehicle1",
+                context=context,
+                cli_args=["--ros-args", "--params-file", str(path), "-p", "mu:=0.25"],
+            )
             values = declare_all(node)
             node.destroy_node()
             assert values["log_period"] == log_period
             assert values["mu"] == 0.25  # the command line still wins over the file
             assert values["homography"] is None
-            rest = {p.name: p.default for p in PARAMETERS if p.name not in UNSET | {"mu", "log_period"}}
+            rest = {
+                p.name: p.default for p in PARAMETERS if p.name not in UNSET | {"mu", "log_period"}
+            }
             assert {k: values[k] for k in rest} == rest
     finally:
         rclpy.try_shutdown(context=context)
@@ -92,14 +110,26 @@ def test_rviz_config_shows_the_four_images_with_matching_qos():
 
     rviz = yaml.safe_load((CONFIG.parent / "sosmaskfuse.rviz").read_text())
     manager = rviz["Visualization Manager"]
-    images = {d["Topic"]["Value"]: d for d in manager["Displays"] if d["Class"] == "rviz_default_plugins/Image"}
+    images = {
+        d["Topic"]["Value"]: d
+        for d in manager["Displays"]
+        if d["Class"] == "rviz_default_plugins/Image"
+    }
     assert set(images) == {"/thermal/image_raw", "/visible/image_raw", "/sos_mask", "/fused_image"}
     wording = {"best_effort": "Best Effort", "reliable": "Reliable"}
     camera_qos = wording[table.default("input_reliability")]
     output_qos = wording[table.default("output_reliability")]
     for topic, display in images.items():
         qos = display["Topic"]
-        assert qos["Reliability Policy"] == (camera_qos if "image_raw" in topic else output_qos), topic
-        assert (qos["Durability Policy"], qos["History Policy"], display["Enabled"]) == ("Volatile", "Keep Last", True)
-    visible_frame = next(p.default for p in synthetic_cameras.PARAMETERS if p.name == "visible_frame_id")
+        assert qos["Reliability Policy"] == (camera_qos if "image_raw" in topic else output_qos), (
+            topic
+        )
+        assert (qos["Durability Policy"], qos["History Policy"], display["Enabled"]) == (
+            "Volatile",
+            "Keep Last",
+            True,
+        )
+    visible_frame = next(
+        p.default for p in synthetic_cameras.PARAMETERS if p.name == "visible_frame_id"
+    )
     assert manager["Global Options"]["Fixed Frame"] == visible_frame

@@ -1,4 +1,5 @@
 """`sosmaskfuse fuse` end to end on small generated folders, including bad files in the batch."""
+
 import subprocess
 import sys
 
@@ -6,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core import cli
+from sosmaskfuse_core.models import checkpoints
 
 
 @pytest.fixture
@@ -24,13 +25,30 @@ def _write_pairs(root, names, size=(40, 56)):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for name in names:
         cv2.imwrite(str(root / "ir" / f"{name}.png"), rng.integers(0, 256, size, dtype=np.uint8))
-        cv2.imwrite(str(root / "vis" / f"{name}.jpg"), rng.integers(0, 256, size + (3,), dtype=np.uint8))
+        cv2.imwrite(
+            str(root / "vis" / f"{name}.jpg"), rng.integers(0, 256, size + (3,), dtype=np.uint8)
+        )
 
 
 def _run(tmp_path, weights, *extra):
-    return cli.main(["fuse", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"),
-                     "--out", str(tmp_path / "out"), "--autoencoder", str(weights[0]),
-                     "--sosnet", str(weights[1]), "--device", "cpu", *extra])
+    return cli.main(
+        [
+            "fuse",
+            "--ir",
+            str(tmp_path / "ir"),
+            "--vis",
+            str(tmp_path / "vis"),
+            "--out",
+            str(tmp_path / "out"),
+            "--autoencoder",
+            str(weights[0]),
+            "--sosnet",
+            str(weights[1]),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_fuses_every_pair_and_writes_mask_and_fused(tmp_path, weights, capsys):
@@ -79,20 +97,67 @@ def test_mask_dir_replaces_the_network(tmp_path, weights):
 
 
 def test_missing_folder_and_bad_checkpoint_fail_clearly(tmp_path, weights, capsys):
-    assert cli.main(["fuse", "--ir", str(tmp_path / "nope"), "--vis", str(tmp_path),
-                     "--out", str(tmp_path / "o"), "--autoencoder", str(weights[0])]) == 2
+    assert (
+        cli.main(
+            [
+                "fuse",
+                "--ir",
+                str(tmp_path / "nope"),
+                "--vis",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--autoencoder",
+                str(weights[0]),
+            ]
+        )
+        == 2
+    )
     assert "nope: not a folder" in capsys.readouterr().err
     _write_pairs(tmp_path, ["a"])
-    assert cli.main(["fuse", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis"),
-                     "--out", str(tmp_path / "o"), "--autoencoder", str(weights[1])]) == 2
+    assert (
+        cli.main(
+            [
+                "fuse",
+                "--ir",
+                str(tmp_path / "ir"),
+                "--vis",
+                str(tmp_path / "vis"),
+                "--out",
+                str(tmp_path / "o"),
+                "--autoencoder",
+                str(weights[1]),
+            ]
+        )
+        == 2
+    )
     assert "not an IMV-F autoencoder checkpoint" in capsys.readouterr().err
 
 
 def test_module_entry_point_runs_in_a_fresh_process(tmp_path, weights):
     _write_pairs(tmp_path, ["a"])
-    proc = subprocess.run([sys.executable, "-m", "sosmaskfuse_core.cli", "fuse", "--ir", str(tmp_path / "ir"),
-                           "--vis", str(tmp_path / "vis"), "--out", str(tmp_path / "out"),
-                           "--autoencoder", str(weights[0]), "--sosnet", str(weights[1]), "--device", "cpu"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sosmaskfuse_core.cli",
+            "fuse",
+            "--ir",
+            str(tmp_path / "ir"),
+            "--vis",
+            str(tmp_path / "vis"),
+            "--out",
+            str(tmp_path / "out"),
+            "--autoencoder",
+            str(weights[0]),
+            "--sosnet",
+            str(weights[1]),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "fused" / "a.png").is_file()

@@ -1,4 +1,5 @@
 """The weight-free fusion strategies against hand-computed values."""
+
 import math
 
 import pytest
@@ -20,13 +21,17 @@ def test_sca_on_a_hand_computed_case():
     d1 = math.exp(3) + math.exp(1) + eps
     fs1 = (math.exp(3) * 3.0 + math.exp(1) * 1.0) / d1
     out = fusion.spatial_channel_attention(x, y)
-    assert torch.allclose(out, torch.tensor([(3 * fc + fs0) / 4, (3 * fc + fs1) / 4]).view(1, 1, 1, 2))
+    assert torch.allclose(
+        out, torch.tensor([(3 * fc + fs0) / 4, (3 * fc + fs1) / 4]).view(1, 1, 1, 2)
+    )
 
 
 def test_sca_is_symmetric():
     torch.manual_seed(0)
     a, b = torch.rand(2, 3, 4, 5), torch.rand(2, 3, 4, 5)
-    assert torch.allclose(fusion.spatial_channel_attention(a, b), fusion.spatial_channel_attention(b, a))
+    assert torch.allclose(
+        fusion.spatial_channel_attention(a, b), fusion.spatial_channel_attention(b, a)
+    )
 
 
 def test_imvf_follows_the_formula():

@@ -1,4 +1,5 @@
 """The fusion node on real rclpy over Fast DDS: pairing, encodings, bad messages, parameters, dropping, sim time."""
+
 from __future__ import annotations
 
 import threading
@@ -8,14 +9,16 @@ import traceback
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable")
+rclpy = pytest.importorskip(
+    "rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable"
+)
 
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
 from sosmaskfuse_core.formats.image_codec import fill_compressed_msg, image_to_array
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 
@@ -34,18 +37,36 @@ def session():
 class Rig:
     """A fusion node in its own namespace, and a tester node publishing to it and listening."""
 
-    def __init__(self, session: RosSession, weights, compressed=False, mask_topic=False, **overrides):
+    def __init__(
+        self, session: RosSession, weights, compressed=False, mask_topic=False, **overrides
+    ):
         self.session = session
         self.ns = f"/rig{next(_counter)}"
-        values = {"autoencoder_weights": weights[0], "sosnet_weights": weights[1], "device": "cpu",
-                  "sync_slop": 0.05, "diagnostics_period": 0.2, "log_period": 0.0, **overrides}
-        self.node = session.add(FusionNode(namespace=self.ns, context=session.context,
-                                           parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
-        self.tester = session.add(Node(f"tester{next(_counter)}", namespace=self.ns, context=session.context))
+        values = {
+            "autoencoder_weights": weights[0],
+            "sosnet_weights": weights[1],
+            "device": "cpu",
+            "sync_slop": 0.05,
+            "diagnostics_period": 0.2,
+            "log_period": 0.0,
+            **overrides,
+        }
+        self.node = session.add(
+            FusionNode(
+                namespace=self.ns,
+                context=session.context,
+                parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+            )
+        )
+        self.tester = session.add(
+            Node(f"tester{next(_counter)}", namespace=self.ns, context=session.context)
+        )
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         kind, suffix = (CompressedImage, "/compressed") if compressed else (Image, "")
-        self.pub = {"thermal": self.tester.create_publisher(kind, "thermal/image_raw" + suffix, qos),
-                    "visible": self.tester.create_publisher(kind, "visible/image_raw" + suffix, qos)}
+        self.pub = {
+            "thermal": self.tester.create_publisher(kind, "thermal/image_raw" + suffix, qos),
+            "visible": self.tester.create_publisher(kind, "visible/image_raw" + suffix, qos),
+        }
         if mask_topic:
             self.pub["mask"] = self.tester.create_publisher(Image, "mask", qos)
         self.fused: list[Image] = []
@@ -53,19 +74,33 @@ class Rig:
         self.lock = threading.Lock()
         self.tester.create_subscription(Image, "fused_image", self._keep(self.fused), qos)
         self.tester.create_subscription(Image, "sos_mask", self._keep(self.masks), qos)
-        assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in self.pub.values())
-                        and self.tester.count_publishers(f"{self.ns}/fused_image") > 0), "discovery timed out"
+        assert wait_for(
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in self.pub.values())
+                and self.tester.count_publishers(f"{self.ns}/fused_image") > 0
+            )
+        ), "discovery timed out"
 
     def _keep(self, store):
         def cb(msg):
             with self.lock:
                 store.append(msg)
+
         return cb
 
     def send(self, role, msg):
         self.pub[role].publish(msg)
 
-    def pair(self, t_ns, dt_ns=0, ir=None, vis=None, ir_enc="mono8", vis_enc="bgr8", frame_id="visible_optical"):
+    def pair(
+        self,
+        t_ns,
+        dt_ns=0,
+        ir=None,
+        vis=None,
+        ir_enc="mono8",
+        vis_enc="bgr8",
+        frame_id="visible_optical",
+    ):
         rng = np.random.default_rng(t_ns % 1000)
         ir = rng.integers(0, 256, (H, W), dtype=np.uint8) if ir is None else ir
         vis = rng.integers(0, 256, (H, W, 3), dtype=np.uint8) if vis is None else vis
@@ -89,6 +124,7 @@ def rig(session, tiny_checkpoint_files):
     def make(**kw):
         rigs.append(Rig(session, tiny_checkpoint_files, **kw))
         return rigs[-1]
+
     yield make
     for r in rigs:
         r.close()
@@ -119,17 +155,30 @@ def test_pairs_within_slop_and_copies_the_visible_header(rig):
     assert r.node.counts["pairs"] == 2
 
 
-@pytest.mark.parametrize("ir_enc,kind", [("mono8", "u8"), ("mono16", "u16"), ("16UC1", "u16"),
-                                         ("mono16", "u16-bigendian"), ("mono8", "u8-padded"),
-                                         ("16UC1", "u16-padded")])
+@pytest.mark.parametrize(
+    "ir_enc,kind",
+    [
+        ("mono8", "u8"),
+        ("mono16", "u16"),
+        ("16UC1", "u16"),
+        ("mono16", "u16-bigendian"),
+        ("mono8", "u8-padded"),
+        ("16UC1", "u16-padded"),
+    ],
+)
 def test_thermal_encodings(rig, ir_enc, kind):
     r = rig()
     rng = np.random.default_rng(1)
     ir = rng.integers(0, 256, (H, W), dtype=np.uint8)
     if kind.startswith("u16"):
         ir = (ir.astype(np.uint16) * 3 + 7000).astype(np.uint16)
-    msg = image_msg(ir, ir_enc, 5 * SEC, step=(W * ir.itemsize + 12) if "padded" in kind else None,
-                    bigendian="bigendian" in kind)
+    msg = image_msg(
+        ir,
+        ir_enc,
+        5 * SEC,
+        step=(W * ir.itemsize + 12) if "padded" in kind else None,
+        bigendian="bigendian" in kind,
+    )
     r.send("thermal", msg)
     r.send("visible", image_msg(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "bgr8", 5 * SEC))
     assert r.wait_outputs(1), r.node.counts
@@ -154,7 +203,9 @@ def test_the_same_thermal_counts_in_either_byte_order_give_the_same_image(rig):
 def test_visible_encodings(rig, vis_enc):
     r = rig()
     channels = {"mono8": 0, "rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}[vis_enc]
-    vis = np.random.default_rng(2).integers(0, 256, (H, W, channels) if channels else (H, W), dtype=np.uint8)
+    vis = np.random.default_rng(2).integers(
+        0, 256, (H, W, channels) if channels else (H, W), dtype=np.uint8
+    )
     r.pair(7 * SEC, vis=vis, vis_enc=vis_enc)
     assert r.wait_outputs(1), r.node.counts
     assert r.fused[0].encoding == "mono8"
@@ -166,7 +217,9 @@ def test_rgb_and_bgr_orders_are_honoured(rig):
     ir = rng.integers(0, 256, (H, W), dtype=np.uint8)
     bgr = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     r.pair(1 * SEC, ir=ir, vis=bgr, vis_enc="bgr8")
-    assert r.wait_outputs(1)  # before the next pair: a pair still waiting when a newer one comes is dropped
+    assert r.wait_outputs(
+        1
+    )  # before the next pair: a pair still waiting when a newer one comes is dropped
     r.pair(2 * SEC, ir=ir, vis=bgr[..., ::-1].copy(), vis_enc="rgb8")
     assert r.wait_outputs(2)
     assert _max_diff(r.fused[0], r.fused[1]) <= 1  # float summation order may vary between runs
@@ -196,9 +249,16 @@ def test_bad_messages_are_dropped_counted_and_survived(rig):
 def test_live_parameters_are_validated(rig):
     r = rig()
     node = r.node
-    ok = node.set_parameters([Parameter("mu", value=0.5), Parameter("fusion_mode", value="sca"),
-                              Parameter("mask_threshold", value=0.4), Parameter("thermal_agc", value="fixed"),
-                              Parameter("agc_min", value=100.0), Parameter("agc_max", value=5000.0)])
+    ok = node.set_parameters(
+        [
+            Parameter("mu", value=0.5),
+            Parameter("fusion_mode", value="sca"),
+            Parameter("mask_threshold", value=0.4),
+            Parameter("thermal_agc", value="fixed"),
+            Parameter("agc_min", value=100.0),
+            Parameter("agc_max", value=5000.0),
+        ]
+    )
     assert all(res.successful for res in ok), ok
     assert node.pipeline.config.mu == 0.5 and node.pipeline.config.fusion_mode == "sca"
     assert node.pipeline.config.mask_threshold == 0.4
@@ -235,6 +295,7 @@ def test_slow_fusion_drops_stale_pairs_and_latency_stays_bounded(rig):
             return original(*a, **k)
         finally:
             took.append(time.monotonic() - start)
+
     r.node.pipeline.fuse_batch = slow
     for i in range(12):
         r.pair((i + 1) * SEC)
@@ -257,8 +318,13 @@ def test_sim_time_stamps_and_timers(session, rig):
     clock_pub = r.tester.create_publisher(Clock, "/clock", 10)
     diags = []
     from diagnostic_msgs.msg import DiagnosticArray
-    r.tester.create_subscription(DiagnosticArray, "/diagnostics",
-                                 lambda m: diags.append(m) if m.status[0].name.startswith(r.ns + "/") else None, 10)
+
+    r.tester.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diags.append(m) if m.status[0].name.startswith(r.ns + "/") else None,
+        10,
+    )
     assert wait_for(lambda: clock_pub.get_subscription_count() > 0)
     t0 = 1_000 * SEC
     for k in range(20):
@@ -308,8 +374,10 @@ def test_mask_topic_is_a_third_synchronised_input(rig):
 def test_compressed_transport(rig):
     r = rig(compressed=True, input_transport="compressed")
     rng = np.random.default_rng(5)
-    for role, img in (("thermal", rng.integers(0, 256, (H, W), dtype=np.uint8)),
-                      ("visible", rng.integers(0, 256, (H, W, 3), dtype=np.uint8))):
+    for role, img in (
+        ("thermal", rng.integers(0, 256, (H, W), dtype=np.uint8)),
+        ("visible", rng.integers(0, 256, (H, W, 3), dtype=np.uint8)),
+    ):
         msg = fill_compressed_msg(CompressedImage(), img, "png")
         msg.header.stamp.sec = 3
         r.send(role, msg)

@@ -1,4 +1,5 @@
 """Tests of sosmaskfuse_core.image_codec and thermal_agc on real rclpy and rosbags messages."""
+
 import array
 import importlib.util
 import sys
@@ -8,7 +9,19 @@ import cv2
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.formats.image_codec import ENCODINGS, ImageDecodeError, array_to_compressed, array_to_image_fields, compressed_to_array, fill_compressed_msg, fill_image_msg, image_to_array, message_to_array, to_bgr, to_gray
+from sosmaskfuse_core.formats.image_codec import (
+    ENCODINGS,
+    ImageDecodeError,
+    array_to_compressed,
+    array_to_image_fields,
+    compressed_to_array,
+    fill_compressed_msg,
+    fill_image_msg,
+    image_to_array,
+    message_to_array,
+    to_bgr,
+    to_gray,
+)
 from sosmaskfuse_core.thermal.agc import ThermalAGC, stretch_to_uint8
 
 HAVE_RCLPY_MSGS = importlib.util.find_spec("sensor_msgs") is not None
@@ -16,16 +29,22 @@ HAVE_ROSBAGS = importlib.util.find_spec("rosbags") is not None
 LITTLE_ENDIAN_HOST = sys.byteorder == "little"
 
 FLAVOURS = [
-    pytest.param("rclpy", marks=pytest.mark.skipif(
-        not HAVE_RCLPY_MSGS, reason="sensor_msgs (rclpy message package) is not importable")),
-    pytest.param("rosbags", marks=pytest.mark.skipif(
-        not HAVE_ROSBAGS, reason="rosbags is not installed")),
+    pytest.param(
+        "rclpy",
+        marks=pytest.mark.skipif(
+            not HAVE_RCLPY_MSGS, reason="sensor_msgs (rclpy message package) is not importable"
+        ),
+    ),
+    pytest.param(
+        "rosbags", marks=pytest.mark.skipif(not HAVE_ROSBAGS, reason="rosbags is not installed")
+    ),
     "bytes",
 ]
 
 
 def _rosbags_store():
     from rosbags.typesys import Stores, get_typestore
+
     return get_typestore(Stores.ROS2_JAZZY)
 
 
@@ -37,14 +56,22 @@ def empty_image(flavour):
     """A fresh, empty Image of the given kind, as a node or the bag tool would make it."""
     if flavour == "rclpy":
         from sensor_msgs.msg import Image
+
         return Image()
     if flavour == "rosbags":
         types = _rosbags_types()
         header = types["std_msgs/msg/Header"](
-            stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
+            stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""
+        )
         return types["sensor_msgs/msg/Image"](
-            header=header, height=0, width=0, encoding="", is_bigendian=0, step=0,
-            data=np.zeros(0, np.uint8))
+            header=header,
+            height=0,
+            width=0,
+            encoding="",
+            is_bigendian=0,
+            step=0,
+            data=np.zeros(0, np.uint8),
+        )
     return SimpleNamespace(height=0, width=0, encoding="", is_bigendian=0, step=0, data=b"")
 
 
@@ -112,8 +139,15 @@ def test_padded_rows_are_skipped_without_copy(flavour, encoding):
     pixels = random_pixels(encoding, seed=1)
     pad = 4 * ENCODINGS[encoding].dtype.itemsize + 4  # keeps rows aligned for 16/32-bit
     data, step = padded_rows(pixels, pad)
-    msg = raw_image(flavour, height=5, width=7, encoding=encoding, step=step, data=data,
-                    is_bigendian=int(not LITTLE_ENDIAN_HOST))
+    msg = raw_image(
+        flavour,
+        height=5,
+        width=7,
+        encoding=encoding,
+        step=step,
+        data=data,
+        is_bigendian=int(not LITTLE_ENDIAN_HOST),
+    )
     decoded = image_to_array(msg)
     np.testing.assert_array_equal(decoded, pixels)
     assert np.shares_memory(decoded, message_buffer(msg))
@@ -122,8 +156,14 @@ def test_padded_rows_are_skipped_without_copy(flavour, encoding):
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_trailing_bytes_after_last_row_are_ignored(flavour):
     pixels = random_pixels("mono8")
-    msg = raw_image(flavour, height=5, width=7, encoding="mono8", step=7,
-                    data=pixels.tobytes() + b"\x01\x02\x03")
+    msg = raw_image(
+        flavour,
+        height=5,
+        width=7,
+        encoding="mono8",
+        step=7,
+        data=pixels.tobytes() + b"\x01\x02\x03",
+    )
     np.testing.assert_array_equal(image_to_array(msg), pixels)
 
 
@@ -134,8 +174,9 @@ def test_big_endian_data_is_byte_swapped(flavour, encoding, pad):
     pixels = random_pixels(encoding, seed=2)
     wire = pixels.astype(pixels.dtype.newbyteorder(">"))
     data, step = padded_rows(wire, pad)
-    msg = raw_image(flavour, height=5, width=7, encoding=encoding, step=step, data=data,
-                    is_bigendian=1)
+    msg = raw_image(
+        flavour, height=5, width=7, encoding=encoding, step=step, data=data, is_bigendian=1
+    )
     decoded = image_to_array(msg)
     np.testing.assert_array_equal(decoded, pixels)
     assert decoded.dtype.isnative
@@ -145,11 +186,25 @@ def test_big_endian_data_is_byte_swapped(flavour, encoding, pad):
 
 def test_big_endian_mono16_by_hand():
     # 0x0102 = 258 and 0xA0B0 = 41136, most significant byte first.
-    msg = raw_image("bytes", height=1, width=2, encoding="mono16", step=4,
-                    data=bytes([0x01, 0x02, 0xA0, 0xB0]), is_bigendian=1)
+    msg = raw_image(
+        "bytes",
+        height=1,
+        width=2,
+        encoding="mono16",
+        step=4,
+        data=bytes([0x01, 0x02, 0xA0, 0xB0]),
+        is_bigendian=1,
+    )
     np.testing.assert_array_equal(image_to_array(msg), [[258, 41136]])
-    little = raw_image("bytes", height=1, width=2, encoding="16UC1", step=4,
-                       data=bytes([0x02, 0x01, 0xB0, 0xA0]), is_bigendian=0)
+    little = raw_image(
+        "bytes",
+        height=1,
+        width=2,
+        encoding="16UC1",
+        step=4,
+        data=bytes([0x02, 0x01, 0xB0, 0xA0]),
+        is_bigendian=0,
+    )
     np.testing.assert_array_equal(image_to_array(little), [[258, 41136]])
 
 
@@ -157,8 +212,15 @@ def test_big_endian_mono16_by_hand():
 def test_odd_step_for_16_bit_gives_aligned_copy(flavour):
     pixels = random_pixels("mono16", seed=3)
     data, step = padded_rows(pixels, 1)
-    msg = raw_image(flavour, height=5, width=7, encoding="mono16", step=step, data=data,
-                    is_bigendian=int(not LITTLE_ENDIAN_HOST))
+    msg = raw_image(
+        flavour,
+        height=5,
+        width=7,
+        encoding="mono16",
+        step=step,
+        data=data,
+        is_bigendian=int(not LITTLE_ENDIAN_HOST),
+    )
     decoded = image_to_array(msg)
     np.testing.assert_array_equal(decoded, pixels)
     assert decoded.flags.aligned
@@ -172,8 +234,9 @@ def test_bytes_data_decodes_to_read_only_view():
 
 
 def test_list_data_is_accepted_with_a_copy():
-    msg = SimpleNamespace(height=1, width=3, encoding="mono8", is_bigendian=0, step=3,
-                          data=[1, 2, 3])
+    msg = SimpleNamespace(
+        height=1, width=3, encoding="mono8", is_bigendian=0, step=3, data=[1, 2, 3]
+    )
     np.testing.assert_array_equal(image_to_array(msg), [[1, 2, 3]])
 
 
@@ -181,19 +244,30 @@ def test_list_data_is_accepted_with_a_copy():
 
 
 def _bad(encoding="mono8", height=2, width=3, step=3, data=b"\0" * 6, is_bigendian=0):
-    return SimpleNamespace(height=height, width=width, encoding=encoding,
-                           is_bigendian=is_bigendian, step=step, data=data)
+    return SimpleNamespace(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=is_bigendian,
+        step=step,
+        data=data,
+    )
 
 
-@pytest.mark.parametrize("msg, text", [
-    (_bad(encoding="yuv422"), "image: unsupported encoding 'yuv422'"),
-    (_bad(encoding=""), "unsupported encoding ''"),
-    (_bad(width=0, step=0), "image: empty image, width=0 height=2"),
-    (_bad(height=0), "image: empty image, width=3 height=0"),
-    (_bad(encoding="rgb8", step=8, data=b"\0" * 18),
-     "image: step=8 is less than width*bytes_per_pixel = 3*3 = 9 (rgb8)"),
-    (_bad(step=4, data=b"\0" * 7), "image: data has 7 bytes, step*height = 8"),
-])
+@pytest.mark.parametrize(
+    "msg, text",
+    [
+        (_bad(encoding="yuv422"), "image: unsupported encoding 'yuv422'"),
+        (_bad(encoding=""), "unsupported encoding ''"),
+        (_bad(width=0, step=0), "image: empty image, width=0 height=2"),
+        (_bad(height=0), "image: empty image, width=3 height=0"),
+        (
+            _bad(encoding="rgb8", step=8, data=b"\0" * 18),
+            "image: step=8 is less than width*bytes_per_pixel = 3*3 = 9 (rgb8)",
+        ),
+        (_bad(step=4, data=b"\0" * 7), "image: data has 7 bytes, step*height = 8"),
+    ],
+)
 def test_decode_errors_name_the_problem(msg, text):
     with pytest.raises(ImageDecodeError) as info:
         image_to_array(msg)
@@ -203,8 +277,9 @@ def test_decode_errors_name_the_problem(msg, text):
 
 def test_short_data_message_uses_the_given_name():
     msg = _bad(encoding="32FC1", height=480, width=640, step=2560, data=b"\0" * 1000)
-    with pytest.raises(ImageDecodeError,
-                       match=r"^thermal image: data has 1000 bytes, step\*height = 1228800$"):
+    with pytest.raises(
+        ImageDecodeError, match=r"^thermal image: data has 1000 bytes, step\*height = 1228800$"
+    ):
         image_to_array(msg, name="thermal image")
 
 
@@ -212,21 +287,25 @@ def test_short_data_message_uses_the_given_name():
 def test_non_finite_float_pixels_are_rejected(bad_value):
     pixels = np.ones((2, 3), np.float32)
     pixels[1, 2] = bad_value
-    msg = _bad(encoding="32FC1", step=12, data=pixels.tobytes(),
-               is_bigendian=int(not LITTLE_ENDIAN_HOST))
+    msg = _bad(
+        encoding="32FC1", step=12, data=pixels.tobytes(), is_bigendian=int(not LITTLE_ENDIAN_HOST)
+    )
     with pytest.raises(ImageDecodeError, match=r"thermal: 32FC1 image holds 1 NaN/inf pixels"):
         image_to_array(msg, name="thermal")
 
 
-@pytest.mark.parametrize("pixels, encoding, text", [
-    (np.zeros((2, 3), np.uint16), "mono8", "mono8 needs dtype uint8, got uint16"),
-    (np.zeros((2, 3), np.int16), "mono16", "mono16 needs dtype uint16, got int16"),
-    (np.zeros((2, 3), np.uint8), "rgb8", "rgb8 needs a HxWx3 array, got shape (2, 3)"),
-    (np.zeros((2, 3, 3), np.uint8), "bgra8", "bgra8 needs a HxWx4 array"),
-    (np.zeros((2, 3, 2), np.uint8), "mono8", "mono8 needs a HxW array"),
-    (np.zeros((0, 3), np.uint8), "mono8", "cannot encode an empty image"),
-    (np.zeros((2, 3), np.uint8), "yuv422", "unsupported encoding 'yuv422'"),
-])
+@pytest.mark.parametrize(
+    "pixels, encoding, text",
+    [
+        (np.zeros((2, 3), np.uint16), "mono8", "mono8 needs dtype uint8, got uint16"),
+        (np.zeros((2, 3), np.int16), "mono16", "mono16 needs dtype uint16, got int16"),
+        (np.zeros((2, 3), np.uint8), "rgb8", "rgb8 needs a HxWx3 array, got shape (2, 3)"),
+        (np.zeros((2, 3, 3), np.uint8), "bgra8", "bgra8 needs a HxWx4 array"),
+        (np.zeros((2, 3, 2), np.uint8), "mono8", "mono8 needs a HxW array"),
+        (np.zeros((0, 3), np.uint8), "mono8", "cannot encode an empty image"),
+        (np.zeros((2, 3), np.uint8), "yuv422", "unsupported encoding 'yuv422'"),
+    ],
+)
 def test_encode_errors(pixels, encoding, text):
     with pytest.raises(ValueError, match=text.replace("(", r"\(").replace(")", r"\)")):
         array_to_image_fields(pixels, encoding)
@@ -235,7 +314,8 @@ def test_encode_errors(pixels, encoding, text):
 def test_encode_accepts_hxwx1_and_non_contiguous_and_big_endian_arrays():
     pixels = np.arange(12, dtype=np.uint16).reshape(3, 4)
     np.testing.assert_array_equal(
-        array_to_image_fields(pixels[..., None], "mono16").data, pixels.view(np.uint8).ravel())
+        array_to_image_fields(pixels[..., None], "mono16").data, pixels.view(np.uint8).ravel()
+    )
     view = pixels[:, ::2]
     fields = array_to_image_fields(view, "16UC1")
     assert (fields.width, fields.step) == (2, 4)
@@ -252,8 +332,9 @@ def test_encode_shares_memory_with_contiguous_input():
 
 @pytest.mark.skipif(not HAVE_RCLPY_MSGS, reason="sensor_msgs is not importable")
 def test_fill_rclpy_image_sets_header_and_copies_into_array_array():
-    from std_msgs.msg import Header
     from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
     header = Header(frame_id="thermal")
     header.stamp.sec, header.stamp.nanosec = 12, 345
     pixels = random_pixels("mono16")
@@ -271,9 +352,11 @@ def test_rosbags_image_from_fields_serialises_and_decodes():
     types = store.types
     pixels = random_pixels("rgb8", height=4, width=6)
     header = types["std_msgs/msg/Header"](
-        stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=2), frame_id="vis")
-    msg = types["sensor_msgs/msg/Image"](header=header,
-                                         **array_to_image_fields(pixels, "rgb8")._asdict())
+        stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=2), frame_id="vis"
+    )
+    msg = types["sensor_msgs/msg/Image"](
+        header=header, **array_to_image_fields(pixels, "rgb8")._asdict()
+    )
     raw = store.serialize_cdr(msg, "sensor_msgs/msg/Image")
     back = store.deserialize_cdr(raw, "sensor_msgs/msg/Image")
     np.testing.assert_array_equal(image_to_array(back), pixels)
@@ -302,8 +385,9 @@ def test_to_bgr_and_to_gray(encoding):
 def test_colour_helpers_on_padded_views():
     pixels = random_pixels("rgb8", seed=5)
     data, step = padded_rows(pixels, 3)
-    view = image_to_array(raw_image("bytes", height=5, width=7, encoding="rgb8", step=step,
-                                    data=data))
+    view = image_to_array(
+        raw_image("bytes", height=5, width=7, encoding="rgb8", step=step, data=data)
+    )
     np.testing.assert_array_equal(to_bgr(view, "rgb8"), pixels[..., ::-1])
     assert to_bgr(pixels, "bgr8") is pixels
 
@@ -320,12 +404,15 @@ def _compressed(fmt, data):
     return SimpleNamespace(format=fmt, data=data)
 
 
-@pytest.mark.parametrize("pixels, format_text", [
-    (random_pixels("mono8"), "mono8; png compressed"),
-    (random_pixels("mono16"), "mono16; png compressed"),
-    (random_pixels("bgr8"), "bgr8; png compressed bgr8"),
-    (random_pixels("bgra8"), "bgra8; png compressed bgra8"),
-])
+@pytest.mark.parametrize(
+    "pixels, format_text",
+    [
+        (random_pixels("mono8"), "mono8; png compressed"),
+        (random_pixels("mono16"), "mono16; png compressed"),
+        (random_pixels("bgr8"), "bgr8; png compressed bgr8"),
+        (random_pixels("bgra8"), "bgra8; png compressed bgra8"),
+    ],
+)
 def test_png_round_trip_is_lossless(pixels, format_text):
     fields = array_to_compressed(pixels, "png")
     assert fields.format == format_text
@@ -346,19 +433,33 @@ def test_jpeg_round_trip_is_close(channels):
     assert np.abs(decoded.astype(int) - pixels).mean() < 3
 
 
-@pytest.mark.parametrize("fmt", ["png", "PNG", "jpeg", "jpg", "", "mono16; png compressed",
-                                 "rgb8; jpeg compressed bgr8", "bgr8; jpeg compressed "])
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "png",
+        "PNG",
+        "jpeg",
+        "jpg",
+        "",
+        "mono16; png compressed",
+        "rgb8; jpeg compressed bgr8",
+        "bgr8; jpeg compressed ",
+    ],
+)
 def test_compressed_format_strings_accepted(fmt):
     fields = array_to_compressed(random_pixels("mono8"), "png")
     # The codec is read from the bytes; the format text is only checked for sanity.
     assert compressed_to_array(_compressed(fmt, fields.data)).shape == (5, 7)
 
 
-@pytest.mark.parametrize("fmt, text", [
-    ("16UC1; compressedDepth png", "compressedDepth is not supported"),
-    ("tiff", "names no supported codec"),
-    ("png jpeg", "names several codecs"),
-])
+@pytest.mark.parametrize(
+    "fmt, text",
+    [
+        ("16UC1; compressedDepth png", "compressedDepth is not supported"),
+        ("tiff", "names no supported codec"),
+        ("png jpeg", "names several codecs"),
+    ],
+)
 def test_compressed_format_strings_rejected(fmt, text):
     with pytest.raises(ImageDecodeError, match=text):
         compressed_to_array(_compressed(fmt, b"\x89PNG"))
@@ -372,8 +473,10 @@ def test_compressed_bad_data():
 
 
 def test_message_to_array_names_the_encoding_of_either_kind():
-    gray16 = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000)
-    image, encoding = message_to_array(_compressed("mono16; png compressed", array_to_compressed(gray16).data))
+    gray16 = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
+    image, encoding = message_to_array(
+        _compressed("mono16; png compressed", array_to_compressed(gray16).data)
+    )
     assert encoding == "mono16" and np.array_equal(image, gray16)
     bgr = np.zeros((3, 4, 3), np.uint8)
     assert message_to_array(_compressed("png", array_to_compressed(bgr).data))[1] == "bgr8"
@@ -394,20 +497,28 @@ def test_compress_errors():
         array_to_compressed(random_pixels("32FC1"), "png")
 
 
-@pytest.mark.parametrize("flavour", [
-    pytest.param("rclpy", marks=pytest.mark.skipif(not HAVE_RCLPY_MSGS, reason="no sensor_msgs")),
-    pytest.param("rosbags", marks=pytest.mark.skipif(not HAVE_ROSBAGS, reason="no rosbags")),
-])
+@pytest.mark.parametrize(
+    "flavour",
+    [
+        pytest.param(
+            "rclpy", marks=pytest.mark.skipif(not HAVE_RCLPY_MSGS, reason="no sensor_msgs")
+        ),
+        pytest.param("rosbags", marks=pytest.mark.skipif(not HAVE_ROSBAGS, reason="no rosbags")),
+    ],
+)
 def test_fill_compressed_msg(flavour):
     if flavour == "rclpy":
         from sensor_msgs.msg import CompressedImage
+
         msg = CompressedImage()
     else:
         types = _rosbags_types()
         header = types["std_msgs/msg/Header"](
-            stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
-        msg = types["sensor_msgs/msg/CompressedImage"](header=header, format="",
-                                                       data=np.zeros(0, np.uint8))
+            stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""
+        )
+        msg = types["sensor_msgs/msg/CompressedImage"](
+            header=header, format="", data=np.zeros(0, np.uint8)
+        )
     pixels = random_pixels("mono16")
     assert fill_compressed_msg(msg, pixels, "png") is msg
     assert msg.format == "mono16; png compressed"
@@ -417,36 +528,50 @@ def test_fill_compressed_msg(flavour):
 # ----------------------------------------------------------------------------- cv_bridge
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is None,
-                    reason="cv_bridge is not importable (it is not on PyPI; native ROS only)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("cv_bridge") is None,
+    reason="cv_bridge is not importable (it is not on PyPI; native ROS only)",
+)
 @pytest.mark.parametrize("encoding", ["mono8", "mono16", "rgb8", "bgr8", "bgra8", "32FC1"])
 def test_matches_cv_bridge(encoding):
     from cv_bridge import CvBridge
     from sensor_msgs.msg import Image
+
     pixels = random_pixels(encoding, seed=6)
     ours = fill_image_msg(Image(), pixels, encoding)
     theirs = CvBridge().cv2_to_imgmsg(pixels, encoding=encoding)
-    assert (ours.height, ours.width, ours.step, ours.encoding) == \
-        (theirs.height, theirs.width, theirs.step, theirs.encoding)
+    assert (ours.height, ours.width, ours.step, ours.encoding) == (
+        theirs.height,
+        theirs.width,
+        theirs.step,
+        theirs.encoding,
+    )
     assert bytes(ours.data) == bytes(theirs.data)
-    np.testing.assert_array_equal(image_to_array(theirs),
-                                  CvBridge().imgmsg_to_cv2(theirs, desired_encoding="passthrough"))
+    np.testing.assert_array_equal(
+        image_to_array(theirs), CvBridge().imgmsg_to_cv2(theirs, desired_encoding="passthrough")
+    )
 
 
 # ----------------------------------------------------------------------------- thermal AGC
 
 
-@pytest.mark.parametrize("kwargs, text", [
-    (dict(mode="auto"), "ThermalAGC.mode must be one of minmax, percentile, fixed; got 'auto'"),
-    (dict(low_percent=-1), "low_percent and high_percent need 0 <= low_percent"),
-    (dict(high_percent=100.5), "high_percent=100.5"),
-    (dict(low_percent=50, high_percent=50), "low_percent=50, high_percent=50"),
-    (dict(low_percent=float("nan")), "ThermalAGC.low_percent must be a finite number"),
-    (dict(high_percent="99"), "ThermalAGC.high_percent must be a finite number; got '99'"),
-    (dict(fixed_max=True), "ThermalAGC.fixed_max must be a finite number"),
-    (dict(fixed_min=float("-inf")), "ThermalAGC.fixed_min must be a finite number"),
-    (dict(fixed_min=3000, fixed_max=3000), "fixed_min must be below fixed_max"),
-])
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (
+            dict(mode="auto"),
+            "ThermalAGC.mode must be one of minmax, percentile, fixed; got 'auto'",
+        ),
+        (dict(low_percent=-1), "low_percent and high_percent need 0 <= low_percent"),
+        (dict(high_percent=100.5), "high_percent=100.5"),
+        (dict(low_percent=50, high_percent=50), "low_percent=50, high_percent=50"),
+        (dict(low_percent=float("nan")), "ThermalAGC.low_percent must be a finite number"),
+        (dict(high_percent="99"), "ThermalAGC.high_percent must be a finite number; got '99'"),
+        (dict(fixed_max=True), "ThermalAGC.fixed_max must be a finite number"),
+        (dict(fixed_min=float("-inf")), "ThermalAGC.fixed_min must be a finite number"),
+        (dict(fixed_min=3000, fixed_max=3000), "fixed_min must be below fixed_max"),
+    ],
+)
 def test_agc_validation_names_the_field(kwargs, text):
     with pytest.raises(ValueError, match=text.replace("(", r"\(")):
         ThermalAGC(**kwargs)
@@ -499,8 +624,9 @@ def test_agc_histogram_percentiles_equal_numpy(size, percents):
     rng = np.random.default_rng(size)
     counts = rng.normal(30000, 3000, size).clip(0, 65535).astype(np.uint16).reshape(1, -1)
     agc = ThermalAGC(low_percent=percents[0], high_percent=percents[1])
-    np.testing.assert_allclose(agc.limits(counts), np.percentile(counts, percents),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        agc.limits(counts), np.percentile(counts, percents), rtol=0, atol=1e-6
+    )
 
 
 def test_agc_float32_and_padded_uint16_views():

@@ -1,4 +1,5 @@
 """The launch files: static checks of arguments and parameters (always), and that they build (where launch_ros is)."""
+
 from __future__ import annotations
 
 import ast
@@ -20,12 +21,20 @@ def _tree(path: Path) -> ast.Module:
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-            and (getattr(n.func, "id", None) == name or getattr(n.func, "attr", None) == name)]
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and (getattr(n.func, "id", None) == name or getattr(n.func, "attr", None) == name)
+    ]
 
 
 def _first_string(call: ast.Call) -> str:
-    arg = call.args[0] if call.args else next(k.value for k in call.keywords if k.arg in ("name", "variable_name"))
+    arg = (
+        call.args[0]
+        if call.args
+        else next(k.value for k in call.keywords if k.arg in ("name", "variable_name"))
+    )
     assert isinstance(arg, ast.Constant) and isinstance(arg.value, str), ast.dump(call)
     return arg.value
 
@@ -55,11 +64,15 @@ def _setup_executables() -> set[str]:
 
 
 def _parameter_tables():
-    pytest.importorskip("rclpy", reason="the parameter tables need rclpy (ROS 2 Jazzy wheels or a native install)")
+    pytest.importorskip(
+        "rclpy", reason="the parameter tables need rclpy (ROS 2 Jazzy wheels or a native install)"
+    )
     from sosmaskfuse_ros import params, synthetic_cameras
 
-    return {"sosmaskfuse_node": {s.name: s for s in params.node_settings()},
-            "synthetic_cameras": {p.name: p for p in synthetic_cameras.PARAMETERS}}
+    return {
+        "sosmaskfuse_node": {s.name: s for s in params.node_settings()},
+        "synthetic_cameras": {p.name: p for p in synthetic_cameras.PARAMETERS},
+    }
 
 
 def test_both_launch_files_are_there():
@@ -92,7 +105,9 @@ def test_our_nodes_exist_with_their_names_parameters_and_topics(path):
                 continue  # a parameter file
             for key, value in zip(entry.keys, entry.values):
                 name = ast.literal_eval(key)
-                assert name in table or name == "use_sim_time", f"{path.name}: {executable} has no parameter {name!r}"
+                assert name in table or name == "use_sim_time", (
+                    f"{path.name}: {executable} has no parameter {name!r}"
+                )
                 if isinstance(value, ast.Constant) and name in table:
                     spec = table[name]
                     assert type(value.value) is type(spec.default), (name, value.value)
@@ -113,8 +128,16 @@ def test_the_config_files_named_exist(path):
 
 def test_sosmaskfuse_launch_arguments():
     declared = set(_declared(_tree(REPO / "launch" / "sosmaskfuse.launch.py")))
-    assert declared >= {"thermal_topic", "visible_topic", "params_file", "namespace", "use_sim_time", "device",
-                        "autoencoder_weights", "sosnet_weights"}
+    assert declared >= {
+        "thermal_topic",
+        "visible_topic",
+        "params_file",
+        "namespace",
+        "use_sim_time",
+        "device",
+        "autoencoder_weights",
+        "sosnet_weights",
+    }
 
 
 def _load(path: Path):
@@ -126,8 +149,11 @@ def _load(path: Path):
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=IDS)
 def test_launch_descriptions_build(path):
-    pytest.importorskip("launch_ros", reason="launch and launch_ros are not on PyPI: this check needs a ROS 2 "
-                        "install (apt or source build) and is skipped, not passed, without one")
+    pytest.importorskip(
+        "launch_ros",
+        reason="launch and launch_ros are not on PyPI: this check needs a ROS 2 "
+        "install (apt or source build) and is skipped, not passed, without one",
+    )
     from launch import LaunchDescription, LaunchIntrospector
 
     description = _load(path).generate_launch_description()

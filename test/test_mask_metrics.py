@@ -1,24 +1,31 @@
 """Segmentation metrics on hand-computable cases."""
+
 import numpy as np
 import pytest
 
-from sosmaskfuse_core.evaluation.mask_metrics import f_measure, iou, mae, precision_recall, to_binary
+from sosmaskfuse_core.evaluation.mask_metrics import (
+    f_measure,
+    iou,
+    mae,
+    precision_recall,
+    to_binary,
+)
 
 
 def _masks():
     # 4x4 images; prediction covers 4 pixels, truth 6, overlap 3.
     pred = np.zeros((4, 4), bool)
-    pred[0, 0:4] = True                      # (0,0) (0,1) (0,2) (0,3)
+    pred[0, 0:4] = True  # (0,0) (0,1) (0,2) (0,3)
     gt = np.zeros((4, 4), bool)
-    gt[0, 1:4] = True                        # overlap: 3 pixels
-    gt[1, 1:4] = True                        # 3 more truth pixels
+    gt[0, 1:4] = True  # overlap: 3 pixels
+    gt[1, 1:4] = True  # 3 more truth pixels
     return pred, gt
 
 
 def test_iou_hand_computed():
     pred, gt = _masks()
-    assert iou(pred, gt) == pytest.approx(3 / 7)     # |A&B| = 3, |A|B| = 4 + 6 - 3
-    assert iou(gt, pred) == pytest.approx(3 / 7)     # symmetric
+    assert iou(pred, gt) == pytest.approx(3 / 7)  # |A&B| = 3, |A|B| = 4 + 6 - 3
+    assert iou(gt, pred) == pytest.approx(3 / 7)  # symmetric
     assert iou(gt, gt) == 1.0
 
 
@@ -53,11 +60,12 @@ def test_empty_masks_are_defined():
 
 def test_dtypes_and_threshold():
     pred, gt = _masks()
-    soft = np.where(pred, 0.7, 0.2).astype(np.float32)    # 0.5 threshold recovers pred
+    soft = np.where(pred, 0.7, 0.2).astype(np.float32)  # 0.5 threshold recovers pred
     assert iou(soft, gt.astype(np.uint8) * 255) == pytest.approx(3 / 7)
-    assert iou(soft, gt, threshold=0.75) == 0.0          # nothing reaches 0.75
-    assert np.array_equal(to_binary(np.array([0, 127, 128, 255], np.uint8)),
-                          [False, False, True, True])
+    assert iou(soft, gt, threshold=0.75) == 0.0  # nothing reaches 0.75
+    assert np.array_equal(
+        to_binary(np.array([0, 127, 128, 255], np.uint8)), [False, False, True, True]
+    )
     assert np.array_equal(to_binary(np.array([0, 1], np.uint8)), [False, True])
 
 

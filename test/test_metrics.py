@@ -1,4 +1,5 @@
 """Tests of sosmaskfuse_core.metrics: hand-computed cases, properties, and slow loop references."""
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,9 @@ def slow_mutual_information(x: np.ndarray, y: np.ndarray) -> float:
         px[u] += c
         py[v] += c
     n = x.size
-    return sum(c / n * math.log((c / n) / ((px[u] / n) * (py[v] / n)))
-               for (u, v), c in pairs.items())
+    return sum(
+        c / n * math.log((c / n) / ((px[u] / n) * (py[v] / n))) for (u, v), c in pairs.items()
+    )
 
 
 def slow_pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -78,8 +80,12 @@ def slow_pearson(x: np.ndarray, y: np.ndarray) -> float:
 def slow_window(size: int) -> np.ndarray:
     """MATLAB fspecial('gaussian', size, size / 5), entry by entry."""
     sd, r = size / 5, (size - 1) / 2
-    h = np.array([[math.exp(-((i - r) ** 2 + (j - r) ** 2) / (2 * sd * sd)) for j in range(size)]
-                  for i in range(size)])
+    h = np.array(
+        [
+            [math.exp(-((i - r) ** 2 + (j - r) ** 2) / (2 * sd * sd)) for j in range(size)]
+            for i in range(size)
+        ]
+    )
     h[h < np.finfo(float).eps * h.max()] = 0
     return h / h.sum()
 
@@ -87,7 +93,9 @@ def slow_window(size: int) -> np.ndarray:
 def slow_filter_valid(img: np.ndarray, win: np.ndarray) -> np.ndarray:
     n = win.shape[0]
     h, w = img.shape[0] - n + 1, img.shape[1] - n + 1
-    return np.array([[np.sum(win * img[i:i + n, j:j + n]) for j in range(w)] for i in range(h)])
+    return np.array(
+        [[np.sum(win * img[i : i + n, j : j + n]) for j in range(w)] for i in range(h)]
+    )
 
 
 def slow_vifp(ref: np.ndarray, dist: np.ndarray) -> float:
@@ -180,8 +188,9 @@ SLOW = {
     "VIF": lambda f, a, b: slow_vifp(a, f) + slow_vifp(b, f),
     "Qabf": slow_qabf,
     "CC": lambda f, a, b: (slow_pearson(f, a) + slow_pearson(f, b)) / 2,
-    "PSNR": lambda f, a, b: 10 * math.log10(
-        255 ** 2 / ((np.mean((f - a) ** 2) + np.mean((f - b) ** 2)) / 2)),
+    "PSNR": lambda f, a, b: (
+        10 * math.log10(255**2 / ((np.mean((f - a) ** 2) + np.mean((f - b) ** 2)) / 2))
+    ),
 }
 
 
@@ -192,11 +201,11 @@ def random_triple(seed: int, shape: tuple[int, int] = (44, 47)) -> tuple[np.ndar
     smooth = np.cumsum(np.cumsum(rng.normal(0, 4, shape), axis=0), axis=1) / 6
     a = np.clip(120 + smooth + rng.normal(0, 12, shape), 0, 255).round()
     b = np.clip(rng.integers(0, 256, shape) * 0.6 + 50 + smooth / 2, 0, 255).round()
-    a[:20, :20] = 37                               # flat in IR
-    b[h // 2:, w // 2:] = 255                      # saturated in visible
+    a[:20, :20] = 37  # flat in IR
+    b[h // 2 :, w // 2 :] = 255  # saturated in visible
     f = np.clip(0.55 * a + 0.45 * b + rng.normal(0, 6, shape), 0, 255).round()
-    f[14:22, 20:] = 255 - a[14:22, 20:]            # anti-correlated band (negative gains)
-    f[-20:, :20] = 90                              # flat in fused
+    f[14:22, 20:] = 255 - a[14:22, 20:]  # anti-correlated band (negative gains)
+    f[-20:, :20] = 90  # flat in fused
     return f, a, b
 
 
@@ -217,8 +226,8 @@ def test_random_triple_exercises_every_vif_branch() -> None:
     f, a, _ = random_triple(0)
     taps = M._separable_factor(M.gaussian_window(17))
     mu_a, mu_f = M._filter_valid(a, taps), M._filter_valid(f, taps)
-    s_a = M._filter_valid(a * a, taps) - mu_a ** 2
-    s_f = M._filter_valid(f * f, taps) - mu_f ** 2
+    s_a = M._filter_valid(a * a, taps) - mu_a**2
+    s_f = M._filter_valid(f * f, taps) - mu_f**2
     s_af = M._filter_valid(a * f, taps) - mu_a * mu_f
     assert (s_a < M.VIF_EPS).any() and (s_a > 1).any()
     assert ((s_f < M.VIF_EPS) & (s_a > 1)).any()
@@ -235,7 +244,7 @@ def test_vif_on_float_images_matches_slow_reference() -> None:
 def test_qabf_on_float_images_matches_slow_reference() -> None:
     rng = np.random.default_rng(6)
     f, a, b = (rng.uniform(0, 3, (12, 13)) for _ in range(3))
-    f[:, 4] = a[:, 4]                              # ties of non-zero strengths
+    f[:, 4] = a[:, 4]  # ties of non-zero strengths
     assert M.qabf(f, a, b) == pytest.approx(slow_qabf(f, a, b), rel=1e-12)
 
 
@@ -309,9 +318,9 @@ def test_mi_of_identical_images_is_their_entropy_in_nats() -> None:
 
 
 def test_mi_of_independent_images_is_zero() -> None:
-    rows = np.repeat([[0.0], [255.0]], 4, axis=1)      # depends on the row only
-    rows = np.tile(rows, (2, 2))                       # 4 x 8
-    cols = np.tile([10.0, 20.0], (4, 4))               # depends on the column only
+    rows = np.repeat([[0.0], [255.0]], 4, axis=1)  # depends on the row only
+    rows = np.tile(rows, (2, 2))  # 4 x 8
+    cols = np.tile([10.0, 20.0], (4, 4))  # depends on the column only
     assert M.mutual_information(rows, cols) == pytest.approx(0.0, abs=1e-15)
     assert M.mutual_information(rows, np.full_like(rows, 3.0)) == 0.0
 
@@ -340,9 +349,9 @@ def test_cc_identity_and_inversion() -> None:
 
 def test_psnr_hand_values() -> None:
     zeros, ones = np.zeros((4, 4)), np.ones((4, 4))
-    assert M.psnr(zeros, ones, ones) == pytest.approx(10 * math.log10(255 ** 2))
+    assert M.psnr(zeros, ones, ones) == pytest.approx(10 * math.log10(255**2))
     # MSE(F, A) = 4, MSE(F, B) = 0 -> MSE = 2
-    assert M.psnr(zeros, 2 * ones, zeros) == pytest.approx(10 * math.log10(255 ** 2 / 2))
+    assert M.psnr(zeros, 2 * ones, zeros) == pytest.approx(10 * math.log10(255**2 / 2))
     assert M.psnr(ones, ones, ones) == math.inf
 
 
@@ -350,7 +359,7 @@ def test_ssim_uses_data_range_255() -> None:
     # constant images x, y: SSIM = (2 x y + C1) / (x^2 + y^2 + C1), C1 = (0.01 * 255)^2
     f, a = np.full((16, 16), 10.0), np.full((16, 16), 20.0)
     c1 = (0.01 * 255) ** 2
-    expected = (2 * 10 * 20 + c1) / (10 ** 2 + 20 ** 2 + c1)
+    expected = (2 * 10 * 20 + c1) / (10**2 + 20**2 + c1)
     assert M.ssim(f, a, f) == pytest.approx(expected + 1.0)
 
 
@@ -363,10 +372,10 @@ def test_vif_identical_constant_and_inverted() -> None:
     f, a, b = random_triple(2)
     assert M.vifp(a, a) == pytest.approx(1.0, abs=1e-8)
     assert M.vif(a, a, a) == pytest.approx(2.0, abs=1e-8)
-    assert M.vifp(a, 255 - a) == 0.0                           # negative gains are clamped to 0
-    assert M.vifp(a, np.full_like(a, 128.0)) == 0.0           # flat fused image: no information
+    assert M.vifp(a, 255 - a) == 0.0  # negative gains are clamped to 0
+    assert M.vifp(a, np.full_like(a, 128.0)) == 0.0  # flat fused image: no information
     flat = np.full_like(a, 50.0)
-    assert M.vifp(flat, a) == 1.0                               # flat reference: 0 / 0 -> 1
+    assert M.vifp(flat, a) == 1.0  # flat reference: 0 / 0 -> 1
     assert M.vif(a, flat, flat) == 2.0
 
 
@@ -377,7 +386,7 @@ def qabf_identical_value() -> float:
 
 def square_image(top: int, left: int, value: float = 80.0) -> np.ndarray:
     image = np.zeros((24, 24))
-    image[top:top + 8, left:left + 8] = value
+    image[top : top + 8, left : left + 8] = value
     return image
 
 
@@ -429,7 +438,7 @@ def test_qabf_perpendicular_edges_score_near_zero() -> None:
     # A: vertical stripes (orientation 0 inside), F: horizontal stripes (pi/2 inside), so
     # A_AF = 0 and Qa ~ 2e-8 there; only the zero-padded border keeps some agreement
     a = np.zeros((32, 32))
-    a[:, np.arange(32) % 4 < 2] = 80              # 80 80 0 0 80 80 0 0 ... : |Gx| = 320, Gy = 0
+    a[:, np.arange(32) % 4 < 2] = 80  # 80 80 0 0 80 80 0 0 ... : |Gx| = 320, Gy = 0
     f = a.T.copy()
     zeros = np.zeros_like(a)
     perpendicular = M.qabf(f, a, zeros)

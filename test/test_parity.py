@@ -1,4 +1,5 @@
 """Numeric parity with the reference implementation on the shared fixture (synthetic weights)."""
+
 import importlib.util
 import json
 
@@ -6,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_path
+
 from sosmaskfuse_core import cli
 
 
@@ -27,12 +28,26 @@ def reference_weights(tmp_path_factory):
 
 def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
     ae_path, sos_path, fixture = reference_weights
-    code = cli.main(["fuse", "--ir", str(fixture / "inputs" / "ir"), "--vis", str(fixture / "inputs" / "vis"),
-                     "--out", str(tmp_path), "--autoencoder", str(ae_path), "--sosnet", str(sos_path),
-                     "--device", "cpu"])
+    code = cli.main(
+        [
+            "fuse",
+            "--ir",
+            str(fixture / "inputs" / "ir"),
+            "--vis",
+            str(fixture / "inputs" / "vis"),
+            "--out",
+            str(tmp_path),
+            "--autoencoder",
+            str(ae_path),
+            "--sosnet",
+            str(sos_path),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     for npz in sorted(fixture.glob("expected_*.npz")):
-        stem = npz.stem[len("expected_"):]
+        stem = npz.stem[len("expected_") :]
         expected = np.load(npz)
         mask = cv2.imread(str(tmp_path / "mask" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
         fused = cv2.imread(str(tmp_path / "fused" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)

@@ -1,4 +1,5 @@
 """FusionPipeline: input kinds, batching, mask sources, settings and errors (small random networks)."""
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,9 @@ def _pair(h=48, w=64, seed=0):
 
 @pytest.fixture
 def pipe(tiny_autoencoder, tiny_sosnet):
-    return FusionPipeline(tiny_autoencoder, tiny_sosnet, device="cpu", config=PipelineConfig(sos_size=(64, 64)))
+    return FusionPipeline(
+        tiny_autoencoder, tiny_sosnet, device="cpu", config=PipelineConfig(sos_size=(64, 64))
+    )
 
 
 def test_numpy_in_numpy_out(pipe):
@@ -50,7 +53,9 @@ def test_batch_equals_one_by_one(pipe):
 def test_the_encoder_runs_once_per_call_on_four_images(pipe, monkeypatch):
     calls = []
     original = pipe.autoencoder.encoder.forward
-    monkeypatch.setattr(pipe.autoencoder.encoder, "forward", lambda x: calls.append(x.shape) or original(x))
+    monkeypatch.setattr(
+        pipe.autoencoder.encoder, "forward", lambda x: calls.append(x.shape) or original(x)
+    )
     pipe.fuse_batch(*zip(*[_pair(seed=s) for s in range(2)]))
     assert calls == [torch.Size([8, 1, 48, 64])]
 
@@ -88,7 +93,12 @@ def test_mu_changes_the_result_and_bad_updates_change_nothing(pipe):
     pipe.update(mu=0.2)
     b = pipe(ir, vis, mask=mask).raw
     assert not np.allclose(a, b)
-    for bad in ({"mu": 1.5}, {"fusion_mode": "max"}, {"mask_threshold": 1.0}, {"precision": "fp16"}):
+    for bad in (
+        {"mu": 1.5},
+        {"fusion_mode": "max"},
+        {"mask_threshold": 1.0},
+        {"precision": "fp16"},
+    ):
         with pytest.raises(ValueError):
             pipe.update(**bad)
     assert pipe.config.mu == 0.2 and pipe.config.fusion_mode == "imvf"
@@ -133,12 +143,15 @@ def test_process_size_resizes_both_inputs(pipe):
     assert r.fused.shape == (48, 64) and r.mask.shape == (48, 64)
 
 
-@pytest.mark.parametrize("ir,vis,match", [
-    (np.zeros((48, 64), np.uint8), np.zeros((40, 64), np.uint8), "register or resize"),
-    (np.zeros((48, 64), np.float64), np.zeros((48, 64), np.uint8), "dtype float64"),
-    (np.zeros((8, 64), np.uint8), np.zeros((8, 64), np.uint8), "smaller than"),
-    (np.zeros((48, 64, 2), np.uint8), np.zeros((48, 64), np.uint8), "shape"),
-])
+@pytest.mark.parametrize(
+    "ir,vis,match",
+    [
+        (np.zeros((48, 64), np.uint8), np.zeros((40, 64), np.uint8), "register or resize"),
+        (np.zeros((48, 64), np.float64), np.zeros((48, 64), np.uint8), "dtype float64"),
+        (np.zeros((8, 64), np.uint8), np.zeros((8, 64), np.uint8), "smaller than"),
+        (np.zeros((48, 64, 2), np.uint8), np.zeros((48, 64), np.uint8), "shape"),
+    ],
+)
 def test_bad_inputs_are_named(pipe, ir, vis, match):
     with pytest.raises(ValueError, match=match):
         pipe(ir, vis)
@@ -177,7 +190,9 @@ def test_bf16_on_cpu_stays_close_to_fp32():
     assert np.abs(a.raw - b.raw).max() < 0.05 * np.abs(a.raw).max()
 
 
-def test_a_trained_sos_network_runs_at_the_size_it_was_trained_at(tmp_path, tiny_autoencoder, tiny_sosnet):
+def test_a_trained_sos_network_runs_at_the_size_it_was_trained_at(
+    tmp_path, tiny_autoencoder, tiny_sosnet
+):
     from sosmaskfuse_core.models import checkpoints
     from sosmaskfuse_core.pipeline.builder import build_pipeline
 

@@ -1,6 +1,8 @@
 """FusionPipeline on CUDA: same results as the CPU, tensors already on the GPU, fp16/bf16 close to fp32.
 
-Runs only where a CUDA device is present (skipped on CPU-only machines such as CI)."""
+Runs only where a CUDA device is present (skipped on CPU-only machines such as CI).
+"""
+
 import copy
 
 import numpy as np
@@ -9,18 +11,26 @@ import torch
 
 from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine"
+)
 
 
 def _pair(h=96, w=128, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (h, w), dtype=np.uint8), rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return rng.integers(0, 256, (h, w), dtype=np.uint8), rng.integers(
+        0, 256, (h, w, 3), dtype=np.uint8
+    )
 
 
 def _pipes(tiny_autoencoder, tiny_sosnet, **config):
     cfg = PipelineConfig(sos_size=(64, 64), **config)
-    cpu = FusionPipeline(copy.deepcopy(tiny_autoencoder), copy.deepcopy(tiny_sosnet), device="cpu",
-                         config=PipelineConfig(sos_size=(64, 64)))
+    cpu = FusionPipeline(
+        copy.deepcopy(tiny_autoencoder),
+        copy.deepcopy(tiny_sosnet),
+        device="cpu",
+        config=PipelineConfig(sos_size=(64, 64)),
+    )
     gpu = FusionPipeline(tiny_autoencoder, tiny_sosnet, device="cuda", config=cfg)
     return cpu, gpu
 
@@ -51,5 +61,7 @@ def test_half_precisions_stay_close_to_fp32(precision):
     ir, vis = _pair()
     mask = np.full(ir.shape, 128, np.uint8)
     a = FusionPipeline(small, device="cpu")(ir, vis, mask)
-    b = FusionPipeline(small, device="cuda", config=PipelineConfig(precision=precision))(ir, vis, mask)
+    b = FusionPipeline(small, device="cuda", config=PipelineConfig(precision=precision))(
+        ir, vis, mask
+    )
     assert np.abs(a.raw - b.raw).max() < 0.05 * np.abs(a.raw).max()

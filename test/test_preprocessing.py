@@ -1,4 +1,5 @@
 """Paper-exact pre/post-processing: luma, SOS input, mask quantisation and the output stretch."""
+
 import cv2
 import numpy as np
 import pytest

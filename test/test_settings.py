@@ -1,4 +1,5 @@
 """The one table of settings: its checks, and that node parameters, CLI options and the YAML file all come from it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,15 @@ from sosmaskfuse_core.pipeline import PipelineConfig
 from sosmaskfuse_core.settings import render_yaml, table
 from sosmaskfuse_core.thermal import ThermalAGC
 
-NEW = table.Setting("halo_gain", "float", 0.25, "a setting added for this test", "fusion", range=(0.0, 2.0),
-                    live=True)
+NEW = table.Setting(
+    "halo_gain",
+    "float",
+    0.25,
+    "a setting added for this test",
+    "fusion",
+    range=(0.0, 2.0),
+    live=True,
+)
 
 
 @pytest.fixture
@@ -23,18 +31,26 @@ def extra_setting(monkeypatch):
 
 def test_a_setting_added_to_the_table_reaches_the_cli_and_the_yaml(extra_setting):
     for command in ("fuse", "bag"):
-        base = ["--ir", "a", "--vis", "b", "--out", "c"] if command == "fuse" else \
-            ["--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v"]
+        base = (
+            ["--ir", "a", "--vis", "b", "--out", "c"]
+            if command == "fuse"
+            else ["--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v"]
+        )
         args = cli.build_parser().parse_args([command, *base, "--halo-gain", "0.5"])
         assert args.halo_gain == 0.5
         assert cli.build_parser().parse_args([command, *base]).halo_gain == 0.25
     text = render_yaml()
     fusion_section = text.split("# --- fusion (live) ---")[1].split("# ---")[0]
-    assert "halo_gain: 0.25" in fusion_section and "double in [0, 2]: a setting added for this test" in fusion_section
+    assert (
+        "halo_gain: 0.25" in fusion_section
+        and "double in [0, 2]: a setting added for this test" in fusion_section
+    )
 
 
 def test_a_setting_added_to_the_table_becomes_a_node_parameter(extra_setting):
-    rclpy = pytest.importorskip("rclpy", reason="the node parameters need rclpy (ROS 2 Jazzy wheels)")
+    rclpy = pytest.importorskip(
+        "rclpy", reason="the node parameters need rclpy (ROS 2 Jazzy wheels)"
+    )
     from rclpy.context import Context
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -44,7 +60,9 @@ def test_a_setting_added_to_the_table_becomes_a_node_parameter(extra_setting):
     context = Context()
     rclpy.init(context=context)
     try:
-        node = Node("settings_test", context=context, cli_args=["--ros-args", "-p", "halo_gain:=0.75"])
+        node = Node(
+            "settings_test", context=context, cli_args=["--ros-args", "-p", "halo_gain:=0.75"]
+        )
         values = declare_all(node)
         assert values["halo_gain"] == 0.75
         described = node.describe_parameter("halo_gain")
@@ -59,36 +77,54 @@ def test_a_setting_added_to_the_table_becomes_a_node_parameter(extra_setting):
 def test_every_front_end_uses_the_same_names_and_defaults():
     parser = cli.build_parser()
     fuse = parser.parse_args(["fuse", "--ir", "a", "--vis", "b", "--out", "c"])
-    bag = parser.parse_args(["bag", "--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v"])
+    bag = parser.parse_args(
+        ["bag", "--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v"]
+    )
     for setting in table.for_scope(table.FUSE):
         assert getattr(fuse, setting.name) == setting.default, setting.name
     for setting in table.for_scope(table.BAG):
         assert getattr(bag, setting.name) == setting.default, setting.name
     # the library's own config classes take their defaults from the table too
     config, agc = PipelineConfig(), ThermalAGC()
-    for name in ("fusion_mode", "mu", "mask_threshold", "output_scaling", "precision", "color_output"):
+    for name in (
+        "fusion_mode",
+        "mu",
+        "mask_threshold",
+        "output_scaling",
+        "precision",
+        "color_output",
+    ):
         assert getattr(config, name) == table.default(name), name
-    assert dataclasses.asdict(agc) == {"mode": "percentile", "low_percent": 1.0, "high_percent": 99.0,
-                                       "fixed_min": 0.0, "fixed_max": 65535.0}
+    assert dataclasses.asdict(agc) == {
+        "mode": "percentile",
+        "low_percent": 1.0,
+        "high_percent": 99.0,
+        "fixed_min": 0.0,
+        "fixed_max": 65535.0,
+    }
     assert agc.mode == table.default("thermal_agc") and agc.fixed_max == table.default("agc_max")
 
 
 def test_one_vocabulary_for_mask_sources():
     assert table.MASK_SOURCES == ("auto", "sosnet", "thermal", "topic")
     from sosmaskfuse_core.pipeline import MASK_SOURCES
+
     assert MASK_SOURCES == ("sosnet", "thermal", "topic")
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("mu", 1.5, r"mu: 1.5 is outside \[0, 1\]"),
-    ("mu", "0.5", "mu: expected a number"),
-    ("mu", float("nan"), "not a finite number"),
-    ("mask_threshold", 0.0, r"mask_threshold: 0.0 is outside \(0, 1\)"),
-    ("fusion_mode", "maximum", "fusion_mode: 'maximum' is not one of imvf, sca, addition"),
-    ("color_output", 1, "color_output: expected true or false"),
-    ("sync_queue_size", 2.0, "sync_queue_size: expected an integer"),
-    ("homography", [1.0] * 8, "homography: expected 9 numbers, got 8"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("mu", 1.5, r"mu: 1.5 is outside \[0, 1\]"),
+        ("mu", "0.5", "mu: expected a number"),
+        ("mu", float("nan"), "not a finite number"),
+        ("mask_threshold", 0.0, r"mask_threshold: 0.0 is outside \(0, 1\)"),
+        ("fusion_mode", "maximum", "fusion_mode: 'maximum' is not one of imvf, sca, addition"),
+        ("color_output", 1, "color_output: expected true or false"),
+        ("sync_queue_size", 2.0, "sync_queue_size: expected an integer"),
+        ("homography", [1.0] * 8, "homography: expected 9 numbers, got 8"),
+    ],
+)
 def test_check_names_the_setting_and_the_rule(name, value, message):
     with pytest.raises(ValueError, match=message):
         table.by_name(name).check(value)

@@ -1,24 +1,28 @@
 """The shipped autoencoder weights: loaded by default, documented, and as good as their model card says."""
+
 from __future__ import annotations
 
 import re
 
 import numpy as np
 import torch
-
 from conftest import shared_path
+
 from sosmaskfuse_core.models.checkpoints import load_autoencoder
-from sosmaskfuse_core.training.autoencoder import reconstruction_quality
-from sosmaskfuse_core.training.data import find_images, load_gray
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
 from sosmaskfuse_core.pipeline.builder import build_pipeline
+from sosmaskfuse_core.training.autoencoder import reconstruction_quality
+from sosmaskfuse_core.training.data import find_images, load_gray
 
 MODEL_CARD = SHIPPED_AUTOENCODER.parent / "MODEL_CARD.md"
 
 
 def test_the_shipped_autoencoder_is_the_default():
     pipeline, sources = build_pipeline(device="cpu")
-    assert "shipped default" in sources.autoencoder and str(SHIPPED_AUTOENCODER) in sources.autoencoder
+    assert (
+        "shipped default" in sources.autoencoder
+        and str(SHIPPED_AUTOENCODER) in sources.autoencoder
+    )
     rng = np.random.default_rng(0)
     ir, vis = rng.integers(0, 256, (2, 48, 64), dtype=np.uint8)
     result = pipeline(ir, vis)
@@ -28,7 +32,7 @@ def test_the_shipped_autoencoder_is_the_default():
 def test_shipped_weights_are_a_release_file_with_their_training_record():
     model, meta = load_autoencoder(SHIPPED_AUTOENCODER)
     assert meta["stored_as"] == "float16"
-    assert all(p.dtype == torch.float32 for p in model.parameters())   # loaded back as fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # loaded back as fp32
     assert meta["data"]["held_out_stems"] and meta["steps"] > 0
     assert meta["metrics"]["psnr"] >= 40.0 and meta["metrics"]["ssim"] >= 0.985
 
@@ -45,9 +49,15 @@ def test_held_out_reconstruction_meets_the_target():
     """Two held-out images (one RoadScene, one TNO) at full resolution, as eval-autoencoder scores them."""
     model, meta = load_autoencoder(SHIPPED_AUTOENCODER)
     held = set(meta["data"]["held_out_stems"])
-    folders = [str(shared_path("data", "roadscene", "ir")), str(shared_path("data", "tno_masks", "ir"))]
+    folders = [
+        str(shared_path("data", "roadscene", "ir")),
+        str(shared_path("data", "tno_masks", "ir")),
+    ]
     paths = [p for p in find_images(folders) if p.stem in held]
-    picked = [next(p for p in paths if "roadscene" in str(p)), next(p for p in paths if "tno_masks" in str(p))]
+    picked = [
+        next(p for p in paths if "roadscene" in str(p)),
+        next(p for p in paths if "tno_masks" in str(p)),
+    ]
     images, skipped = load_gray(picked, min_size=16)
     assert not skipped
     quality = reconstruction_quality(model, images, torch.device("cpu"))

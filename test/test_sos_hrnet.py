@@ -1,11 +1,12 @@
 """HRNetV2-W30 SOS network blocks against hand-checked small cases, and its key mappings."""
+
 import json
 
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import SHARED
+
 from sosmaskfuse_core.models import sos_hrnet as hr
 
 
@@ -69,7 +70,9 @@ def test_fuse_from_two_levels_up_has_relu_between_its_strided_steps():
     mod = hr.HighResolutionModule((2, 3, 5), num_blocks=1, momentum=0.1)
     steps = mod.fuse_layers[2][0]
     assert len(steps) == 2
-    assert isinstance(steps[0][2], torch.nn.ReLU) and len(steps[1]) == 2  # the last step has no ReLU
+    assert (
+        isinstance(steps[0][2], torch.nn.ReLU) and len(steps[1]) == 2
+    )  # the last step has no ReLU
     assert steps[0][0].out_channels == 2 and steps[1][0].out_channels == 5
 
 
@@ -77,10 +80,19 @@ def test_transitions_match_the_spec():
     net = hr.SOSNet()
     t1 = net.transition1
     assert t1[0][0].stride == (1, 1) and (t1[0][0].in_channels, t1[0][0].out_channels) == (256, 30)
-    assert t1[1][0][0].stride == (2, 2) and (t1[1][0][0].in_channels, t1[1][0][0].out_channels) == (256, 60)
+    assert t1[1][0][0].stride == (2, 2) and (
+        t1[1][0][0].in_channels,
+        t1[1][0][0].out_channels,
+    ) == (256, 60)
     assert net.transition2[0] is None and net.transition2[1] is None
-    assert (net.transition2[2][0][0].in_channels, net.transition2[2][0][0].out_channels) == (60, 120)
-    assert (net.transition3[3][0][0].in_channels, net.transition3[3][0][0].out_channels) == (120, 240)
+    assert (net.transition2[2][0][0].in_channels, net.transition2[2][0][0].out_channels) == (
+        60,
+        120,
+    )
+    assert (net.transition3[3][0][0].in_channels, net.transition3[3][0][0].out_channels) == (
+        120,
+        240,
+    )
     assert [len(getattr(net, f"stage{n}")) for n in (2, 3, 4)] == [1, 4, 3]
 
 
@@ -89,9 +101,14 @@ def test_head_upsamples_branches_and_logit_with_align_corners(tiny_sosnet):
     with torch.no_grad():
         xs = tiny_sosnet.features(x)
         size = xs[0].shape[-2:]
-        cat = torch.cat([xs[0]] + [F.interpolate(t, size=size, mode="bilinear", align_corners=True)
-                                   for t in xs[1:]], 1)
-        expected = F.interpolate(tiny_sosnet.last_layer(cat), size=(64, 96), mode="bilinear", align_corners=True)
+        cat = torch.cat(
+            [xs[0]]
+            + [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in xs[1:]],
+            1,
+        )
+        expected = F.interpolate(
+            tiny_sosnet.last_layer(cat), size=(64, 96), mode="bilinear", align_corners=True
+        )
         out = tiny_sosnet(x)
     assert [t.shape[-2:] for t in xs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
     assert torch.allclose(out, expected, atol=1e-6)
@@ -110,14 +127,22 @@ def test_key_mapping_covers_the_authors_schema():
     mapped = {hr.authors_to_ours(k): s for k, s, _ in schema if hr.authors_to_ours(k) is not None}
     assert set(mapped) == set(ours)
     assert all(list(ours[k].shape) == s for k, s in mapped.items())
-    assert {k for k, _, _ in schema} - {hr.ours_to_authors(k) for k in ours} == {hr.AUTHORS_STEM_ALIAS}
+    assert {k for k, _, _ in schema} - {hr.ours_to_authors(k) for k in ours} == {
+        hr.AUTHORS_STEM_ALIAS
+    }
 
 
 def test_known_keys_map_as_documented():
     assert hr.authors_to_ours("layer_thermal_1.0.weight") == "conv1.weight"
     assert hr.authors_to_ours("layer_thermal_1.4.running_var") == "bn2.running_var"
-    assert hr.authors_to_ours("layer_thermal_1.6.0.downsample.1.bias") == "layer1.0.downsample.1.bias"
-    assert hr.authors_to_ours("layer_thermal_stage4.2.fuse_layers.3.0.2.0.weight") == \
-        "stage4.2.fuse_layers.3.0.2.0.weight"
+    assert (
+        hr.authors_to_ours("layer_thermal_1.6.0.downsample.1.bias") == "layer1.0.downsample.1.bias"
+    )
+    assert (
+        hr.authors_to_ours("layer_thermal_stage4.2.fuse_layers.3.0.2.0.weight")
+        == "stage4.2.fuse_layers.3.0.2.0.weight"
+    )
     assert hr.authors_to_ours(hr.AUTHORS_STEM_ALIAS) is None
-    assert hr.ours_to_authors("transition3.3.0.0.weight") == "layer_thermal_transition3.3.0.0.weight"
+    assert (
+        hr.ours_to_authors("transition3.3.0.0.weight") == "layer_thermal_transition3.3.0.0.weight"
+    )

@@ -1,4 +1,5 @@
 """The synthetic cameras node on real DDS: encodings, stamps, frame ids, camera info, fusion end to end."""
+
 from __future__ import annotations
 
 import threading
@@ -7,14 +8,16 @@ import time
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable")
+rclpy = pytest.importorskip(
+    "rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable"
+)
 
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_helpers import RosSession, wait_for  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from ros_helpers import RosSession, wait_for  # noqa: E402
 from sosmaskfuse_core.formats.image_codec import image_to_array
 from sosmaskfuse_core.tools.synthetic_scene import SyntheticScene
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
@@ -37,7 +40,9 @@ class Listener:
 
     def __init__(self, session, ns, topics, qos=BEST_EFFORT):
         self.session, self.lock = session, threading.Lock()
-        self.node = session.add(Node(f"listener{next(_counter)}", namespace=ns, context=session.context))
+        self.node = session.add(
+            Node(f"listener{next(_counter)}", namespace=ns, context=session.context)
+        )
         self.msgs = {topic: [] for topic, _ in topics}
         for topic, kind in topics:
             self.node.create_subscription(kind, topic, lambda m, t=topic: self._keep(t, m), qos)
@@ -53,8 +58,13 @@ class Listener:
 
 def _cameras(session, ns, **overrides):
     values = {"width": 128, "height": 96, "rate": 20.0, **overrides}
-    return session.add(SyntheticCameras(namespace=ns, context=session.context,
-                                        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+    return session.add(
+        SyntheticCameras(
+            namespace=ns,
+            context=session.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        )
+    )
 
 
 def _stamp(msg) -> int:
@@ -71,15 +81,32 @@ def _close(session, *nodes):
 def test_images_camera_info_stamps_and_frame_ids(session):
     ns = f"/cams{next(_counter)}"
     cams = _cameras(session, ns, thermal_scale=0.5, seed=3)
-    listen = Listener(session, ns, [("thermal/image_raw", Image), ("visible/image_raw", Image),
-                                    ("thermal/camera_info", CameraInfo), ("visible/camera_info", CameraInfo)])
-    assert wait_for(lambda: all(listen.count(t) >= 4 for t in listen.msgs), 15), \
-        {t: listen.count(t) for t in listen.msgs}
+    listen = Listener(
+        session,
+        ns,
+        [
+            ("thermal/image_raw", Image),
+            ("visible/image_raw", Image),
+            ("thermal/camera_info", CameraInfo),
+            ("visible/camera_info", CameraInfo),
+        ],
+    )
+    assert wait_for(lambda: all(listen.count(t) >= 4 for t in listen.msgs), 15), {
+        t: listen.count(t) for t in listen.msgs
+    }
     thermal, visible = listen.msgs["thermal/image_raw"][-1], listen.msgs["visible/image_raw"][-1]
-    assert (thermal.encoding, thermal.width, thermal.height, thermal.header.frame_id) == \
-        ("mono16", 64, 48, "thermal_optical_frame")
-    assert (visible.encoding, visible.width, visible.height, visible.header.frame_id) == \
-        ("rgb8", 128, 96, "visible_optical_frame")
+    assert (thermal.encoding, thermal.width, thermal.height, thermal.header.frame_id) == (
+        "mono16",
+        64,
+        48,
+        "thermal_optical_frame",
+    )
+    assert (visible.encoding, visible.width, visible.height, visible.header.frame_id) == (
+        "rgb8",
+        128,
+        96,
+        "visible_optical_frame",
+    )
     counts = image_to_array(thermal)
     assert counts.dtype == np.uint16 and 6000 < np.median(counts) < 9500 and counts.max() > 9000
     assert image_to_array(visible).shape == (96, 128, 3)
@@ -90,11 +117,15 @@ def test_images_camera_info_stamps_and_frame_ids(session):
     assert sum(offsets) >= 2, offsets
     assert abs(_stamp(visible) - time.time_ns()) < 5 * SEC
     stamps = sorted(visible_stamps)
-    assert 35_000_000 < np.median(np.diff(stamps)) < 100_000_000  # 20 Hz, give or take a loaded machine
+    assert (
+        35_000_000 < np.median(np.diff(stamps)) < 100_000_000
+    )  # 20 Hz, give or take a loaded machine
 
     scene = SyntheticScene(128, 96, thermal_size=(64, 48))
-    for topic, camera, size in (("thermal/camera_info", "thermal", (64, 48)),
-                                ("visible/camera_info", "visible", (128, 96))):
+    for topic, camera, size in (
+        ("thermal/camera_info", "thermal", (64, 48)),
+        ("visible/camera_info", "visible", (128, 96)),
+    ):
         info = listen.msgs[topic][-1]
         assert (info.width, info.height) == size and info.distortion_model == "plumb_bob"
         np.testing.assert_allclose(np.reshape(info.k, (3, 3)), scene.camera_matrix(camera))
@@ -107,8 +138,15 @@ def test_sim_time_stamps_and_a_negative_offset(session):
     from rosgraph_msgs.msg import Clock
 
     ns = f"/cams{next(_counter)}"
-    cams = _cameras(session, ns, use_sim_time=True, time_offset=-0.01, thermal_frame_id="ir",
-                    visible_frame_id="rgb", publish_camera_info=False)
+    cams = _cameras(
+        session,
+        ns,
+        use_sim_time=True,
+        time_offset=-0.01,
+        thermal_frame_id="ir",
+        visible_frame_id="rgb",
+        publish_camera_info=False,
+    )
     listen = Listener(session, ns, [("thermal/image_raw", Image), ("visible/image_raw", Image)])
     clock = listen.node.create_publisher(Clock, "/clock", 10)
     assert wait_for(lambda: clock.get_subscription_count() > 0)
@@ -116,10 +154,15 @@ def test_sim_time_stamps_and_a_negative_offset(session):
     for k in range(30):
         clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=t0 + k * 50_000_000).to_msg()))
         time.sleep(0.02)
-    assert wait_for(lambda: listen.count("visible/image_raw") >= 3 and listen.count("thermal/image_raw") >= 3, 5)
+    assert wait_for(
+        lambda: listen.count("visible/image_raw") >= 3 and listen.count("thermal/image_raw") >= 3,
+        5,
+    )
     vis, ir = listen.msgs["visible/image_raw"], listen.msgs["thermal/image_raw"]
     assert all(t0 <= _stamp(m) <= t0 + 2 * SEC for m in vis + ir), [_stamp(m) for m in vis + ir]
-    assert {_stamp(m) - 10_000_000 for m in vis} & {_stamp(m) for m in ir}  # the visible frame is 10 ms later
+    assert {_stamp(m) - 10_000_000 for m in vis} & {
+        _stamp(m) for m in ir
+    }  # the visible frame is 10 ms later
     assert (vis[0].header.frame_id, ir[0].header.frame_id) == ("rgb", "ir")
     assert cams.count_publishers(f"{ns}/visible/camera_info") == 0
     _close(session, listen.node, cams)
@@ -128,18 +171,38 @@ def test_sim_time_stamps_and_a_negative_offset(session):
 def test_synthetic_cameras_feed_the_fusion_node_end_to_end(session, tiny_checkpoint_files):
     ns = f"/demo{next(_counter)}"
     ae, sos = tiny_checkpoint_files
-    values = {"autoencoder_weights": ae, "sosnet_weights": sos, "mask_source": "sosnet", "device": "cpu",
-              "log_period": 0.0}
-    fusion = session.add(FusionNode(namespace=ns, context=session.context,
-                                    parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
-    listen = Listener(session, ns, [("fused_image", Image), ("sos_mask", Image), ("visible/image_raw", Image)],
-                      qos=QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT))
+    values = {
+        "autoencoder_weights": ae,
+        "sosnet_weights": sos,
+        "mask_source": "sosnet",
+        "device": "cpu",
+        "log_period": 0.0,
+    }
+    fusion = session.add(
+        FusionNode(
+            namespace=ns,
+            context=session.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        )
+    )
+    listen = Listener(
+        session,
+        ns,
+        [("fused_image", Image), ("sos_mask", Image), ("visible/image_raw", Image)],
+        qos=QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT),
+    )
     cams = _cameras(session, ns, thermal_scale=0.5, rate=10.0)
-    assert wait_for(lambda: listen.count("fused_image") >= 3 and listen.count("sos_mask") >= 1, 20), \
-        (fusion.counts, fusion._last_error)
+    assert wait_for(
+        lambda: listen.count("fused_image") >= 3 and listen.count("sos_mask") >= 1, 20
+    ), (fusion.counts, fusion._last_error)
     fused = listen.msgs["fused_image"][-1]
     assert (fused.encoding, fused.width, fused.height) == ("mono8", 128, 96)
     assert fused.header.frame_id == "visible_optical_frame"
-    assert _stamp(fused) in {_stamp(m) for m in listen.msgs["visible/image_raw"]}  # the visible frame's header
-    assert fusion.counts["bad"] == {"thermal": 0, "visible": 0, "mask": 0} and fusion.counts["failed"] == 0
+    assert _stamp(fused) in {
+        _stamp(m) for m in listen.msgs["visible/image_raw"]
+    }  # the visible frame's header
+    assert (
+        fusion.counts["bad"] == {"thermal": 0, "visible": 0, "mask": 0}
+        and fusion.counts["failed"] == 0
+    )
     _close(session, cams, listen.node, fusion)

@@ -1,4 +1,5 @@
 """The synthetic street scene: deterministic, moving, hot objects where the mask says, fast."""
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,9 @@ def test_objects_are_hot_in_thermal_where_the_mask_says(scene):
         frame = scene.render(t)
         th, objects = frame.thermal.astype(np.float64), frame.mask > 0
         assert np.median(th[objects]) > np.percentile(th[~objects], 95)
-        assert 6000 < np.percentile(th[~objects], 1) and np.percentile(th[~objects], 99) < 9200  # background
+        assert (
+            6000 < np.percentile(th[~objects], 1) and np.percentile(th[~objects], 99) < 9200
+        )  # background
         assert th[objects].max() < 12000
         n, labels = cv2.connectedComponents(frame.mask)
         checked = 0
@@ -60,7 +63,10 @@ def test_objects_are_hot_in_thermal_where_the_mask_says(scene):
 
 def test_visible_is_a_textured_colour_scene(scene):
     vis = scene.render(0.5).visible.astype(np.float64)
-    sky, road = vis[:20].reshape(-1, 3).mean(0), vis[int(0.7 * 256):int(0.75 * 256)].reshape(-1, 3).mean(0)
+    sky, road = (
+        vis[:20].reshape(-1, 3).mean(0),
+        vis[int(0.7 * 256) : int(0.75 * 256)].reshape(-1, 3).mean(0),
+    )
     assert sky[2] > sky[0] + 40 and sky.mean() > road.mean() + 40  # blue sky above a dark road
     assert vis.std() > 30
 

@@ -1,11 +1,12 @@
 """`sosmaskfuse train-autoencoder` on tiny generated data: loss falls, resume, metadata, bad data, NaN."""
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core import cli
+from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.training import autoencoder as tae
 from sosmaskfuse_core.training import runner
 
@@ -27,8 +28,19 @@ def images(tmp_path):
 
 
 def _config(images, **kw):
-    base = dict(images=[str(images)], crop=32, batch_size=2, lr=1e-3, steps=24, val_every=8, val_fraction=0.3,
-                checkpoint_every=4, seed=3, device="cpu", widths=(8, 16, 24, 32))
+    base = dict(
+        images=[str(images)],
+        crop=32,
+        batch_size=2,
+        lr=1e-3,
+        steps=24,
+        val_every=8,
+        val_fraction=0.3,
+        checkpoint_every=4,
+        seed=3,
+        device="cpu",
+        widths=(8, 16, 24, 32),
+    )
     base.update(kw)
     return tae.AutoencoderTrainConfig(**base)
 
@@ -39,7 +51,9 @@ def test_loss_falls_and_the_checkpoint_carries_metadata(tmp_path, images):
     losses = [h["train_loss"] for h in meta["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
     model, loaded = checkpoints.load_autoencoder(out)
-    assert loaded["steps"] == 24 and loaded["config"]["crop"] == 32 and loaded["config"]["lr"] == 1e-3
+    assert (
+        loaded["steps"] == 24 and loaded["config"]["crop"] == 32 and loaded["config"]["lr"] == 1e-3
+    )
     assert loaded["data"]["train_images"] + loaded["data"]["held_out_images"] == 7
     assert set(loaded["data"]["held_out_stems"]) and loaded["metrics"]["psnr"] > 0
     assert loaded["code_version"].startswith("0.1.0")
@@ -69,6 +83,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images, mon
         calls.append(1)
         value = real(out_, x, w)
         return value * float("nan") if len(calls) == 7 else value
+
     monkeypatch.setattr(tae, "autoencoder_loss", loss)
     with pytest.raises(runner.NonFiniteLoss, match="at step 6"):
         tae.train(_config(images), out)
@@ -77,11 +92,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images, mon
     checkpoints.load_autoencoder(out)
 
 
-@pytest.mark.parametrize("setup,message", [
-    ("missing", "not a folder"),
-    ("empty", "no image files"),
-    ("tiny", "no usable training images"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        ("missing", "not a folder"),
+        ("empty", "no image files"),
+        ("tiny", "no usable training images"),
+    ],
+)
 def test_bad_data_folders_fail_clearly(tmp_path, capsys, setup, message):
     folder = tmp_path / "data"
     if setup != "missing":
@@ -89,17 +107,54 @@ def test_bad_data_folders_fail_clearly(tmp_path, capsys, setup, message):
     if setup == "tiny":
         cv2.imwrite(str(folder / "a.png"), np.zeros((10, 10), np.uint8))
         (folder / "b.png").write_bytes(b"junk")
-    code = cli.main(["train-autoencoder", "--images", str(folder), "--out", str(tmp_path / "x.pt"),
-                     "--steps", "2", "--device", "cpu", "--widths", "8", "16", "24", "32"])
+    code = cli.main(
+        [
+            "train-autoencoder",
+            "--images",
+            str(folder),
+            "--out",
+            str(tmp_path / "x.pt"),
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--widths",
+            "8",
+            "16",
+            "24",
+            "32",
+        ]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
 
 
 def test_cli_runs_and_reports(tmp_path, images, capsys):
-    code = cli.main(["train-autoencoder", "--images", str(images), "--out", str(tmp_path / "ae.pt"), "--crop", "32",
-                     "--batch-size", "2", "--steps", "4", "--val-every", "4", "--device", "cpu",
-                     "--widths", "8", "16", "24", "32"])
+    code = cli.main(
+        [
+            "train-autoencoder",
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / "ae.pt"),
+            "--crop",
+            "32",
+            "--batch-size",
+            "2",
+            "--steps",
+            "4",
+            "--val-every",
+            "4",
+            "--device",
+            "cpu",
+            "--widths",
+            "8",
+            "16",
+            "24",
+            "32",
+        ]
+    )
     assert code == 0
     assert "trained 4 steps" in capsys.readouterr().err
 
@@ -114,8 +169,21 @@ def test_export_strips_the_run_and_eval_rescores_the_held_out_images(tmp_path, i
     assert all(v.dtype == torch.float16 for v in obj["state_dict"].values())
     assert out.stat().st_size < run.stat().st_size
     capsys.readouterr()
-    assert cli.main(["eval-autoencoder", "--weights", str(out), "--images", str(images), "--held-out",
-                     "--device", "cpu"]) == 0
+    assert (
+        cli.main(
+            [
+                "eval-autoencoder",
+                "--weights",
+                str(out),
+                "--images",
+                str(images),
+                "--held-out",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     report = capsys.readouterr().out
     n = meta["data"]["held_out_images"]
     assert f"on {n} full-resolution images" in report

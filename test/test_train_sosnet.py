@@ -1,4 +1,5 @@
 """`sosmaskfuse train-sosnet` on tiny generated data: loss, resume, metadata, bad data, NaN, --init."""
+
 from __future__ import annotations
 
 import io
@@ -9,18 +10,37 @@ import numpy as np
 import pytest
 import torch
 
-from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core import cli
+from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.models.sos_hrnet import HRNetConfig, SOSNet
-from sosmaskfuse_core.training import runner
 from sosmaskfuse_core.pipeline.preprocessing import logit_to_probability
+from sosmaskfuse_core.training import runner
 from sosmaskfuse_core.training import sosnet as ts
-from sosmaskfuse_core.training.sosnet import loop as sos_loop
 from sosmaskfuse_core.training.data import DataError
+from sosmaskfuse_core.training.sosnet import loop as sos_loop
 
-TINY = dict(width=4, stem_channels=8, layer1_blocks=1, stage_modules=(1, 1, 1), blocks_per_branch=1)
-TINY_ARGS = ["--width", "4", "--stem-channels", "8", "--layer1-blocks", "1", "--stage-modules", "1", "1", "1",
-             "--blocks-per-branch", "1", "--size", "64", "48", "--device", "cpu"]
+TINY = dict(
+    width=4, stem_channels=8, layer1_blocks=1, stage_modules=(1, 1, 1), blocks_per_branch=1
+)
+TINY_ARGS = [
+    "--width",
+    "4",
+    "--stem-channels",
+    "8",
+    "--layer1-blocks",
+    "1",
+    "--stage-modules",
+    "1",
+    "1",
+    "1",
+    "--blocks-per-branch",
+    "1",
+    "--size",
+    "64",
+    "48",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +52,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def make_data(root: Path, n: int = 8, layout=("ir", "mask"), seed: int = 0, h: int = 48, w: int = 64) -> Path:
-    """n gray thermal images with one or two bright blobs on a dark noisy background, and their masks."""
+def make_data(
+    root: Path, n: int = 8, layout=("ir", "mask"), seed: int = 0, h: int = 48, w: int = 64
+) -> Path:
+    """N gray thermal images with one or two bright blobs on a dark noisy background, and their masks."""
     rng = np.random.default_rng(seed)
     (root / layout[0]).mkdir(parents=True)
     (root / layout[1]).mkdir(parents=True)
@@ -51,8 +73,17 @@ def make_data(root: Path, n: int = 8, layout=("ir", "mask"), seed: int = 0, h: i
 
 
 def tiny_cfg(data: Path, **kw) -> ts.SOSNetTrainConfig:
-    base = dict(data=str(data), size=(64, 48), device="cpu", lr=0.05, epochs=3, milestones=(2,),
-                val_fraction=0.25, checkpoint_every=1, **TINY)
+    base = dict(
+        data=str(data),
+        size=(64, 48),
+        device="cpu",
+        lr=0.05,
+        epochs=3,
+        milestones=(2,),
+        val_fraction=0.25,
+        checkpoint_every=1,
+        **TINY,
+    )
     base.update(kw)
     return ts.SOSNetTrainConfig(**base)
 
@@ -62,8 +93,17 @@ def test_paper_config_is_w30_exactly():
     assert ts.hrnet_config("small").stage_channels[-1] == (18, 36, 72, 144)
     assert ts.hrnet_config("small", width=30).stage_modules == (1, 1, 1)
     d = ts.SOSNetTrainConfig(data="")
-    assert (d.lr, d.momentum, d.weight_decay, d.batch_size, d.epochs, d.milestones, d.lr_gamma, d.seed, d.size) == \
-        (1e-3, 0.9, 5e-4, 4, 200, (100, 150), 0.1, 118, (640, 480))
+    assert (
+        d.lr,
+        d.momentum,
+        d.weight_decay,
+        d.batch_size,
+        d.epochs,
+        d.milestones,
+        d.lr_gamma,
+        d.seed,
+        d.size,
+    ) == (1e-3, 0.9, 5e-4, 4, 200, (100, 150), 0.1, 118, (640, 480))
 
 
 def test_prepare_follows_the_reference_preprocessing(tmp_path):
@@ -74,7 +114,9 @@ def test_prepare_follows_the_reference_preprocessing(tmp_path):
     x, y = ts.prepare(ts.MaskSample("a", thermal, mask), (32, 24))
     mean = np.array([0.341, 0.360, 0.753]) * 255
     std = np.array([0.208, 0.269, 0.241]) * 255
-    ref = cv2.resize((thermal - mean) / std, (32, 24), interpolation=cv2.INTER_LINEAR) @ np.array([0.11, 0.59, 0.30])
+    ref = cv2.resize((thermal - mean) / std, (32, 24), interpolation=cv2.INTER_LINEAR) @ np.array(
+        [0.11, 0.59, 0.30]
+    )
     assert x.shape == (1, 24, 32) and np.allclose(x[0].numpy(), ref, atol=1e-4)
     gt = cv2.resize(mask / 255.0, (32, 24), interpolation=cv2.INTER_LINEAR).mean(axis=2)
     assert np.allclose(y[0].numpy(), gt, atol=1e-6)
@@ -93,13 +135,17 @@ def test_kfold_split_is_deterministic_and_partitions():
 def test_batches_are_a_pure_function_of_the_step():
     a = [ts.batch_indices(10, 4, 118, s) for s in range(6)]
     assert a == [ts.batch_indices(10, 4, 118, s) for s in range(6)]
-    assert sorted(sum((a[i][0] for i in range(3)), [])) == list(range(10))  # one epoch = a permutation
+    assert sorted(sum((a[i][0] for i in range(3)), [])) == list(
+        range(10)
+    )  # one epoch = a permutation
     assert len(a[2][0]) == 2  # the short last batch
 
 
 def test_loss_falls_and_held_out_metrics_are_recorded(tmp_path):
     data = make_data(tmp_path / "d", n=8)
-    meta = ts.train(tiny_cfg(data, epochs=5, milestones=()), tmp_path / "run.pt", stream=io.StringIO())
+    meta = ts.train(
+        tiny_cfg(data, epochs=5, milestones=()), tmp_path / "run.pt", stream=io.StringIO()
+    )
     losses = [h["epoch_loss"] for h in meta["history"]]
     assert losses[-1] < 0.5 * losses[0], losses
     m = meta["metrics"]
@@ -108,7 +154,9 @@ def test_loss_falls_and_held_out_metrics_are_recorded(tmp_path):
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path):
-    data = make_data(tmp_path / "d", n=6)  # 5 training pairs: 2 steps per epoch, the second one short
+    data = make_data(
+        tmp_path / "d", n=6
+    )  # 5 training pairs: 2 steps per epoch, the second one short
     cfg = tiny_cfg(data, epochs=3, batch_size=3)
     full = ts.train(cfg, tmp_path / "full.pt", stream=io.StringIO())
     part = ts.train(cfg, tmp_path / "part.pt", stream=io.StringIO(), stop_at_step=3)  # mid-epoch 2
@@ -118,6 +166,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
 
     def strip(history):
         return [{k: v for k, v in h.items() if k != "per_image"} for h in history]
+
     assert strip(resumed["history"]) == strip(full["history"])
     a = checkpoints.read_file(tmp_path / "full.pt")
     b = checkpoints.read_file(tmp_path / "part.pt")
@@ -128,8 +177,24 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
 def test_cli_road_layout_folds_and_metadata_round_trip(tmp_path, capsys):
     data = make_data(tmp_path / "road", n=8, layout=("Inf", "GT"))
     out = tmp_path / "sos.pt"
-    rc = cli.main(["train-sosnet", "--data", str(data), "--out", str(out), "--epochs", "2", "--lr", "0.05",
-                   "--folds", "4", "--fold", "1", *TINY_ARGS])
+    rc = cli.main(
+        [
+            "train-sosnet",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--lr",
+            "0.05",
+            "--folds",
+            "4",
+            "--fold",
+            "1",
+            *TINY_ARGS,
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "validation at epoch 2: IoU" in err and "img/s" in err
@@ -191,13 +256,21 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, mon
         calls["n"] += 1
         loss = real(logit, target, pos_weight)
         return loss * float("nan") if calls["n"] == 4 else loss
+
     monkeypatch.setattr(sos_loop, "sos_loss", poisoned)
     out = tmp_path / "nan.pt"
-    rc, err = _run(["--data", str(data), "--out", str(out), "--epochs", "5", "--checkpoint-every", "1"], capsys)
-    assert rc == 3 and "loss is nan at step 3" in err and f"the last good checkpoint is {out}" in err
+    rc, err = _run(
+        ["--data", str(data), "--out", str(out), "--epochs", "5", "--checkpoint-every", "1"],
+        capsys,
+    )
+    assert (
+        rc == 3 and "loss is nan at step 3" in err and f"the last good checkpoint is {out}" in err
+    )
     obj = checkpoints.read_file(out)
     assert obj["training"]["state"]["step"] == 3
-    model, meta = checkpoints.load_sosnet(out)  # loads, all weights finite (load is strict about NaN)
+    model, meta = checkpoints.load_sosnet(
+        out
+    )  # loads, all weights finite (load is strict about NaN)
     assert meta["steps"] == 3
 
 
@@ -214,10 +287,15 @@ def imagenet_state(cfg: HRNetConfig, seed: int = 3) -> dict:
     torch.manual_seed(seed)
     net = SOSNet(HRNetConfig(**{**cfg.__dict__, "in_channels": 3}))
     state = {k: v for k, v in net.state_dict().items() if not k.startswith("last_layer.")}
-    state.update({"incre_modules.0.0.conv1.weight": torch.zeros(2, 4, 1, 1),
-                  "downsamp_modules.0.0.weight": torch.zeros(2, 2, 3, 3),
-                  "final_layer.0.weight": torch.zeros(8, 2, 1, 1),
-                  "classifier.weight": torch.zeros(1000, 8), "classifier.bias": torch.zeros(1000)})
+    state.update(
+        {
+            "incre_modules.0.0.conv1.weight": torch.zeros(2, 4, 1, 1),
+            "downsamp_modules.0.0.weight": torch.zeros(2, 2, 3, 3),
+            "final_layer.0.weight": torch.zeros(8, 2, 1, 1),
+            "classifier.weight": torch.zeros(1000, 8),
+            "classifier.bias": torch.zeros(1000),
+        }
+    )
     return state
 
 
@@ -230,25 +308,40 @@ def test_init_from_imagenet_averages_the_stem_and_drops_the_head(tmp_path):
     assert layout == "imagenet"
     torch.manual_seed(7)
     model = SOSNet(cfg)
-    fresh_head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("last_layer.")}
+    fresh_head = {
+        k: v.clone() for k, v in model.state_dict().items() if k.startswith("last_layer.")
+    }
     info = ts.initialise(model, str(path), layout, obj)
     ours = model.state_dict()
     assert torch.allclose(ours["conv1.weight"], state["conv1.weight"].mean(dim=1, keepdim=True))
     assert info["stem_averaged_from"] == [8, 3, 3, 3] and info["dropped_head_keys"] == 5
-    assert torch.equal(ours["stage4.0.branches.3.0.conv2.weight"], state["stage4.0.branches.3.0.conv2.weight"])
+    assert torch.equal(
+        ours["stage4.0.branches.3.0.conv2.weight"], state["stage4.0.branches.3.0.conv2.weight"]
+    )
     assert torch.equal(ours["bn1.running_var"], state["bn1.running_var"])
     assert all(torch.equal(ours[k], v) for k, v in fresh_head.items())  # last_layer: default init
 
     broken = dict(state)
     del broken["stage3.0.fuse_layers.1.0.0.0.weight"]
     torch.save(broken, tmp_path / "missing.pth")
-    with pytest.raises(checkpoints.CheckpointError, match=r"missing\.pth: missing key 'stage3\.0\.fuse_layers"):
-        ts.initialise(SOSNet(cfg), str(tmp_path / "missing.pth"), *ts.read_init(str(tmp_path / "missing.pth")))
+    with pytest.raises(
+        checkpoints.CheckpointError, match=r"missing\.pth: missing key 'stage3\.0\.fuse_layers"
+    ):
+        ts.initialise(
+            SOSNet(cfg),
+            str(tmp_path / "missing.pth"),
+            *ts.read_init(str(tmp_path / "missing.pth")),
+        )
     broken = dict(state)
     broken["transition2.2.0.0.weight"] = torch.zeros(3, 3, 3, 3)
     torch.save(broken, tmp_path / "shape.pth")
-    with pytest.raises(checkpoints.CheckpointError, match=r"shape\.pth: key 'transition2\.2\.0\.0\.weight' has shape"):
-        ts.initialise(SOSNet(cfg), str(tmp_path / "shape.pth"), *ts.read_init(str(tmp_path / "shape.pth")))
+    with pytest.raises(
+        checkpoints.CheckpointError,
+        match=r"shape\.pth: key 'transition2\.2\.0\.0\.weight' has shape",
+    ):
+        ts.initialise(
+            SOSNet(cfg), str(tmp_path / "shape.pth"), *ts.read_init(str(tmp_path / "shape.pth"))
+        )
 
 
 def test_cli_init_from_imagenet_then_fine_tune_from_our_checkpoint(tmp_path, capsys):
@@ -256,25 +349,67 @@ def test_cli_init_from_imagenet_then_fine_tune_from_our_checkpoint(tmp_path, cap
     path = tmp_path / "imagenet.pth"
     torch.save({"state_dict": imagenet_state(ts.hrnet_config(**TINY))}, path)
     first = tmp_path / "first.pt"
-    rc, err = _run(["--data", str(data), "--out", str(first), "--epochs", "1", "--init", str(path)], capsys)
+    rc, err = _run(
+        ["--data", str(data), "--out", str(first), "--epochs", "1", "--init", str(path)], capsys
+    )
     assert rc == 0, err
     _, meta = checkpoints.load_sosnet(first)
-    assert meta["init"]["layout"] == "imagenet" and meta["init"]["stem_averaged_from"] == [8, 3, 3, 3]
+    assert meta["init"]["layout"] == "imagenet" and meta["init"]["stem_averaged_from"] == [
+        8,
+        3,
+        3,
+        3,
+    ]
     # Our own checkpoint as --init: its architecture is used when no network option is given.
-    rc = cli.main(["train-sosnet", "--data", str(data), "--out", str(tmp_path / "second.pt"), "--epochs", "1",
-                   "--init", str(first), "--size", "64", "48", "--device", "cpu"])
+    rc = cli.main(
+        [
+            "train-sosnet",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "second.pt"),
+            "--epochs",
+            "1",
+            "--init",
+            str(first),
+            "--size",
+            "64",
+            "48",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     model, meta = checkpoints.load_sosnet(tmp_path / "second.pt")
     assert model.config == ts.hrnet_config(**TINY) and meta["init"]["layout"] == "sosmaskfuse"
-    rc = cli.main(["train-sosnet", "--data", str(data), "--out", str(tmp_path / "third.pt"), "--epochs", "1",
-                   "--init", str(first), "--width", "6", "--size", "64", "48", "--device", "cpu"])
+    rc = cli.main(
+        [
+            "train-sosnet",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "third.pt"),
+            "--epochs",
+            "1",
+            "--init",
+            str(first),
+            "--width",
+            "6",
+            "--size",
+            "64",
+            "48",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2 and "another architecture" in capsys.readouterr().err
 
 
 def test_mask_quality_scores_at_the_mask_resolution_with_mask_metrics():
     """A network whose logit is +/-10 by a fixed pattern: the figures are mask_metrics' on the
-    upsampled probability against the full-resolution mask."""
+    upsampled probability against the full-resolution mask.
+    """
     from sosmaskfuse_core.evaluation import mask_metrics
 
     class Fixed(torch.nn.Module):
@@ -286,7 +421,9 @@ def test_mask_quality_scores_at_the_mask_resolution_with_mask_metrics():
     mask = np.zeros((96, 128, 3), np.uint8)
     mask[20:44, 40:90] = 255
     thermal = np.zeros((96, 128, 1), np.uint8)
-    q = ts.mask_quality(Fixed(), [ts.MaskSample("a", thermal, mask)], (64, 32), torch.device("cpu"))
+    q = ts.mask_quality(
+        Fixed(), [ts.MaskSample("a", thermal, mask)], (64, 32), torch.device("cpu")
+    )
     prob = logit_to_probability(Fixed()(torch.zeros(1, 1, 32, 64)), (96, 128))[0, 0].numpy()
     gt = mask[:, :, 0] >= 128
     assert q["per_image"]["a"]["iou"] == pytest.approx(mask_metrics.iou(prob >= 0.5, gt))

@@ -3,8 +3,18 @@
 `CORE_COMMANDS` are the sub-commands that need no ROS runtime; the ROS package registers its
 own (`play`, `demo`) through the `sosmaskfuse.commands` entry-point group, which `cli` reads.
 """
+
 from . import bag, eval_mask, evaluate, fuse, make_bag, train_autoencoder, train_sosnet, weights
 
-CORE_COMMANDS = (fuse, evaluate, eval_mask, train_autoencoder, train_sosnet, weights, bag, make_bag)
+CORE_COMMANDS = (
+    fuse,
+    evaluate,
+    eval_mask,
+    train_autoencoder,
+    train_sosnet,
+    weights,
+    bag,
+    make_bag,
+)
 
 __all__ = ["CORE_COMMANDS"]

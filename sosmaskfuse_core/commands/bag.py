@@ -26,6 +26,7 @@ its topic and time and skipped; a pair that cannot be fused is reported the same
 the exit code 1. Frames left without a partner are normal and only counted. Ctrl-C (or an error)
 stops the run with a valid, closed bag of what was done (exit code 130 after Ctrl-C).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,43 @@ from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, BagR
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "bag", help="fuse the thermal/visible pairs of a rosbag2 bag into a new bag",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--in", dest="input", required=True, type=Path, metavar="BAG",
-                   help="input bag: folder with metadata.yaml, or an .mcap/.db3 file")
-    p.add_argument("--out", dest="output", required=True, type=Path, metavar="BAG",
-                   help="output bag folder (must not exist)")
-    p.add_argument("--thermal-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
-    p.add_argument("--visible-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
-    p.add_argument("--output-namespace", metavar="NS",
-                   help="namespace of fused_image and sos_mask (default: the one the input topics share)")
+        "bag",
+        help="fuse the thermal/visible pairs of a rosbag2 bag into a new bag",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--in",
+        dest="input",
+        required=True,
+        type=Path,
+        metavar="BAG",
+        help="input bag: folder with metadata.yaml, or an .mcap/.db3 file",
+    )
+    p.add_argument(
+        "--out",
+        dest="output",
+        required=True,
+        type=Path,
+        metavar="BAG",
+        help="output bag folder (must not exist)",
+    )
+    p.add_argument(
+        "--thermal-topic", required=True, help="sensor_msgs/Image or CompressedImage topic"
+    )
+    p.add_argument(
+        "--visible-topic", required=True, help="sensor_msgs/Image or CompressedImage topic"
+    )
+    p.add_argument(
+        "--output-namespace",
+        metavar="NS",
+        help="namespace of fused_image and sos_mask (default: the one the input topics share)",
+    )
     p.add_argument("--out-storage", choices=tuple(STORAGES), help="default: the input's storage")
     p.add_argument("--batch-size", type=int, default=4, help="pairs fused in one pass (default 4)")
-    p.add_argument("--mask-topic", metavar="TOPIC", help="recorded masks, with --mask-source topic")
+    p.add_argument(
+        "--mask-topic", metavar="TOPIC", help="recorded masks, with --mask-source topic"
+    )
     add_setting_options(p, BAG)
     p.set_defaults(func=run)
     return p
@@ -66,10 +91,16 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
     stream = stream or sys.stderr
     try:
         values = setting_values(args, BAG)
-        job = BagJob(thermal_topic=args.thermal_topic, visible_topic=args.visible_topic,
-                     output_namespace=args.output_namespace, sync_queue_size=values["sync_queue_size"],
-                     sync_slop=values["sync_slop"], batch_size=args.batch_size, storage=args.out_storage,
-                     mask_topic=args.mask_topic)
+        job = BagJob(
+            thermal_topic=args.thermal_topic,
+            visible_topic=args.visible_topic,
+            output_namespace=args.output_namespace,
+            sync_queue_size=values["sync_queue_size"],
+            sync_slop=values["sync_slop"],
+            batch_size=args.batch_size,
+            storage=args.out_storage,
+            mask_topic=args.mask_topic,
+        )
         if args.output.exists():
             raise ValueError(f"{args.output} exists; choose a new output bag")
         if not args.input.exists():
@@ -78,9 +109,14 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=stream)
         return 2
-    fusion = BagFusion(args.input, args.output, job, stage, custom_data={"sosmaskfuse.models": str(sources)})
-    print(f"{args.input} -> {args.output}: pairing {' + '.join(job.input_topics)} "
-          f"on {stage.pipeline.device}; {sources}", file=stream)
+    fusion = BagFusion(
+        args.input, args.output, job, stage, custom_data={"sosmaskfuse.models": str(sources)}
+    )
+    print(
+        f"{args.input} -> {args.output}: pairing {' + '.join(job.input_topics)} "
+        f"on {stage.pipeline.device}; {sources}",
+        file=stream,
+    )
     progress = Progress(None, "bag", unit="pairs", stream=stream)
     error = ""
     try:
@@ -113,17 +149,28 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
     def say(line: str) -> None:
         print(line, file=stream)
 
-    rate = f" ({report.pairs / report.seconds:.2f} pairs/s)" if report.seconds > 0 and report.pairs else ""
+    rate = (
+        f" ({report.pairs / report.seconds:.2f} pairs/s)"
+        if report.seconds > 0 and report.pairs
+        else ""
+    )
     state = "interrupted: " if report.interrupted else ""
-    say(f"{state}fused {report.pairs} pairs in {report.seconds:.1f} s{rate} -> {output} ({report.storage})")
+    say(
+        f"{state}fused {report.pairs} pairs in {report.seconds:.1f} s{rate} -> {output} ({report.storage})"
+    )
     if report.fused_topic:
         outs = [report.fused_topic] + ([report.mask_topic] if report.mask_topic else [])
-        say(f"  wrote {', '.join(outs)}: {report.pairs} messages each; copied {report.copied} input messages")
+        say(
+            f"  wrote {', '.join(outs)}: {report.pairs} messages each; copied {report.copied} input messages"
+        )
     for topic, n in report.unpaired.items():
         say(f"  {topic}: {report.frames[topic]} frames, {n} unpaired")
     if report.not_copied:
         say(f"  not copied (no type definition): {', '.join(sorted(set(report.not_copied)))}")
-    for title, items in (("corrupt messages skipped", report.corrupt), ("pairs not fused", report.failed)):
+    for title, items in (
+        ("corrupt messages skipped", report.corrupt),
+        ("pairs not fused", report.failed),
+    ):
         if items:
             say(f"  {len(items)} {title}:")
             for item in items:

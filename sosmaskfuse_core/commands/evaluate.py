@@ -10,6 +10,7 @@ three are read as 8-bit gray. The table has one row per method (means over its i
 mismatches and unreadable files are reported on stderr by name; that image is skipped and the
 exit code is 1. Bad folders give exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 from sosmaskfuse_core.evaluation.fusion_quality import (
     Row,
     evaluate_image,
@@ -26,6 +26,8 @@ from sosmaskfuse_core.evaluation.fusion_quality import (
     write_csv,
 )
 from sosmaskfuse_core.formats.image_files import list_images, single
+
+EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
 
 def method_names(folders: Sequence[Path]) -> list[str]:
@@ -55,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
             done += 1
             print(f"[{done}/{total}] {method}/{stem}", file=sys.stderr, flush=True)
             try:
-                values = evaluate_image(single(images, stem, "fused", folder),
-                                        single(ir_images, stem, "infrared", args.ir),
-                                        single(vis_images, stem, "visible", args.vis))
+                values = evaluate_image(
+                    single(images, stem, "fused", folder),
+                    single(ir_images, stem, "infrared", args.ir),
+                    single(vis_images, stem, "visible", args.vis),
+                )
             except ValueError as error:
                 print(f"error: {method}/{stem}: {error}; skipped", file=sys.stderr)
                 skipped += 1
@@ -81,12 +85,20 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `eval` sub-command on ``subparsers`` (``func=run``); returns its parser."""
     parser = subparsers.add_parser(
-        "eval", help="fusion-quality metrics of folders of fused images",
-        description=__doc__.split("\n\n")[0])
+        "eval",
+        help="fusion-quality metrics of folders of fused images",
+        description=__doc__.split("\n\n")[0],
+    )
     parser.add_argument("--ir", type=Path, required=True, metavar="DIR", help="infrared sources")
     parser.add_argument("--vis", type=Path, required=True, metavar="DIR", help="visible sources")
-    parser.add_argument("--fused", type=Path, required=True, action="append", metavar="DIR",
-                        help="fused images of one method (the folder name); repeat for several")
+    parser.add_argument(
+        "--fused",
+        type=Path,
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="fused images of one method (the folder name); repeat for several",
+    )
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write the table as CSV")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown table")
     parser.add_argument("--per-image", action="store_true", help="also one row per image")

@@ -7,6 +7,7 @@ different sizes is reported by name and skipped; the other pairs are still writt
 the exit code is 1 if any pair failed. `--mask-dir` uses masks of the same stems instead of
 computing them (mask source `topic`: masks given with each pair).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,17 @@ log = logging.getLogger("sosmaskfuse.fuse")
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `fuse`."""
     p = subparsers.add_parser(
-        "fuse", help="fuse the image pairs of two folders",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "fuse",
+        help="fuse the image pairs of two folders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--ir", required=True, type=Path, help="folder of thermal images")
     p.add_argument("--vis", required=True, type=Path, help="folder of visible images")
     p.add_argument("--out", required=True, type=Path, help="output folder (gets mask/ and fused/)")
-    p.add_argument("--mask-dir", type=Path, help="use these masks (same stems) instead of computing them")
+    p.add_argument(
+        "--mask-dir", type=Path, help="use these masks (same stems) instead of computing them"
+    )
     add_setting_options(p, FUSE)
     p.set_defaults(func=run)
     return p
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `fuse`; 0 when every pair was written, 1 when some were skipped, 2 when nothing could start."""
     folders = [args.ir, args.vis] + ([args.mask_dir] if args.mask_dir else [])
     try:
-        pairing = pair_by_stem(*folders, names=("--ir", "--vis", "--mask-dir")[:len(folders)])
+        pairing = pair_by_stem(*folders, names=("--ir", "--vis", "--mask-dir")[: len(folders)])
     except NotADirectoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     elapsed = time.perf_counter() - start
     rate = f" ({elapsed / report.fused:.2f} s/pair)" if report.fused else ""
-    print(f"fused {report.fused} of {report.total} pairs in {elapsed:.1f} s{rate} -> {args.out}", file=sys.stderr)
+    print(
+        f"fused {report.fused} of {report.total} pairs in {elapsed:.1f} s{rate} -> {args.out}",
+        file=sys.stderr,
+    )
     if report.failed:
         print(f"{len(report.failed)} failed:", file=sys.stderr)
         for what, reason in report.failed:

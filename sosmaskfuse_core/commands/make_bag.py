@@ -21,6 +21,7 @@ With --compressed the topics are sensor_msgs/CompressedImage on <topic>/compress
 image_transport's compressed plugin publishes): thermal PNG (8 or 16 bit), visible JPEG.
 Topics offer --reliability (default reliable, so a replay loses no frames) with depth 5.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,30 +51,59 @@ from sosmaskfuse_core.tools.make_bag import (
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "make-bag", help="make a thermal + visible rosbag2 bag from two videos or two image folders",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "make-bag",
+        help="make a thermal + visible rosbag2 bag from two videos or two image folders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     inputs = p.add_argument_group("input (two videos or two folders)")
     inputs.add_argument("--ir-video", type=Path, metavar="FILE", help="thermal video")
     inputs.add_argument("--vis-video", type=Path, metavar="FILE", help="visible video")
     inputs.add_argument("--ir-dir", type=Path, metavar="DIR", help="folder of thermal images")
     inputs.add_argument("--vis-dir", type=Path, metavar="DIR", help="folder of visible images")
-    p.add_argument("--out", required=True, type=Path, metavar="BAG", help="output bag folder (must not exist)")
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="BAG", help="output bag folder (must not exist)"
+    )
     p.add_argument("--storage", choices=tuple(STORAGES), default="mcap", help="default: mcap")
-    p.add_argument("--rate", type=float, help="frames per second (default: the video's; 10 for folders)")
+    p.add_argument(
+        "--rate", type=float, help="frames per second (default: the video's; 10 for folders)"
+    )
     p.add_argument("--max-frames", type=int, metavar="N", help="write at most N pairs")
-    p.add_argument("--start-time", type=float, metavar="SEC", help="stamp of the first pair, seconds since the epoch "
-                   "(default: now)")
-    p.add_argument("--thermal-encoding", choices=THERMAL_ENCODINGS, default="mono8",
-                   help="mono8, or mono16 counts = 7000 + 16 * gray (default: mono8)")
-    p.add_argument("--visible-encoding", choices=VISIBLE_ENCODINGS, default="rgb8", help="default: rgb8")
-    p.add_argument("--compressed", action="store_true",
-                   help="sensor_msgs/CompressedImage on <topic>/compressed (thermal PNG, visible JPEG)")
+    p.add_argument(
+        "--start-time",
+        type=float,
+        metavar="SEC",
+        help="stamp of the first pair, seconds since the epoch (default: now)",
+    )
+    p.add_argument(
+        "--thermal-encoding",
+        choices=THERMAL_ENCODINGS,
+        default="mono8",
+        help="mono8, or mono16 counts = 7000 + 16 * gray (default: mono8)",
+    )
+    p.add_argument(
+        "--visible-encoding", choices=VISIBLE_ENCODINGS, default="rgb8", help="default: rgb8"
+    )
+    p.add_argument(
+        "--compressed",
+        action="store_true",
+        help="sensor_msgs/CompressedImage on <topic>/compressed (thermal PNG, visible JPEG)",
+    )
     p.add_argument("--thermal-topic", default=THERMAL_TOPIC, help=f"default: {THERMAL_TOPIC}")
     p.add_argument("--visible-topic", default=VISIBLE_TOPIC, help=f"default: {VISIBLE_TOPIC}")
-    p.add_argument("--frame-ids", nargs=2, default=FRAME_IDS, metavar=("THERMAL", "VISIBLE"),
-                   help=f"header frame_ids (default: {' '.join(FRAME_IDS)})")
-    p.add_argument("--reliability", choices=("reliable", "best_effort"), default="reliable",
-                   help="offered QoS reliability recorded for the topics (default: reliable)")
+    p.add_argument(
+        "--frame-ids",
+        nargs=2,
+        default=FRAME_IDS,
+        metavar=("THERMAL", "VISIBLE"),
+        help=f"header frame_ids (default: {' '.join(FRAME_IDS)})",
+    )
+    p.add_argument(
+        "--reliability",
+        choices=("reliable", "best_effort"),
+        default="reliable",
+        help="offered QoS reliability recorded for the topics (default: reliable)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -88,20 +118,35 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
             raise ValueError(f"{args.out} exists; choose a new output bag")
         if args.max_frames is not None and args.max_frames < 1:
             raise ValueError(f"--max-frames {args.max_frames}: must be at least 1")
-        layout = BagLayout(thermal_topic=args.thermal_topic, visible_topic=args.visible_topic,
-                           frame_ids=tuple(args.frame_ids), thermal_encoding=args.thermal_encoding,
-                           visible_encoding=args.visible_encoding, compressed=args.compressed,
-                           reliability=args.reliability, storage=args.storage)
+        layout = BagLayout(
+            thermal_topic=args.thermal_topic,
+            visible_topic=args.visible_topic,
+            frame_ids=tuple(args.frame_ids),
+            thermal_encoding=args.thermal_encoding,
+            visible_encoding=args.visible_encoding,
+            compressed=args.compressed,
+            reliability=args.reliability,
+            storage=args.storage,
+        )
         source = video_frames(*videos) if all(videos) else folder_frames(*folders)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=stream)
         return 2
     start_ns = None if args.start_time is None else round(args.start_time * NS_PER_SECOND)
     expected = [n for n in (source.count, args.max_frames) if n is not None]
-    progress = Progress(min(expected) if expected else None, "make-bag", unit="pairs", stream=stream)
+    progress = Progress(
+        min(expected) if expected else None, "make-bag", unit="pairs", stream=stream
+    )
     try:
-        report = write_bag(args.out, source, layout, rate=args.rate, start_ns=start_ns,
-                           max_frames=args.max_frames, progress=progress)
+        report = write_bag(
+            args.out,
+            source,
+            layout,
+            rate=args.rate,
+            start_ns=start_ns,
+            max_frames=args.max_frames,
+            progress=progress,
+        )
     except (ValueError, WriterError, OSError) as exc:
         print(f"error: {exc}", file=stream)
         return 2
@@ -111,10 +156,13 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
     thermal = "png" if layout.compressed else layout.thermal_encoding
     visible = "jpeg" if layout.compressed else layout.visible_encoding
     duration = (report.last_stamp - report.first_stamp) / NS_PER_SECOND
-    print(f"wrote {report.pairs} pairs ({2 * report.pairs} messages) at {report.rate:g} Hz, "
-          f"{format_time(report.first_stamp)} + {duration:.2f} s -> {args.out} ({layout.storage})\n"
-          f"  {report.topics[0]}: {thermal} {tw}x{th}, frame_id {layout.frame_ids[0]}\n"
-          f"  {report.topics[1]}: {visible} {vw}x{vh}, frame_id {layout.frame_ids[1]}", file=stream)
+    print(
+        f"wrote {report.pairs} pairs ({2 * report.pairs} messages) at {report.rate:g} Hz, "
+        f"{format_time(report.first_stamp)} + {duration:.2f} s -> {args.out} ({layout.storage})\n"
+        f"  {report.topics[0]}: {thermal} {tw}x{th}, frame_id {layout.frame_ids[0]}\n"
+        f"  {report.topics[1]}: {visible} {vw}x{vh}, frame_id {layout.frame_ids[1]}",
+        file=stream,
+    )
     if report.note:
         print(f"  {report.note}", file=stream)
     if report.skipped:

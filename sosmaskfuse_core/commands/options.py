@@ -5,6 +5,7 @@ node's default, so an offline run computes what the node would publish. `add_set
 adds the settings of one front end (`bag` or `fuse`); `setting_values` reads them back as the
 name -> value mapping that `sosmaskfuse_core.pipeline.builder.build_stage` takes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,17 +29,24 @@ def add_setting_option(group: argparse._ActionsContainer, setting: table.Setting
     if setting.kind == "bool":
         # a flag says the opposite of the default: --color-output (default off), --no-mask (default on)
         action = "store_false" if setting.default else "store_true"
-        group.add_argument(*names, dest=setting.name, action=action, default=setting.default,
-                           help=_help(setting))
+        group.add_argument(
+            *names, dest=setting.name, action=action, default=setting.default, help=_help(setting)
+        )
         return
-    kwargs: dict[str, Any] = {"dest": setting.name, "type": _TYPES[setting.kind], "default": setting.default,
-                              "help": _help(setting)}
+    kwargs: dict[str, Any] = {
+        "dest": setting.name,
+        "type": _TYPES[setting.kind],
+        "default": setting.default,
+        "help": _help(setting),
+    }
     if setting.choices:
         kwargs["choices"] = setting.choices
     if setting.kind == "floats":
         kwargs.update(nargs=setting.length or "+", metavar="X")
     elif not setting.choices:
-        kwargs["metavar"] = "CKPT" if setting.name.endswith("_weights") else setting.name.split("_")[-1].upper()
+        kwargs["metavar"] = (
+            "CKPT" if setting.name.endswith("_weights") else setting.name.split("_")[-1].upper()
+        )
     group.add_argument(*names, **kwargs)
 
 
@@ -54,6 +62,6 @@ def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
 
 
 def setting_values(args: argparse.Namespace, scope: str) -> dict[str, Any]:
-    """name -> value of every setting of `scope`, validated (ValueError names the bad one)."""
+    """Name -> value of every setting of `scope`, validated (ValueError names the bad one)."""
     values = {s.name: getattr(args, s.name) for s in table.for_scope(scope)}
     return table.check_values(values)

@@ -6,6 +6,7 @@
 `eval-autoencoder --held-out` scores only the images whose stems the run held out (they are
 listed in the checkpoint's metadata), so the model card's figures can be reproduced exactly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,18 +24,39 @@ from sosmaskfuse_core.training.release import export_weights
 
 def add_parser(subparsers) -> None:
     """Registers two sub-commands: export-weights and eval-autoencoder."""
-    p = subparsers.add_parser("export-weights", help="strip a training run to a release checkpoint (optionally fp16)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, type=Path, help="checkpoint written by train-autoencoder / train-sosnet")
+    p = subparsers.add_parser(
+        "export-weights",
+        help="strip a training run to a release checkpoint (optionally fp16)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--run",
+        required=True,
+        type=Path,
+        help="checkpoint written by train-autoencoder / train-sosnet",
+    )
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
+    p.add_argument(
+        "--half", action="store_true", help="store the weights as float16 (half the size)"
+    )
     p.set_defaults(func=run_export)
 
-    e = subparsers.add_parser("eval-autoencoder", help="PSNR/SSIM of the autoencoder's reconstructions",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("--weights", type=Path, help="autoencoder checkpoint (default: the shipped weights)")
-    e.add_argument("--images", nargs="+", required=True, help="folders of images (searched recursively)")
-    e.add_argument("--held-out", action="store_true", help="only the stems the training run held out")
+    e = subparsers.add_parser(
+        "eval-autoencoder",
+        help="PSNR/SSIM of the autoencoder's reconstructions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument(
+        "--weights", type=Path, help="autoencoder checkpoint (default: the shipped weights)"
+    )
+    e.add_argument(
+        "--images", nargs="+", required=True, help="folders of images (searched recursively)"
+    )
+    e.add_argument(
+        "--held-out", action="store_true", help="only the stems the training run held out"
+    )
     e.add_argument("--device", default="auto")
     e.set_defaults(func=run_eval)
 
@@ -46,8 +68,10 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     size = args.out.stat().st_size / 2**20
-    print(f"wrote {args.out} ({size:.1f} MB, {meta['stored_as']}; {meta.get('steps', '?')} training steps)",
-          file=sys.stderr)
+    print(
+        f"wrote {args.out} ({size:.1f} MB, {meta['stored_as']}; {meta.get('steps', '?')} training steps)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -74,6 +98,8 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     device = resolve_device(args.device)
     quality = reconstruction_quality(model.to(device), images, device)
-    print(f"{weights}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} on {quality['images']} "
-          f"full-resolution images" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    print(
+        f"{weights}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} on {quality['images']} "
+        f"full-resolution images" + (f" ({len(skipped)} skipped)" if skipped else "")
+    )
     return 0

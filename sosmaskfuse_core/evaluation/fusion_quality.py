@@ -3,6 +3,7 @@
 Every fused image is paired by file stem with the infrared and visible image of the same stem;
 all three are read as 8-bit gray. The command line is `sosmaskfuse_core.commands.evaluate`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,14 +52,17 @@ def evaluate_image(fused: Path, ir: Path, vis: Path) -> dict[str, float]:
     if not f.shape == a.shape == b.shape:
         raise ValueError(
             f"size mismatch: fused {f.shape[1]}x{f.shape[0]}, ir {a.shape[1]}x{a.shape[0]}, "
-            f"vis {b.shape[1]}x{b.shape[0]} (width x height)")
+            f"vis {b.shape[1]}x{b.shape[0]} (width x height)"
+        )
     return compute_all(f, a, b)
 
 
 def mean_row(method: str, rows: Sequence[Row]) -> Row:
     """The method's mean row over its per-image rows (NaN values when it has none)."""
-    values = {name: float(np.mean([row.values[name] for row in rows])) if rows else float("nan")
-              for name in METRIC_NAMES}
+    values = {
+        name: float(np.mean([row.values[name] for row in rows])) if rows else float("nan")
+        for name in METRIC_NAMES
+    }
     return Row(method, MEAN_LABEL, len(rows), values)
 
 
@@ -89,9 +93,3 @@ def write_csv(rows: Sequence[Row], path: Path, per_image: bool = False) -> None:
         writer.writerow(table_columns(per_image))
         for row in rows:
             writer.writerow(_cells(row, per_image, repr))
-
-
-
-
-
-

@@ -15,6 +15,7 @@ Conventions (the salient-object-detection ones):
 Edge cases are defined rather than NaN: two empty masks give IoU 1 and F 1 (perfect agreement);
 an empty prediction against a non-empty truth (or vice versa) gives 0.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,8 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
 
 def to_binary(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Return ``mask`` as a bool array: bool input unchanged, otherwise
-    ``to_unit_float(mask) >= threshold``."""
+    ``to_unit_float(mask) >= threshold``.
+    """
     m = np.asarray(mask)
     if m.dtype == bool:
         return m
@@ -38,7 +40,8 @@ def to_binary(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
 def to_unit_float(mask: np.ndarray) -> np.ndarray:
     """Return ``mask`` as float64 in [0, 1]: bool -> {0, 1}; integer data with max > 1 -> / 255
-    (uint16: / 65535); float data are clipped to [0, 1]."""
+    (uint16: / 65535); float data are clipped to [0, 1].
+    """
     m = np.asarray(mask)
     if m.dtype == bool:
         return m.astype(np.float64)
@@ -59,10 +62,12 @@ def iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
     return int(np.count_nonzero(p & g)) / union
 
 
-def precision_recall(pred: np.ndarray, gt: np.ndarray,
-                     threshold: float = 0.5) -> tuple[float, float]:
+def precision_recall(
+    pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5
+) -> tuple[float, float]:
     """Precision and recall of the binarised prediction (an empty prediction has precision 1
-    when the truth is empty too, else 0; recall of an empty truth is 1)."""
+    when the truth is empty too, else 0; recall of an empty truth is 1).
+    """
     p, g = to_binary(pred, threshold), to_binary(gt, threshold)
     _check_same_shape(p, g)
     tp = int(np.count_nonzero(p & g))
@@ -72,8 +77,9 @@ def precision_recall(pred: np.ndarray, gt: np.ndarray,
     return precision, recall
 
 
-def f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3,
-              threshold: float = 0.5) -> float:
+def f_measure(
+    pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3, threshold: float = 0.5
+) -> float:
     """F_beta = (1 + beta^2) P R / (beta^2 P + R) of the binarised masks; ``beta2`` is beta^2."""
     if beta2 <= 0:
         raise ValueError("beta2 must be > 0")
@@ -90,7 +96,8 @@ def f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3,
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
     """Mean absolute error between the soft prediction and the truth, both mapped to [0, 1]
-    with :func:`to_unit_float`."""
+    with :func:`to_unit_float`.
+    """
     p, g = to_unit_float(pred), to_unit_float(gt)
     _check_same_shape(p, g)
     return float(np.mean(np.abs(p - g))) if p.size else 0.0

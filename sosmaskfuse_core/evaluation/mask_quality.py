@@ -12,6 +12,7 @@ are then the cross-validation folds, and means are also reported per group.
 
 The command line is `sosmaskfuse_core.commands.eval_mask` (``sosmaskfuse eval-mask``).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,18 @@ from sosmaskfuse_core.evaluation.mask_metrics import f_measure, iou, mae
 from sosmaskfuse_core.formats.image_files import pair_by_stem
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker, ThermalMaskConfig
 
-__all__ = ["DEFAULT_GRID", "Masker", "find_pairs", "read_thermal", "read_mask",
-           "otsu_mask", "make_masker", "group_of", "evaluate_masks", "cross_validate"]
+__all__ = [
+    "DEFAULT_GRID",
+    "Masker",
+    "find_pairs",
+    "read_thermal",
+    "read_mask",
+    "otsu_mask",
+    "make_masker",
+    "group_of",
+    "evaluate_masks",
+    "cross_validate",
+]
 
 
 #: Grid searched by :func:`cross_validate` (and ``eval-mask --cv``): the selection
@@ -44,8 +55,11 @@ Masker = Callable[[np.ndarray], np.ndarray]
 
 def find_pairs(ir_dir: str, mask_dir: str) -> list[tuple[str, str, str]]:
     """``(stem, ir_path, mask_path)`` for every mask whose stem has an IR image, sorted
-    naturally by stem (``2`` before ``10``)."""
-    return [(stem, str(ir), str(mask)) for stem, (ir, mask) in pair_by_stem(ir_dir, mask_dir).pairs]
+    naturally by stem (``2`` before ``10``).
+    """
+    return [
+        (stem, str(ir), str(mask)) for stem, (ir, mask) in pair_by_stem(ir_dir, mask_dir).pairs
+    ]
 
 
 def read_thermal(path: str) -> np.ndarray:
@@ -60,7 +74,8 @@ def read_thermal(path: str) -> np.ndarray:
 
 def read_mask(path: str) -> np.ndarray:
     """Read a ground-truth mask as bool (foreground where >= half the maximum code value:
-    128 for 8-bit {0, 255} masks, 1 for {0, 1} masks)."""
+    128 for 8-bit {0, 255} masks, 1 for {0, 1} masks).
+    """
     m = read_thermal(path)
     top = 1 if int(m.max(initial=0)) <= 1 else (255 if m.dtype == np.uint8 else 65535)
     return m >= (top + 1) // 2 if top > 1 else m >= 1
@@ -74,8 +89,11 @@ def otsu_mask(thermal: np.ndarray) -> np.ndarray:
     if g.dtype != np.uint8:
         g = g.astype(np.float32)
         lo, hi = float(g.min()), float(g.max())
-        g = np.zeros(g.shape, np.uint8) if hi <= lo else \
-            np.round((g - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        g = (
+            np.zeros(g.shape, np.uint8)
+            if hi <= lo
+            else np.round((g - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        )
     t, _ = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return (g > t).astype(np.float32)
 
@@ -92,7 +110,8 @@ def make_masker(source: str, config: Optional[ThermalMaskConfig] = None) -> Mask
 def group_of(stem: str, pattern: Optional[str]) -> str:
     """The group of a file stem under the regular expression ``pattern`` (``re.search``): its
     first capture group if it has one, else the whole match; stems that do not match form the
-    group ``""``. With no pattern every stem is its own group."""
+    group ``""``. With no pattern every stem is its own group.
+    """
     if not pattern:
         return stem
     m = re.search(pattern, stem)
@@ -101,8 +120,9 @@ def group_of(stem: str, pattern: Optional[str]) -> str:
     return m.group(1) if m.re.groups else m.group(0)
 
 
-def _group_means(rows: Mapping[str, Mapping[str, float]], pattern: Optional[str]
-                 ) -> dict[str, dict[str, float]]:
+def _group_means(
+    rows: Mapping[str, Mapping[str, float]], pattern: Optional[str]
+) -> dict[str, dict[str, float]]:
     groups: dict[str, list[Mapping[str, float]]] = {}
     for stem, r in rows.items():
         groups.setdefault(group_of(stem, pattern), []).append(r)
@@ -114,15 +134,19 @@ def _score(pred: np.ndarray, gt: np.ndarray, beta2: float) -> dict[str, float]:
 
 
 def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    return {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "f", "mae")} if rows \
+    return (
+        {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "f", "mae")}
+        if rows
         else {"iou": float("nan"), "f": float("nan"), "mae": float("nan")}
+    )
 
 
 def _load(ir_dir: str, mask_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     pairs = find_pairs(ir_dir, mask_dir)
     if not pairs:
-        raise FileNotFoundError(f"no IR image in {ir_dir} has a mask of the same stem in "
-                                f"{mask_dir}")
+        raise FileNotFoundError(
+            f"no IR image in {ir_dir} has a mask of the same stem in {mask_dir}"
+        )
     out = []
     for stem, ip, mp in pairs:
         ir, gt = read_thermal(ip), read_mask(mp)
@@ -132,8 +156,9 @@ def _load(ir_dir: str, mask_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]
     return out
 
 
-def evaluate_masks(ir_dir: str, mask_dir: str, masker: Masker,
-                   beta2: float = 0.3, group: Optional[str] = None) -> dict[str, Any]:
+def evaluate_masks(
+    ir_dir: str, mask_dir: str, masker: Masker, beta2: float = 0.3, group: Optional[str] = None
+) -> dict[str, Any]:
     """Score ``masker`` on every (IR, mask) pair of the two folders.
 
     Returns ``{"per_image": {stem: {"iou", "f", "mae", "ms"}}, "mean": {"iou", "f", "mae"},
@@ -147,15 +172,20 @@ def evaluate_masks(ir_dir: str, mask_dir: str, masker: Masker,
         pred = masker(ir)
         times.append(time.perf_counter() - t0)
         per[stem] = {**_score(pred, gt, beta2), "ms": times[-1] * 1e3}
-    res = {"per_image": per, "mean": _mean(list(per.values())), "n": len(per),
-           "ms_per_image": float(np.mean(times) * 1e3)}
+    res = {
+        "per_image": per,
+        "mean": _mean(list(per.values())),
+        "n": len(per),
+        "ms_per_image": float(np.mean(times) * 1e3),
+    }
     if group:
         res["per_group"] = _group_means(per, group)
     return res
 
 
-def _grid_configs(grid: Mapping[str, Sequence[Any]], base: ThermalMaskConfig
-                  ) -> list[tuple[dict[str, Any], ThermalMaskConfig]]:
+def _grid_configs(
+    grid: Mapping[str, Sequence[Any]], base: ThermalMaskConfig
+) -> list[tuple[dict[str, Any], ThermalMaskConfig]]:
     keys = list(grid)
     out = []
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -164,10 +194,15 @@ def _grid_configs(grid: Mapping[str, Sequence[Any]], base: ThermalMaskConfig
     return out
 
 
-def cross_validate(ir_dir: str, mask_dir: str,
-                   grid: Optional[Mapping[str, Sequence[Any]]] = None,
-                   base: Optional[ThermalMaskConfig] = None, folds: Optional[int] = None,
-                   beta2: float = 0.3, group: Optional[str] = None) -> dict[str, Any]:
+def cross_validate(
+    ir_dir: str,
+    mask_dir: str,
+    grid: Optional[Mapping[str, Sequence[Any]]] = None,
+    base: Optional[ThermalMaskConfig] = None,
+    folds: Optional[int] = None,
+    beta2: float = 0.3,
+    group: Optional[str] = None,
+) -> dict[str, Any]:
     """Tune the thermal mask over ``grid`` by cross-validation and report held-out scores.
 
     Every configuration of the grid (``base`` with some fields replaced) is run once on every
@@ -201,8 +236,10 @@ def cross_validate(ir_dir: str, mask_dir: str,
         fold_of = np.array([i * k // n for i in range(n)])
     configs = _grid_configs(grid, base)
     # scores[g][i] = metrics of config g on image i
-    scores = [[_score(cfg_masker(ir), gt, beta2) for _, ir, gt in data]
-              for cfg_masker in (ThermalHotObjectMasker(c) for _, c in configs)]
+    scores = [
+        [_score(cfg_masker(ir), gt, beta2) for _, ir, gt in data]
+        for cfg_masker in (ThermalHotObjectMasker(c) for _, c in configs)
+    ]
     iou_table = np.array([[s["iou"] for s in row] for row in scores])  # (G, N)
     per: dict[str, dict[str, Any]] = {}
     for f in range(k):
@@ -212,11 +249,19 @@ def cross_validate(ir_dir: str, mask_dir: str,
             per[data[i][0]] = {**scores[g_best][i], "params": configs[g_best][0]}
     g_all = int(np.argmax(iou_table.mean(axis=1)))
     base_scores = [_score(ThermalHotObjectMasker(base)(ir), gt, beta2) for _, ir, gt in data]
-    res = {"cv": _mean(list(per.values())), "per_image": per,
-           "chosen_on_all": configs[g_all][0], "in_sample_best": _mean(scores[g_all]),
-           "base": _mean(base_scores), "n": n, "n_configs": len(configs), "folds": k}
+    res = {
+        "cv": _mean(list(per.values())),
+        "per_image": per,
+        "chosen_on_all": configs[g_all][0],
+        "in_sample_best": _mean(scores[g_all]),
+        "base": _mean(base_scores),
+        "n": n,
+        "n_configs": len(configs),
+        "folds": k,
+    }
     if group:
         res["per_group"] = _group_means(per, group)
         res["base_per_group"] = _group_means(
-            {stem: s for (stem, _, _), s in zip(data, base_scores)}, group)
+            {stem: s for (stem, _, _), s in zip(data, base_scores)}, group
+        )
     return res

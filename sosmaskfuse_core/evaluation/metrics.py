@@ -6,6 +6,7 @@ Python evaluation code most used in infrared + visible fusion papers (the ``Eval
 MMIF-CDDFuse, itself a port of the MATLAB ``analysis_Qabf.m`` / ``vifp_mscale.m`` tools);
 each docstring states its formula and where it departs from that code.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,18 @@ Image = NDArray[np.float64]
 
 #: Column order of :func:`compute_all` and of the evaluation tables.
 METRIC_NAMES: tuple[str, ...] = (
-    "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "PSNR", "CC")
+    "EN",
+    "SD",
+    "SF",
+    "AG",
+    "MI",
+    "SCD",
+    "VIF",
+    "Qabf",
+    "SSIM",
+    "PSNR",
+    "CC",
+)
 
 LEVELS = 256
 PEAK = 255.0
@@ -58,14 +70,16 @@ def as_triple(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> tuple[Image, I
     f, a, b = as_image(fused, "fused"), as_image(ir, "ir"), as_image(vis, "vis")
     if not f.shape == a.shape == b.shape:
         raise ValueError(
-            f"shape mismatch: fused {f.shape}, ir {a.shape}, vis {b.shape} (all must be equal)")
+            f"shape mismatch: fused {f.shape}, ir {a.shape}, vis {b.shape} (all must be equal)"
+        )
     return f, a, b
 
 
 def _require_size(image: Image, minimum: int, metric: str) -> None:
     if min(image.shape) < minimum:
         raise ValueError(
-            f"{metric} needs images of at least {minimum}x{minimum} pixels, got {image.shape}")
+            f"{metric} needs images of at least {minimum}x{minimum} pixels, got {image.shape}"
+        )
 
 
 def quantize(image: Image) -> NDArray[np.intp]:
@@ -200,8 +214,9 @@ def ssim(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> float:
     """
     f, a, b = as_triple(fused, ir, vis)
     _require_size(f, 7, "SSIM")
-    return float(structural_similarity(f, a, data_range=PEAK)
-                 + structural_similarity(f, b, data_range=PEAK))
+    return float(
+        structural_similarity(f, a, data_range=PEAK) + structural_similarity(f, b, data_range=PEAK)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +231,7 @@ def gaussian_window(size: int) -> Image:
     """
     sd_ = size / 5.0
     radius = (size - 1) / 2.0
-    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     h = np.exp(-(x * x + y * y) / (2.0 * sd_ * sd_))
     h[h < np.finfo(np.float64).eps * h.max()] = 0.0
     return h / h.sum()
@@ -237,9 +252,10 @@ def _filter_valid(image: Image, taps: Image) -> Image:
     variances at round-off level (~1e-12), well below the VIF eps.
     """
     half = taps.size // 2
-    out = cv2.sepFilter2D(np.ascontiguousarray(image), cv2.CV_64F, taps, taps,
-                          borderType=cv2.BORDER_CONSTANT)
-    return out[half:image.shape[0] - half, half:image.shape[1] - half]
+    out = cv2.sepFilter2D(
+        np.ascontiguousarray(image), cv2.CV_64F, taps, taps, borderType=cv2.BORDER_CONSTANT
+    )
+    return out[half : image.shape[0] - half, half : image.shape[1] - half]
 
 
 def vifp(reference: ArrayLike, distorted: ArrayLike) -> float:
@@ -364,8 +380,16 @@ def compute_all(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> dict[str, fl
     """Every metric of :data:`METRIC_NAMES` for one (fused, infrared, visible) triple, in that order."""
     f, a, b = as_triple(fused, ir, vis)
     values = {
-        "EN": en(f), "SD": sd(f), "SF": sf(f), "AG": ag(f),
-        "MI": mi(f, a, b), "SCD": scd(f, a, b), "VIF": vif(f, a, b), "Qabf": qabf(f, a, b),
-        "SSIM": ssim(f, a, b), "PSNR": psnr(f, a, b), "CC": cc(f, a, b),
+        "EN": en(f),
+        "SD": sd(f),
+        "SF": sf(f),
+        "AG": ag(f),
+        "MI": mi(f, a, b),
+        "SCD": scd(f, a, b),
+        "VIF": vif(f, a, b),
+        "Qabf": qabf(f, a, b),
+        "SSIM": ssim(f, a, b),
+        "PSNR": psnr(f, a, b),
+        "CC": cc(f, a, b),
     }
     return {name: values[name] for name in METRIC_NAMES}

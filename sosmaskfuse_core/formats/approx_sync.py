@@ -29,6 +29,7 @@ What happens when a message with stamp ``t`` arrives on input ``i``:
 ``rclpy.duration.Duration(seconds=slop)`` does. Because the final test is strict, a
 ``slop`` of 0 never pairs anything, in message_filters as here.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -74,14 +75,23 @@ class ApproximateTimeSync(Generic[MsgT]):
     queues; the lock is re-entrant, so the callback may call :meth:`add`.
     """
 
-    def __init__(self, num_inputs: int = 2, queue_size: int = 10, slop: float = 0.1,
-                 callback: Optional[Callable[..., Any]] = None) -> None:
+    def __init__(
+        self,
+        num_inputs: int = 2,
+        queue_size: int = 10,
+        slop: float = 0.1,
+        callback: Optional[Callable[..., Any]] = None,
+    ) -> None:
         if isinstance(num_inputs, bool) or not isinstance(num_inputs, int) or num_inputs < 1:
             raise ValueError(f"num_inputs must be an int >= 1; got {num_inputs!r}")
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be an int >= 1; got {queue_size!r}")
-        if isinstance(slop, bool) or not isinstance(slop, (int, float)) \
-                or not math.isfinite(slop) or slop < 0:
+        if (
+            isinstance(slop, bool)
+            or not isinstance(slop, (int, float))
+            or not math.isfinite(slop)
+            or slop < 0
+        ):
             raise ValueError(f"slop must be a finite number of seconds >= 0; got {slop!r}")
         self._num_inputs = num_inputs
         self._queue_size = queue_size

@@ -16,6 +16,7 @@ Channel order is the message's own (``rgb8`` decodes to RGB); :func:`to_bgr` and
 ``8UC1``/``8UC3`` carry no colour meaning; like cv_bridge we treat ``8UC3`` as BGR
 (OpenCV's default order) when a colour conversion is asked for.
 """
+
 from __future__ import annotations
 
 import array
@@ -50,44 +51,50 @@ _U16 = np.dtype(np.uint16)
 _F32 = np.dtype(np.float32)
 
 #: The encodings this module reads and writes (names as in sensor_msgs/image_encodings.hpp).
-ENCODINGS: Mapping[str, PixelFormat] = MappingProxyType({
-    "mono8": PixelFormat(_U8, 1),
-    "8UC1": PixelFormat(_U8, 1),
-    "mono16": PixelFormat(_U16, 1),
-    "16UC1": PixelFormat(_U16, 1),
-    "32FC1": PixelFormat(_F32, 1),
-    "rgb8": PixelFormat(_U8, 3),
-    "bgr8": PixelFormat(_U8, 3),
-    "8UC3": PixelFormat(_U8, 3),
-    "rgba8": PixelFormat(_U8, 4),
-    "bgra8": PixelFormat(_U8, 4),
-})
+ENCODINGS: Mapping[str, PixelFormat] = MappingProxyType(
+    {
+        "mono8": PixelFormat(_U8, 1),
+        "8UC1": PixelFormat(_U8, 1),
+        "mono16": PixelFormat(_U16, 1),
+        "16UC1": PixelFormat(_U16, 1),
+        "32FC1": PixelFormat(_F32, 1),
+        "rgb8": PixelFormat(_U8, 3),
+        "bgr8": PixelFormat(_U8, 3),
+        "8UC3": PixelFormat(_U8, 3),
+        "rgba8": PixelFormat(_U8, 4),
+        "bgra8": PixelFormat(_U8, 4),
+    }
+)
 
-_TO_BGR: Mapping[str, Optional[int]] = MappingProxyType({
-    "mono8": cv2.COLOR_GRAY2BGR,
-    "8UC1": cv2.COLOR_GRAY2BGR,
-    "mono16": cv2.COLOR_GRAY2BGR,
-    "16UC1": cv2.COLOR_GRAY2BGR,
-    "32FC1": cv2.COLOR_GRAY2BGR,
-    "rgb8": cv2.COLOR_RGB2BGR,
-    "bgr8": None,
-    "8UC3": None,
-    "rgba8": cv2.COLOR_RGBA2BGR,
-    "bgra8": cv2.COLOR_BGRA2BGR,
-})
+_TO_BGR: Mapping[str, Optional[int]] = MappingProxyType(
+    {
+        "mono8": cv2.COLOR_GRAY2BGR,
+        "8UC1": cv2.COLOR_GRAY2BGR,
+        "mono16": cv2.COLOR_GRAY2BGR,
+        "16UC1": cv2.COLOR_GRAY2BGR,
+        "32FC1": cv2.COLOR_GRAY2BGR,
+        "rgb8": cv2.COLOR_RGB2BGR,
+        "bgr8": None,
+        "8UC3": None,
+        "rgba8": cv2.COLOR_RGBA2BGR,
+        "bgra8": cv2.COLOR_BGRA2BGR,
+    }
+)
 
-_TO_GRAY: Mapping[str, Optional[int]] = MappingProxyType({
-    "mono8": None,
-    "8UC1": None,
-    "mono16": None,
-    "16UC1": None,
-    "32FC1": None,
-    "rgb8": cv2.COLOR_RGB2GRAY,
-    "bgr8": cv2.COLOR_BGR2GRAY,
-    "8UC3": cv2.COLOR_BGR2GRAY,
-    "rgba8": cv2.COLOR_RGBA2GRAY,
-    "bgra8": cv2.COLOR_BGRA2GRAY,
-})
+_TO_GRAY: Mapping[str, Optional[int]] = MappingProxyType(
+    {
+        "mono8": None,
+        "8UC1": None,
+        "mono16": None,
+        "16UC1": None,
+        "32FC1": None,
+        "rgb8": cv2.COLOR_RGB2GRAY,
+        "bgr8": cv2.COLOR_BGR2GRAY,
+        "8UC3": cv2.COLOR_BGR2GRAY,
+        "rgba8": cv2.COLOR_RGBA2GRAY,
+        "bgra8": cv2.COLOR_BGRA2GRAY,
+    }
+)
 
 _HOST_IS_BIGENDIAN = sys.byteorder == "big"
 
@@ -110,8 +117,11 @@ def _unsupported(encoding: object) -> str:
 def _flat_bytes(data: Any) -> np.ndarray:
     """``data`` as a 1-D uint8 array, sharing its memory when it exposes a buffer."""
     if isinstance(data, np.ndarray):
-        return data.reshape(-1).view(np.uint8) if data.flags.c_contiguous else \
-            np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        return (
+            data.reshape(-1).view(np.uint8)
+            if data.flags.c_contiguous
+            else np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        )
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except TypeError:  # e.g. a list of ints in a hand-built message
@@ -138,11 +148,13 @@ def image_to_array(msg: Any, *, name: str = "image") -> np.ndarray:
     if step < row_bytes:
         raise ImageDecodeError(
             f"{name}: step={step} is less than width*bytes_per_pixel = "
-            f"{width}*{fmt.bytes_per_pixel} = {row_bytes} ({encoding})")
+            f"{width}*{fmt.bytes_per_pixel} = {row_bytes} ({encoding})"
+        )
     flat = _flat_bytes(msg.data)
     if flat.size < step * height:
         raise ImageDecodeError(
-            f"{name}: data has {flat.size} bytes, step*height = {step * height}")
+            f"{name}: data has {flat.size} bytes, step*height = {step * height}"
+        )
 
     rows = flat[: step * height].reshape(height, step)[:, :row_bytes]
     wire_dtype = fmt.dtype.newbyteorder(">" if msg.is_bigendian else "<")
@@ -176,16 +188,23 @@ def to_gray(image: np.ndarray, encoding: str) -> np.ndarray:
 
 
 #: Channel index of (B, G, R) in each colour encoding.
-_BGR_INDEX: Mapping[str, tuple[int, int, int]] = MappingProxyType({
-    "bgr8": (0, 1, 2), "8UC3": (0, 1, 2), "bgra8": (0, 1, 2), "rgb8": (2, 1, 0), "rgba8": (2, 1, 0),
-})
+_BGR_INDEX: Mapping[str, tuple[int, int, int]] = MappingProxyType(
+    {
+        "bgr8": (0, 1, 2),
+        "8UC3": (0, 1, 2),
+        "bgra8": (0, 1, 2),
+        "rgb8": (2, 1, 0),
+        "rgba8": (2, 1, 0),
+    }
+)
 #: PIL's convert('L'): L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 (ITU-R 601, 16.16 fixed point).
 LUMA_WEIGHTS_BGR = (7471, 38470, 19595)
 
 
 def to_luma(image: np.ndarray, encoding: str) -> np.ndarray:
     """8-bit luma (HxW uint8) of an 8-bit image, with PIL's integer formula (the reference reads its
-    fusion inputs with ``convert('L')``); mono images pass through."""
+    fusion inputs with ``convert('L')``); mono images pass through.
+    """
     pixel_format(encoding)
     if image.ndim == 2 or image.shape[2] == 1:
         return image.reshape(image.shape[:2])
@@ -223,8 +242,9 @@ def array_to_image_fields(image: np.ndarray, encoding: str) -> ImageFields:
     image = np.asarray(image)
     if image.dtype.kind != fmt.dtype.kind or image.dtype.itemsize != fmt.dtype.itemsize:
         raise ValueError(f"{encoding} needs dtype {fmt.dtype}, got {image.dtype}")
-    shape_ok = (image.ndim == 2 and fmt.channels == 1) or \
-        (image.ndim == 3 and image.shape[2] == fmt.channels)
+    shape_ok = (image.ndim == 2 and fmt.channels == 1) or (
+        image.ndim == 3 and image.shape[2] == fmt.channels
+    )
     if not shape_ok:
         want = "HxW" if fmt.channels == 1 else f"HxWx{fmt.channels}"
         raise ValueError(f"{encoding} needs a {want} array, got shape {image.shape}")
@@ -234,9 +254,14 @@ def array_to_image_fields(image: np.ndarray, encoding: str) -> ImageFields:
     if not image.dtype.isnative:
         image = image.astype(fmt.dtype)
     data = np.ascontiguousarray(image).reshape(-1).view(np.uint8)
-    return ImageFields(height=height, width=width, encoding=encoding,
-                       is_bigendian=int(_HOST_IS_BIGENDIAN),
-                       step=width * fmt.bytes_per_pixel, data=data)
+    return ImageFields(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(_HOST_IS_BIGENDIAN),
+        step=width * fmt.bytes_per_pixel,
+        data=data,
+    )
 
 
 def fill_image_msg(msg: Any, image: np.ndarray, encoding: str, header: Any = None) -> Any:
@@ -304,7 +329,8 @@ def compressed_to_array(msg: Any, *, name: str = "compressed image") -> np.ndarr
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageDecodeError(
-            f"{name}: OpenCV could not decode {buf.size} bytes as {msg.format!r}")
+            f"{name}: OpenCV could not decode {buf.size} bytes as {msg.format!r}"
+        )
     return image
 
 
@@ -326,8 +352,9 @@ def _opencv_encoding(image: np.ndarray) -> str:
     raise ValueError(f"cannot compress an array of dtype {image.dtype} and shape {image.shape}")
 
 
-def array_to_compressed(image: np.ndarray, fmt: str = "png", *, jpeg_quality: int = 90,
-                        png_level: int = 3) -> CompressedFields:
+def array_to_compressed(
+    image: np.ndarray, fmt: str = "png", *, jpeg_quality: int = 90, png_level: int = 3
+) -> CompressedFields:
     """Compress ``image`` (OpenCV order: HxW grey, HxWx3 BGR, HxWx4 BGRA) as PNG or JPEG.
 
     16-bit grey needs PNG. ``format`` follows image_transport, e.g.
@@ -348,12 +375,12 @@ def array_to_compressed(image: np.ndarray, fmt: str = "png", *, jpeg_quality: in
     if not ok:
         raise ValueError(f"OpenCV could not encode a {encoding} image as {codec}")
     target = f" {encoding}" if encoding in ("bgr8", "bgra8") else ""
-    return CompressedFields(format=f"{encoding}; {codec} compressed{target}",
-                            data=buf.reshape(-1))
+    return CompressedFields(format=f"{encoding}; {codec} compressed{target}", data=buf.reshape(-1))
 
 
-def fill_compressed_msg(msg: Any, image: np.ndarray, fmt: str = "png",
-                        header: Any = None, **options: int) -> Any:
+def fill_compressed_msg(
+    msg: Any, image: np.ndarray, fmt: str = "png", header: Any = None, **options: int
+) -> Any:
     """Compress ``image`` into ``msg`` (rclpy or rosbags CompressedImage); returns ``msg``."""
     fields = array_to_compressed(image, fmt, **options)
     if header is not None:
@@ -379,5 +406,7 @@ def message_to_array(msg: Any, *, name: str = "image") -> tuple[np.ndarray, str]
     try:
         return image, _opencv_encoding(image)
     except ValueError:
-        raise ImageDecodeError(f"{name}: decoded to a {image.dtype} array of shape {image.shape}, "
-                               "which no supported encoding names") from None
+        raise ImageDecodeError(
+            f"{name}: decoded to a {image.dtype} array of shape {image.shape}, "
+            "which no supported encoding names"
+        ) from None

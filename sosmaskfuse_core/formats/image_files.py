@@ -1,4 +1,5 @@
 """Image folders on disk: pairing files by stem across folders and reading them with clear errors."""
+
 from __future__ import annotations
 
 import os
@@ -9,12 +10,33 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
 #: File suffixes (lower case) of the image formats OpenCV decodes.
-IMAGE_SUFFIXES = frozenset({
-    ".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".webp", ".avif", ".pbm", ".pgm",
-    ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".tiff", ".tif", ".exr", ".hdr", ".pic",
-})
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".bmp",
+        ".dib",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jp2",
+        ".png",
+        ".webp",
+        ".avif",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pxm",
+        ".pnm",
+        ".pfm",
+        ".sr",
+        ".ras",
+        ".tiff",
+        ".tif",
+        ".exr",
+        ".hdr",
+        ".pic",
+    }
+)
 
 
 class ImageReadError(ValueError):
@@ -32,7 +54,11 @@ def list_images(folder: str | os.PathLike) -> dict[str, list[Path]]:
         raise NotADirectoryError(f"{folder}: not a folder")
     out: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file():
+        if (
+            path.suffix.lower() in IMAGE_SUFFIXES
+            and not path.name.startswith(".")
+            and path.is_file()
+        ):
             out.setdefault(path.stem, []).append(path)
     return out
 
@@ -57,7 +83,8 @@ class Pairing:
 
 def pair_by_stem(*folders: str | os.PathLike, names: tuple[str, ...] | None = None) -> Pairing:
     """Match files of the same stem in every folder; the others are reported with the reason
-    (the folders they are missing from, or several files of one stem)."""
+    (the folders they are missing from, or several files of one stem).
+    """
     names = names or tuple(Path(f).name for f in folders)
     listings = [list_images(f) for f in folders]
     result = Pairing()
@@ -79,7 +106,9 @@ def pair_by_stem(*folders: str | os.PathLike, names: tuple[str, ...] | None = No
 
 def natural_key(stem: str) -> tuple:
     """Sort key putting '2' before '10' (digit runs compare as numbers)."""
-    return tuple((0, int(t), t) if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", stem) if t)
+    return tuple(
+        (0, int(t), t) if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", stem) if t
+    )
 
 
 def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:

@@ -13,6 +13,7 @@ Three layouts are recognised:
 Loading is strict: a missing, unexpected or mis-shaped key is a `CheckpointError` naming the
 key and the file, and a file given to the wrong loader says which architecture it holds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,10 +31,14 @@ log = logging.getLogger(__name__)
 
 FORMAT = "sosmaskfuse"
 FORMAT_VERSION = 1
-_LOADER_FLAG = {ae.ARCHITECTURE: "--autoencoder (load_autoencoder)",
-                hr.ARCHITECTURE: "--sosnet (load_sosnet)"}
-_DESCRIPTION = {ae.ARCHITECTURE: "an IMV-F autoencoder checkpoint",
-                hr.ARCHITECTURE: "an SOS network (HRNetV2-W30) checkpoint"}
+_LOADER_FLAG = {
+    ae.ARCHITECTURE: "--autoencoder (load_autoencoder)",
+    hr.ARCHITECTURE: "--sosnet (load_sosnet)",
+}
+_DESCRIPTION = {
+    ae.ARCHITECTURE: "an IMV-F autoencoder checkpoint",
+    hr.ARCHITECTURE: "an SOS network (HRNetV2-W30) checkpoint",
+}
 
 
 class CheckpointError(ValueError):
@@ -48,10 +53,14 @@ def read_file(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to unpickle (only tensors and plain data are "
-                              f"loaded, weights_only=True): {exc}") from None
+        raise CheckpointError(
+            f"{path}: refused to unpickle (only tensors and plain data are "
+            f"loaded, weights_only=True): {exc}"
+        ) from None
     except Exception as exc:  # torch raises RuntimeError/EOFError/zipfile errors for junk
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def identify(obj: Any) -> tuple[str | None, str]:
@@ -86,18 +95,26 @@ def _unwrap(obj: Any) -> Any:
 def _check_architecture(path: str, obj: Any, expected: str) -> str:
     arch, layout = identify(obj)
     if arch is None:
-        raise CheckpointError(f"{path}: not {_DESCRIPTION[expected]} (neither the authors' key layout "
-                              f"nor a {FORMAT} checkpoint)")
+        raise CheckpointError(
+            f"{path}: not {_DESCRIPTION[expected]} (neither the authors' key layout "
+            f"nor a {FORMAT} checkpoint)"
+        )
     if arch != expected:
         described = _DESCRIPTION.get(arch, f"a {arch!r} checkpoint")
         hint = f"; load it with {_LOADER_FLAG[arch]}" if arch in _LOADER_FLAG else ""
-        raise CheckpointError(f"{path}: this is {described} ({layout} layout), not "
-                              f"{_DESCRIPTION[expected]}{hint}")
+        raise CheckpointError(
+            f"{path}: this is {described} ({layout} layout), not {_DESCRIPTION[expected]}{hint}"
+        )
     return layout
 
 
-def load_state_strict(model: nn.Module, state: dict, path: str,
-                      to_ours: Callable[[str], str | None], to_theirs: Callable[[str], str]) -> None:
+def load_state_strict(
+    model: nn.Module,
+    state: dict,
+    path: str,
+    to_ours: Callable[[str], str | None],
+    to_theirs: Callable[[str], str],
+) -> None:
     """Copy `state` (keys in the file's layout) into `model`; any key problem names key and file."""
     ours = model.state_dict()
     mapped: dict[str, torch.Tensor] = {}
@@ -108,20 +125,28 @@ def load_state_strict(model: nn.Module, state: dict, path: str,
         if name not in ours:
             raise CheckpointError(f"{path}: unexpected key {key!r}")
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: key {key!r} holds a {type(value).__name__}, not a tensor")
+            raise CheckpointError(
+                f"{path}: key {key!r} holds a {type(value).__name__}, not a tensor"
+            )
         if tuple(value.shape) != tuple(ours[name].shape):
-            raise CheckpointError(f"{path}: key {key!r} has shape {tuple(value.shape)}, "
-                                  f"the model expects {tuple(ours[name].shape)}")
+            raise CheckpointError(
+                f"{path}: key {key!r} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(ours[name].shape)}"
+            )
         if value.is_floating_point() != ours[name].is_floating_point():
-            raise CheckpointError(f"{path}: key {key!r} has dtype {value.dtype}, "
-                                  f"the model expects {ours[name].dtype}")
+            raise CheckpointError(
+                f"{path}: key {key!r} has dtype {value.dtype}, "
+                f"the model expects {ours[name].dtype}"
+            )
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{path}: key {key!r} holds NaN or infinite values")
         mapped[name] = value
     missing = [k for k in ours if k not in mapped]
     if missing:
-        raise CheckpointError(f"{path}: missing key {to_theirs(missing[0])!r}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise CheckpointError(
+            f"{path}: missing key {to_theirs(missing[0])!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     model.load_state_dict(mapped, strict=True)
 
 
@@ -148,8 +173,10 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
     obj = read_file(path)
     layout = _check_architecture(path, obj, hr.ARCHITECTURE)
     if layout == "imagenet":
-        raise CheckpointError(f"{path}: an ImageNet HRNet classification checkpoint has no "
-                              f"segmentation head; use it as `train-sosnet --init`")
+        raise CheckpointError(
+            f"{path}: an ImageNet HRNet classification checkpoint has no "
+            f"segmentation head; use it as `train-sosnet --init`"
+        )
     if layout == FORMAT:
         model = hr.SOSNet(hr.HRNetConfig.from_dict(obj["config"]))
         load_state_strict(model, obj["state_dict"], path, lambda k: k, lambda k: k)
@@ -164,9 +191,12 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
             # The authors' model registers one convolution under both names; loading their file
             # into it copies 'encoder_thermal_conv1.weight' first and 'layer_thermal_1.0.weight'
             # last, so the latter is what their network computes with. We do the same.
-            log.warning("%s: %r differs from 'layer_thermal_1.0.weight' (one shared tensor in the "
-                        "authors' files); using 'layer_thermal_1.0.weight' as their loader does",
-                        path, hr.AUTHORS_STEM_ALIAS)
+            log.warning(
+                "%s: %r differs from 'layer_thermal_1.0.weight' (one shared tensor in the "
+                "authors' files); using 'layer_thermal_1.0.weight' as their loader does",
+                path,
+                hr.AUTHORS_STEM_ALIAS,
+            )
         model = hr.SOSNet()
         load_state_strict(model, state, path, hr.authors_to_ours, hr.ours_to_authors)
         meta = {"source": "authors"}
@@ -174,16 +204,23 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
     return model.eval(), meta
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: dict | None = None,
-                    half: bool = False, extra: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    metadata: dict | None = None,
+    half: bool = False,
+    extra: dict | None = None,
+) -> None:
     """Write our checkpoint format: {format, format_version, architecture, config, state_dict, metadata}.
 
     `metadata` must hold plain data (str, int, float, bool, None, lists and dicts of them) so
     the file loads with weights_only=True. `half` stores floating tensors as float16.
     `extra` adds top-level entries (e.g. optimizer state for resuming training).
     """
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in model.state_dict().items()
+    }
     obj = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -19,6 +19,7 @@ ours                                       authors'
 
 `authors_to_ours` / `ours_to_authors` translate between the two.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,9 @@ class AutoencoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AutoencoderConfig":
-        return cls(widths=tuple(int(w) for w in d["widths"]), stem_channels=int(d["stem_channels"]))
+        return cls(
+            widths=tuple(int(w) for w in d["widths"]), stem_channels=int(d["stem_channels"])
+        )
 
 
 class ConvLayer(nn.Module):
@@ -160,9 +163,9 @@ _LEAF_BACK = {v: k for k, v in _LEAF.items()}
 def authors_to_ours(key: str) -> str:
     """Map one key of the authors' autoencoder state dict to our name (unknown keys pass through)."""
     if key.startswith("conv0.conv2d."):
-        return "encoder.stem.conv." + key[len("conv0.conv2d."):]
+        return "encoder.stem.conv." + key[len("conv0.conv2d.") :]
     if key.startswith("conv_out.conv2d."):
-        return "decoder.head.conv." + key[len("conv_out.conv2d."):]
+        return "decoder.head.conv." + key[len("conv_out.conv2d.") :]
     m = re.fullmatch(r"DB(\d)_(\d)\.denseblock\.([01])\.conv2d\.(weight|bias)", key)
     if m:
         i, j, leaf, param = m.groups()
@@ -175,9 +178,9 @@ def authors_to_ours(key: str) -> str:
 def ours_to_authors(key: str) -> str:
     """Inverse of `authors_to_ours`."""
     if key.startswith("encoder.stem.conv."):
-        return "conv0.conv2d." + key[len("encoder.stem.conv."):]
+        return "conv0.conv2d." + key[len("encoder.stem.conv.") :]
     if key.startswith("decoder.head.conv."):
-        return "conv_out.conv2d." + key[len("decoder.head.conv."):]
+        return "conv_out.conv2d." + key[len("decoder.head.conv.") :]
     m = re.fullmatch(r"encoder\.levels\.(\d)\.(reduce|expand)\.conv\.(weight|bias)", key)
     if m:
         k, leaf, param = m.groups()

@@ -1,4 +1,5 @@
 """The weights shipped inside the package, and how a loaded checkpoint is named in logs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,5 +16,9 @@ def shipped_or_none(path: Path) -> str | None:
 
 def describe(meta: dict, shipped: bool) -> str:
     """`shipped default <path>`, `authors' weights <path>` or `weights <path>` for a loaded file."""
-    what = "shipped default" if shipped else ("authors' weights" if meta.get("layout") == "authors" else "weights")
+    what = (
+        "shipped default"
+        if shipped
+        else ("authors' weights" if meta.get("layout") == "authors" else "weights")
+    )
     return f"{what} {meta['path']}"

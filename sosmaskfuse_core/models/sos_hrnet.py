@@ -16,6 +16,7 @@ ours (official HRNet)                   authors'
                                         ``layer_thermal_1.0.weight``, stored twice
 ======================================  ==============================================
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, momentum: float, downsample: nn.Module | None = None):
+    def __init__(
+        self, inplanes: int, planes: int, momentum: float, downsample: nn.Module | None = None
+    ):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes, momentum=momentum)
@@ -103,7 +106,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, momentum: float, downsample: nn.Module | None = None):
+    def __init__(
+        self, inplanes: int, planes: int, momentum: float, downsample: nn.Module | None = None
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes, momentum=momentum)
@@ -121,10 +126,19 @@ class Bottleneck(nn.Module):
         return F.relu(out + residual)
 
 
-def _conv_bn(in_channels: int, out_channels: int, momentum: float, kernel: int = 3,
-             stride: int = 1, relu: bool = True) -> nn.Sequential:
-    conv = conv3x3(in_channels, out_channels, stride) if kernel == 3 else \
-        nn.Conv2d(in_channels, out_channels, 1, bias=False)
+def _conv_bn(
+    in_channels: int,
+    out_channels: int,
+    momentum: float,
+    kernel: int = 3,
+    stride: int = 1,
+    relu: bool = True,
+) -> nn.Sequential:
+    conv = (
+        conv3x3(in_channels, out_channels, stride)
+        if kernel == 3
+        else nn.Conv2d(in_channels, out_channels, 1, bias=False)
+    )
     layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_channels, momentum=momentum)]
     if relu:
         layers.append(nn.ReLU(inplace=True))
@@ -137,7 +151,9 @@ class HighResolutionModule(nn.Module):
     def __init__(self, channels: tuple[int, ...], num_blocks: int, momentum: float) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Sequential(*(BasicBlock(c, c, momentum) for _ in range(num_blocks))) for c in channels)
+            nn.Sequential(*(BasicBlock(c, c, momentum) for _ in range(num_blocks)))
+            for c in channels
+        )
         n = len(channels)
         fuse_layers = []
         for i in range(n):
@@ -148,9 +164,13 @@ class HighResolutionModule(nn.Module):
                 elif j == i:
                     row.append(None)
                 else:  # i - j stride-2 3x3 steps, the last one to c_i without ReLU
-                    steps = [_conv_bn(channels[j], channels[j], momentum, stride=2)
-                             for _ in range(i - j - 1)]
-                    steps.append(_conv_bn(channels[j], channels[i], momentum, stride=2, relu=False))
+                    steps = [
+                        _conv_bn(channels[j], channels[j], momentum, stride=2)
+                        for _ in range(i - j - 1)
+                    ]
+                    steps.append(
+                        _conv_bn(channels[j], channels[i], momentum, stride=2, relu=False)
+                    )
                     row.append(nn.Sequential(*steps))
             fuse_layers.append(nn.ModuleList(row))
         self.fuse_layers = nn.ModuleList(fuse_layers)
@@ -193,10 +213,20 @@ class SOSNet(nn.Module):
         self.layer1 = nn.Sequential(*blocks)
 
         previous: tuple[int, ...] = (width,)
-        for n, (channels, modules) in enumerate(zip(cfg.stage_channels, cfg.stage_modules), start=1):
+        for n, (channels, modules) in enumerate(
+            zip(cfg.stage_channels, cfg.stage_modules), start=1
+        ):
             setattr(self, f"transition{n}", self._transition(previous, channels, m))
-            setattr(self, f"stage{n + 1}", nn.Sequential(
-                *(HighResolutionModule(channels, cfg.blocks_per_branch, m) for _ in range(modules))))
+            setattr(
+                self,
+                f"stage{n + 1}",
+                nn.Sequential(
+                    *(
+                        HighResolutionModule(channels, cfg.blocks_per_branch, m)
+                        for _ in range(modules)
+                    )
+                ),
+            )
             previous = channels
 
         total = sum(cfg.stage_channels[-1])
@@ -208,7 +238,9 @@ class SOSNet(nn.Module):
         )
 
     @staticmethod
-    def _transition(previous: tuple[int, ...], channels: tuple[int, ...], momentum: float) -> nn.ModuleList:
+    def _transition(
+        previous: tuple[int, ...], channels: tuple[int, ...], momentum: float
+    ) -> nn.ModuleList:
         layers: list[nn.Module | None] = []
         for i, c in enumerate(channels):
             if i < len(previous):
@@ -238,12 +270,15 @@ class SOSNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = self.features(x)
         size = xs[0].shape[-2:]
-        ups = [xs[0]] + [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in xs[1:]]
+        ups = [xs[0]] + [
+            F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in xs[1:]
+        ]
         logit = self.last_layer(torch.cat(ups, 1))
         return F.interpolate(logit, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
 
 # --- the authors' and ImageNet key layouts ---------------------------------------------------
+
 
 def authors_to_ours(key: str) -> str | None:
     """Map one authors' key to ours; None for the duplicate stem alias (it carries no weight of its own)."""
@@ -251,14 +286,14 @@ def authors_to_ours(key: str) -> str | None:
         return None
     for theirs, ours in _AUTHORS_PREFIXES:
         if key.startswith(theirs):
-            return ours + key[len(theirs):]
+            return ours + key[len(theirs) :]
     return key
 
 
 def ours_to_authors(key: str) -> str:
     for theirs, ours in _AUTHORS_PREFIXES:
         if key.startswith(ours) and (ours.endswith(".") or key[len(ours)].isdigit()):
-            return theirs + key[len(ours):]
+            return theirs + key[len(ours) :]
     return key
 
 
@@ -270,5 +305,8 @@ def is_authors_layout(keys) -> bool:
 def is_imagenet_layout(keys) -> bool:
     """An official HRNet ImageNet classification checkpoint (it has the classifier head)."""
     keys = set(keys)
-    return "conv1.weight" in keys and "stage4.0.branches.0.0.conv1.weight" in keys and \
-        any(k.startswith(("incre_modules.", "classifier.", "final_layer.")) for k in keys)
+    return (
+        "conv1.weight" in keys
+        and "stage4.0.branches.0.0.conv1.weight" in keys
+        and any(k.startswith(("incre_modules.", "classifier.", "final_layer.")) for k in keys)
+    )

@@ -5,6 +5,7 @@ turns camera frames into its inputs; `PairStage` is the one per-pair step the no
 tool and the folder job share; `build_pipeline` / `build_stage` make them from checkpoint
 paths and settings values.
 """
+
 from .builder import ModelSources, build_pipeline, build_stage, frame_preparer, pipeline_config
 from .devices import autocast, check_precision, resolve_device
 from .frames import FramePreparer, parse_homography, register_thermal
@@ -12,8 +13,30 @@ from .fusion_pipeline import MASK_SOURCES, OUTPUTS, FusionPipeline, FusionResult
 from .pair_stage import HEADER_FROM, Frame, PairOutputs, PairStage, PreparedPair
 from .strategies import addition, fuse_levels, imvf, spatial_channel_attention
 
-__all__ = ["HEADER_FROM", "MASK_SOURCES", "OUTPUTS", "Frame", "FramePreparer", "FusionPipeline", "FusionResult",
-           "ModelSources", "PairOutputs", "PairStage", "PipelineConfig", "PreparedPair", "addition", "autocast",
-           "build_pipeline", "build_stage", "check_precision", "frame_preparer", "fuse_levels", "imvf",
-           "parse_homography", "pipeline_config", "register_thermal", "resolve_device",
-           "spatial_channel_attention"]
+__all__ = [
+    "HEADER_FROM",
+    "MASK_SOURCES",
+    "OUTPUTS",
+    "Frame",
+    "FramePreparer",
+    "FusionPipeline",
+    "FusionResult",
+    "ModelSources",
+    "PairOutputs",
+    "PairStage",
+    "PipelineConfig",
+    "PreparedPair",
+    "addition",
+    "autocast",
+    "build_pipeline",
+    "build_stage",
+    "check_precision",
+    "frame_preparer",
+    "fuse_levels",
+    "imvf",
+    "parse_homography",
+    "pipeline_config",
+    "register_thermal",
+    "resolve_device",
+    "spatial_channel_attention",
+]

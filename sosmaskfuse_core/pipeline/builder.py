@@ -5,6 +5,7 @@ mask source it chose; `build_stage` turns a full set of settings values (node pa
 command-line options, names as in `sosmaskfuse_core.settings.table`) into the `PairStage` the
 node, the bag tool and the folder job run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,12 @@ from typing import Any
 import torch
 
 from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
-from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET, describe, shipped_or_none
+from sosmaskfuse_core.models.shipped import (
+    SHIPPED_AUTOENCODER,
+    SHIPPED_SOSNET,
+    describe,
+    shipped_or_none,
+)
 from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
@@ -54,8 +60,10 @@ def build_pipeline(
     table.by_name("mask_source").check(mask_source)
     ae_path = autoencoder or shipped_or_none(SHIPPED_AUTOENCODER)
     if ae_path is None:
-        raise FileNotFoundError("no autoencoder weights given and none shipped with the package "
-                                f"(expected {SHIPPED_AUTOENCODER})")
+        raise FileNotFoundError(
+            "no autoencoder weights given and none shipped with the package "
+            f"(expected {SHIPPED_AUTOENCODER})"
+        )
     ae, ae_meta = load_autoencoder(ae_path)
     ae_desc = describe(ae_meta, not autoencoder)
 
@@ -64,13 +72,17 @@ def build_pipeline(
     if mask_source in ("sosnet", "auto"):
         sos_path = sosnet or shipped_or_none(SHIPPED_SOSNET)
         if mask_source == "sosnet" and sos_path is None:
-            raise FileNotFoundError("mask_source 'sosnet' needs SOS network weights (none given, none shipped)")
+            raise FileNotFoundError(
+                "mask_source 'sosnet' needs SOS network weights (none given, none shipped)"
+            )
         if sos_path:
             sos, sos_meta = load_sosnet(sos_path)
             sos_desc = "SOS network, " + describe(sos_meta, not sosnet)
             trained_size = sos_meta.get("input_size")  # our runs record the size they trained at
             if trained_size:
-                config = (config or PipelineConfig()).replace(sos_size=tuple(int(v) for v in trained_size))
+                config = (config or PipelineConfig()).replace(
+                    sos_size=tuple(int(v) for v in trained_size)
+                )
                 sos_desc += f" at {trained_size[0]}x{trained_size[1]}"
     if mask_source == "auto":
         mask_source = "sosnet" if sos is not None else "thermal"
@@ -78,8 +90,14 @@ def build_pipeline(
         sos_desc = "classical thermal hot-object mask (no network)"
     elif mask_source == "topic":
         sos_desc = "masks given with each pair"
-    pipeline = FusionPipeline(ae, sos, config=config, device=device, mask_source=mask_source,
-                              thermal_masker=ThermalHotObjectMasker())
+    pipeline = FusionPipeline(
+        ae,
+        sos,
+        config=config,
+        device=device,
+        mask_source=mask_source,
+        thermal_masker=ThermalHotObjectMasker(),
+    )
     sources = ModelSources(autoencoder=ae_desc, mask=sos_desc)
     log.info("pipeline on %s: %s", pipeline.device, sources)
     return pipeline, sources
@@ -88,7 +106,14 @@ def build_pipeline(
 # --- from settings values ----------------------------------------------------------------------
 
 #: Settings that are PipelineConfig fields of the same name.
-PIPELINE_SETTINGS = ("fusion_mode", "mu", "mask_threshold", "output_scaling", "precision", "color_output")
+PIPELINE_SETTINGS = (
+    "fusion_mode",
+    "mu",
+    "mask_threshold",
+    "output_scaling",
+    "precision",
+    "color_output",
+)
 
 
 def process_size(values: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -101,17 +126,25 @@ def process_size(values: Mapping[str, Any]) -> tuple[int, int] | None:
 
 def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
     """The PipelineConfig named by settings values (ValueError for a bad one)."""
-    return PipelineConfig(**{k: values[k] for k in PIPELINE_SETTINGS if k in values},
-                          process_size=process_size(values))
+    return PipelineConfig(
+        **{k: values[k] for k in PIPELINE_SETTINGS if k in values},
+        process_size=process_size(values),
+    )
 
 
 def frame_preparer(values: Mapping[str, Any]) -> FramePreparer:
     """Gain control, registration, processing size and visible colour handling from settings values."""
-    return FramePreparer(agc=ThermalAGC.from_settings(values), homography=parse_homography(values.get("homography")),
-                         size=process_size(values), gray_visible=not values.get("color_output", False))
+    return FramePreparer(
+        agc=ThermalAGC.from_settings(values),
+        homography=parse_homography(values.get("homography")),
+        size=process_size(values),
+        gray_visible=not values.get("color_output", False),
+    )
 
 
-def build_stage(values: Mapping[str, Any], **model_overrides: Any) -> tuple[PairStage, ModelSources]:
+def build_stage(
+    values: Mapping[str, Any], **model_overrides: Any
+) -> tuple[PairStage, ModelSources]:
     """The per-pair stage named by a full set of settings values; `model_overrides` replace
     autoencoder_weights, sosnet_weights, mask_source, device or precision (the node's fallbacks).
 
@@ -121,10 +154,13 @@ def build_stage(values: Mapping[str, Any], **model_overrides: Any) -> tuple[Pair
     table.check_values({k: v for k, v in values.items() if _is_setting(k)})
     config = pipeline_config(values)
     preparer = frame_preparer(values)
-    pipeline, sources = build_pipeline(values.get("autoencoder_weights") or None,
-                                       values.get("sosnet_weights") or None,
-                                       mask_source=values.get("mask_source", "auto"),
-                                       device=values.get("device", "auto"), config=config)
+    pipeline, sources = build_pipeline(
+        values.get("autoencoder_weights") or None,
+        values.get("sosnet_weights") or None,
+        mask_source=values.get("mask_source", "auto"),
+        device=values.get("device", "auto"),
+        config=config,
+    )
     return PairStage(pipeline, preparer, with_mask=values.get("publish_mask", True)), sources
 
 
@@ -139,8 +175,11 @@ def _is_setting(name: str) -> bool:
 def live_update(stage: PairStage, values: Mapping[str, Any]) -> Callable[[], None]:
     """Check the live settings in `values` (the node's full set, changes merged in) against `stage`
     and return the function that applies them between two pairs. ValueError, changing nothing,
-    when a value or a combination is refused (e.g. fixed_min above fixed_max)."""
-    config = stage.pipeline.config.replace(**{k: values[k] for k in PIPELINE_SETTINGS if k in values})
+    when a value or a combination is refused (e.g. fixed_min above fixed_max).
+    """
+    config = stage.pipeline.config.replace(
+        **{k: values[k] for k in PIPELINE_SETTINGS if k in values}
+    )
     agc = ThermalAGC.from_settings(values)
     gray_visible = not config.color_output
     with_mask = values.get("publish_mask", stage.with_mask)

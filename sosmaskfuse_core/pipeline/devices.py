@@ -1,4 +1,5 @@
 """Device and precision choices: `auto|cpu|cuda[:N]` and `fp32|fp16|bf16`, validated with clear errors."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +8,7 @@ import re
 import torch
 
 from sosmaskfuse_core.settings.table import PRECISIONS
+
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -23,11 +25,15 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if not m:
         raise ValueError(f"device {spec!r}: expected auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r}: CUDA is not available on this machine (torch "
-                         f"{torch.__version__}); use device 'cpu' or 'auto'")
+        raise ValueError(
+            f"device {spec!r}: CUDA is not available on this machine (torch "
+            f"{torch.__version__}); use device 'cpu' or 'auto'"
+        )
     index = int(m.group(1) or 0)
     if index >= torch.cuda.device_count():
-        raise ValueError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        raise ValueError(
+            f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+        )
     return torch.device("cuda", index)
 
 

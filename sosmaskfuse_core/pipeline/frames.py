@@ -14,6 +14,7 @@
 
 Shared by the ROS node, the bag tool and the folder job through `PairStage`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -49,7 +50,8 @@ def parse_homography(values: Sequence[float] | np.ndarray | None) -> np.ndarray 
 
 def pixel_scaling(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
     """The 3x3 map of pixel coordinates from a `src_wh` grid to a `dst_wh` grid of the same view
-    (pixel centres aligned, as OpenCV's resize maps them)."""
+    (pixel centres aligned, as OpenCV's resize maps them).
+    """
     sx, sy = dst_wh[0] / src_wh[0], dst_wh[1] / src_wh[1]
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
@@ -60,11 +62,17 @@ def resize(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     if (w, h) == tuple(size_wh):
         return image
     shrink = size_wh[0] * size_wh[1] < w * h
-    return cv2.resize(image, tuple(size_wh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.resize(
+        image, tuple(size_wh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
-def register_thermal(thermal: np.ndarray, visible_wh: tuple[int, int], homography: np.ndarray | None,
-                     size_wh: tuple[int, int] | None = None) -> np.ndarray:
+def register_thermal(
+    thermal: np.ndarray,
+    visible_wh: tuple[int, int],
+    homography: np.ndarray | None,
+    size_wh: tuple[int, int] | None = None,
+) -> np.ndarray:
     """The thermal image in the visible camera's pixel grid, at `size_wh` (default: the visible size).
 
     With a homography (thermal pixel -> visible pixel at the visible camera's own resolution) the
@@ -74,9 +82,19 @@ def register_thermal(thermal: np.ndarray, visible_wh: tuple[int, int], homograph
     size_wh = tuple(size_wh or visible_wh)
     if homography is None:
         return resize(thermal, size_wh)
-    warp = homography if size_wh == tuple(visible_wh) else pixel_scaling(visible_wh, size_wh) @ homography
-    return cv2.warpPerspective(thermal, warp, size_wh, flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warp = (
+        homography
+        if size_wh == tuple(visible_wh)
+        else pixel_scaling(visible_wh, size_wh) @ homography
+    )
+    return cv2.warpPerspective(
+        thermal,
+        warp,
+        size_wh,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,19 +130,29 @@ class FramePreparer:
             return image.reshape(image.shape[:2])
         return to_luma(image, encoding) if self.gray_visible else to_bgr(image, encoding)
 
-    def prepare(self, thermal: np.ndarray, thermal_encoding: str, visible: np.ndarray,
-                visible_encoding: str) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(
+        self,
+        thermal: np.ndarray,
+        thermal_encoding: str,
+        visible: np.ndarray,
+        visible_encoding: str,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Both images in the visible camera's grid at the processing size."""
         visible_wh = (visible.shape[1], visible.shape[0])
         size_wh = tuple(self.size or visible_wh)
         vis = resize(self.visible(visible, visible_encoding), size_wh)
-        ir = register_thermal(self.thermal(thermal, thermal_encoding), visible_wh, self.homography, size_wh)
+        ir = register_thermal(
+            self.thermal(thermal, thermal_encoding), visible_wh, self.homography, size_wh
+        )
         return ir, vis
 
     def mask(self, mask: np.ndarray, visible_wh: tuple[int, int]) -> np.ndarray:
         """A mask given in the visible camera's grid, at the processing size (ValueError if the
-        mask is not of the visible image's size)."""
+        mask is not of the visible image's size).
+        """
         if (mask.shape[1], mask.shape[0]) != tuple(visible_wh):
-            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, visible is "
-                             f"{visible_wh[0]}x{visible_wh[1]}")
+            raise ValueError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]}, visible is "
+                f"{visible_wh[0]}x{visible_wh[1]}"
+            )
         return resize(mask, tuple(self.size or visible_wh))

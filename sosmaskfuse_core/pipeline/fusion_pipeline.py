@@ -8,6 +8,7 @@ already on the pipeline's device; results come back in the same kind.
 `PipelineConfig()` reproduces the reference implementation number for number
 (docs/algorithm.md); its other settings trade that exactness for video use.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,12 +71,21 @@ class PipelineConfig:
     color_output: bool = table.default("color_output")
 
     def __post_init__(self) -> None:
-        for name in ("fusion_mode", "mu", "mask_threshold", "output_scaling", "precision", "color_output"):
+        for name in (
+            "fusion_mode",
+            "mu",
+            "mask_threshold",
+            "output_scaling",
+            "precision",
+            "color_output",
+        ):
             table.by_name(name).check(getattr(self, name))
         for name in ("sos_size", "process_size"):
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(int(s) for s in size) < MIN_SIZE):
-                raise ValueError(f"{name} {size}: expected (width, height), each at least {MIN_SIZE}")
+                raise ValueError(
+                    f"{name} {size}: expected (width, height), each at least {MIN_SIZE}"
+                )
 
     def replace(self, **changes) -> PipelineConfig:
         """A validated copy with some fields changed."""
@@ -118,9 +128,13 @@ class FusionPipeline:
         self.autoencoder = autoencoder.to(self.device).eval()
         self.sosnet = sosnet.to(self.device).eval() if sosnet is not None else None
         self.thermal_masker = thermal_masker
-        self.thermal_agc = ThermalAGC()  # uint16 arrays given to the Python API; streams bring their own
+        self.thermal_agc = (
+            ThermalAGC()
+        )  # uint16 arrays given to the Python API; streams bring their own
         if mask_source is None:
-            mask_source = "sosnet" if sosnet is not None else ("thermal" if thermal_masker else "topic")
+            mask_source = (
+                "sosnet" if sosnet is not None else ("thermal" if thermal_masker else "topic")
+            )
         self.mask_source = mask_source
         self._check_mask_source(mask_source)
         self._lock = threading.Lock()
@@ -154,14 +168,27 @@ class FusionPipeline:
 
     # --- public calls ---------------------------------------------------------------------------
 
-    def __call__(self, thermal: Image, visible: Image, mask: Image | None = None,
-                 *, outputs: Collection[str] = OUTPUTS) -> FusionResult:
-        return self.fuse_batch([thermal], [visible], None if mask is None else [mask], outputs=outputs)[0]
+    def __call__(
+        self,
+        thermal: Image,
+        visible: Image,
+        mask: Image | None = None,
+        *,
+        outputs: Collection[str] = OUTPUTS,
+    ) -> FusionResult:
+        return self.fuse_batch(
+            [thermal], [visible], None if mask is None else [mask], outputs=outputs
+        )[0]
 
     @torch.inference_mode()
-    def fuse_batch(self, thermals: Sequence[Image], visibles: Sequence[Image],
-                   masks: Sequence[Image] | None = None, *,
-                   outputs: Collection[str] = OUTPUTS) -> list[FusionResult]:
+    def fuse_batch(
+        self,
+        thermals: Sequence[Image],
+        visibles: Sequence[Image],
+        masks: Sequence[Image] | None = None,
+        *,
+        outputs: Collection[str] = OUTPUTS,
+    ) -> list[FusionResult]:
         """Fuse N same-sized pairs in one pass (the encoder sees 4N images at once).
 
         `outputs` names the FusionResult fields to fill (the others stay None): each one costs
@@ -169,25 +196,35 @@ class FusionPipeline:
         """
         unknown = set(outputs) - set(OUTPUTS)
         if unknown:
-            raise ValueError(f"unknown outputs {sorted(unknown)}; expected some of {', '.join(OUTPUTS)}")
+            raise ValueError(
+                f"unknown outputs {sorted(unknown)}; expected some of {', '.join(OUTPUTS)}"
+            )
         if len(thermals) != len(visibles) or not thermals:
-            raise ValueError(f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})")
+            raise ValueError(
+                f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})"
+            )
         if masks is not None and len(masks) != len(thermals):
             raise ValueError(f"got {len(masks)} masks for {len(thermals)} pairs")
         as_numpy = not isinstance(thermals[0], torch.Tensor)
         with self._lock:
             cfg, source = self._config, self.mask_source
             ir = self._stack([self._thermal_u8(t) for t in thermals], "thermal")
-            vis = self._stack([_to_u8_tensor(v, "visible", self.device) for v in visibles], "visible")
+            vis = self._stack(
+                [_to_u8_tensor(v, "visible", self.device) for v in visibles], "visible"
+            )
             if ir.shape[-2:] != vis.shape[-2:]:
-                raise ValueError(f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
-                                 f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first")
+                raise ValueError(
+                    f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
+                    f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first"
+                )
             given = None
             if masks is not None:
                 given = self._stack([_mask_tensor(m, self.device) for m in masks], "mask")
                 if given.shape[-2:] != ir.shape[-2:]:
-                    raise ValueError(f"mask is {given.shape[-1]}x{given.shape[-2]}, "
-                                     f"images are {ir.shape[-1]}x{ir.shape[-2]}")
+                    raise ValueError(
+                        f"mask is {given.shape[-1]}x{given.shape[-2]}, "
+                        f"images are {ir.shape[-1]}x{ir.shape[-2]}"
+                    )
             if cfg.process_size is not None:
                 size_hw = (int(cfg.process_size[1]), int(cfg.process_size[0]))
                 ir, vis = _resize_u8(ir, size_hw), _resize_u8(vis, size_hw)
@@ -199,7 +236,9 @@ class FusionPipeline:
             raw = self._fuse(ir_y.float(), vis_y.float(), mask, cfg)
             out: dict[str, torch.Tensor] = {"mask": mask[:, 0], "raw": raw[:, 0]}
             if "fused" in outputs:
-                fused = pp.minmax_to_u8(raw) if cfg.output_scaling == "minmax" else pp.clip_to_u8(raw)
+                fused = (
+                    pp.minmax_to_u8(raw) if cfg.output_scaling == "minmax" else pp.clip_to_u8(raw)
+                )
                 if cfg.color_output and vis.shape[1] >= 3:
                     fused = _with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
                 else:
@@ -209,7 +248,9 @@ class FusionPipeline:
                 out["mask_u8"] = pp.quantize_mask(mask)[:, 0]
             wanted = {k: v for k, v in out.items() if k in outputs}
             if as_numpy:
-                wanted = {k: v.cpu().numpy() for k, v in wanted.items()}  # one copy per output, whole batch
+                wanted = {
+                    k: v.cpu().numpy() for k, v in wanted.items()
+                }  # one copy per output, whole batch
         return [FusionResult(**{k: v[i] for k, v in wanted.items()}) for i in range(len(thermals))]
 
     def mask(self, thermal: Image) -> Image:
@@ -230,14 +271,20 @@ class FusionPipeline:
     def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
         shapes = {tuple(t.shape) for t in images}
         if len(shapes) > 1:
-            raise ValueError(f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}")
+            raise ValueError(
+                f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}"
+            )
         return torch.stack(images)
 
-    def _mask_probability(self, ir_u8: torch.Tensor, ir_y: torch.Tensor, cfg: PipelineConfig,
-                          source: str) -> torch.Tensor:
+    def _mask_probability(
+        self, ir_u8: torch.Tensor, ir_y: torch.Tensor, cfg: PipelineConfig, source: str
+    ) -> torch.Tensor:
         size_hw = tuple(ir_u8.shape[-2:])
         if source == "sosnet":
-            sos_size = cfg.sos_size or (max(32, size_hw[1] // 32 * 32), max(32, size_hw[0] // 32 * 32))
+            sos_size = cfg.sos_size or (
+                max(32, size_hw[1] // 32 * 32),
+                max(32, size_hw[0] // 32 * 32),
+            )
             x = pp.sos_input(ir_u8, sos_size)
             with autocast(self.device, cfg.precision):
                 logit = self.sosnet(x)
@@ -256,7 +303,9 @@ class FusionPipeline:
             return pp.quantize_mask(prob).float() / 255.0
         return prob.float().clamp(0.0, 1.0)
 
-    def _fuse(self, ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cfg: PipelineConfig) -> torch.Tensor:
+    def _fuse(
+        self, ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cfg: PipelineConfig
+    ) -> torch.Tensor:
         n = ir.shape[0]
         if cfg.fusion_mode == "imvf":
             batch = torch.cat([ir * mask, ir * (1.0 - mask), vis * mask, vis * (1.0 - mask)])
@@ -272,12 +321,15 @@ class FusionPipeline:
 
 # --- input conversion -----------------------------------------------------------------------
 
+
 def _to_u8_tensor(image: Image, what: str, device: torch.device) -> torch.Tensor:
     """C x H x W uint8 on `device` from H x W or H x W x C (C = 1, 3, 4) arrays or tensors."""
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
-            raise ValueError(f"{what} image: dtype {image.dtype} is not supported (uint8; uint16 for thermal "
-                             "counts)")
+            raise ValueError(
+                f"{what} image: dtype {image.dtype} is not supported (uint8; uint16 for thermal "
+                "counts)"
+            )
         t = torch.from_numpy(np.ascontiguousarray(image))
     elif isinstance(image, torch.Tensor):
         t = image
@@ -286,9 +338,13 @@ def _to_u8_tensor(image: Image, what: str, device: torch.device) -> torch.Tensor
                 raise ValueError(f"{what} image: contains NaN or infinite values")
             t = t.round().clamp(0, 255).to(torch.uint8)
         elif t.dtype != torch.uint8:
-            raise ValueError(f"{what} tensor: dtype {t.dtype} is not supported (uint8 or float 0..255)")
+            raise ValueError(
+                f"{what} tensor: dtype {t.dtype} is not supported (uint8 or float 0..255)"
+            )
     else:
-        raise TypeError(f"{what} image: expected a NumPy array or a torch tensor, got {type(image).__name__}")
+        raise TypeError(
+            f"{what} image: expected a NumPy array or a torch tensor, got {type(image).__name__}"
+        )
     if t.ndim == 2:
         t = t[None]
     elif t.ndim == 3 and t.shape[2] in (1, 3, 4):
@@ -296,8 +352,10 @@ def _to_u8_tensor(image: Image, what: str, device: torch.device) -> torch.Tensor
     else:
         raise ValueError(f"{what} image: shape {tuple(t.shape)} is not H x W or H x W x 1/3/4")
     if min(t.shape[1], t.shape[2]) < MIN_SIZE:
-        raise ValueError(f"{what} image: {t.shape[2]}x{t.shape[1]} is smaller than the "
-                         f"{MIN_SIZE}x{MIN_SIZE} the autoencoder needs")
+        raise ValueError(
+            f"{what} image: {t.shape[2]}x{t.shape[1]} is smaller than the "
+            f"{MIN_SIZE}x{MIN_SIZE} the autoencoder needs"
+        )
     return t.to(device, non_blocking=True)
 
 
@@ -318,11 +376,23 @@ def _mask_tensor(mask: Image, device: torch.device) -> torch.Tensor:
 def _resize_u8(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size_hw:
         return x
-    y = torch.nn.functional.interpolate(x.float(), size=size_hw, mode="bilinear", align_corners=False,
-                                        antialias=size_hw[0] < x.shape[-2])
+    y = torch.nn.functional.interpolate(
+        x.float(),
+        size=size_hw,
+        mode="bilinear",
+        align_corners=False,
+        antialias=size_hw[0] < x.shape[-2],
+    )
     return y.round().clamp(0, 255).to(torch.uint8)
 
 
-def _with_chroma(fused: torch.Tensor, visible: torch.Tensor, visible_y: torch.Tensor) -> torch.Tensor:
+def _with_chroma(
+    fused: torch.Tensor, visible: torch.Tensor, visible_y: torch.Tensor
+) -> torch.Tensor:
     """BGR image whose luma is `fused` and whose chroma (B-Y, G-Y, R-Y) is the visible image's."""
-    return (visible[:, :3].float() + (fused.float() - visible_y.float())).round().clamp(0, 255).to(torch.uint8)
+    return (
+        (visible[:, :3].float() + (fused.float() - visible_y.float()))
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+    )

@@ -6,6 +6,7 @@ registration, size), the same checks, the same fusion and the same choice of out
 Output headers are the visible frame's (`HEADER_FROM`): the fused image lies in the visible
 camera's pixel grid.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,8 +62,13 @@ class PairStage:
     replaced between pairs (live gain-control changes) with `replace_preparer`.
     """
 
-    def __init__(self, pipeline: FusionPipeline, preparer: FramePreparer | None = None, *,
-                 with_mask: bool = True) -> None:
+    def __init__(
+        self,
+        pipeline: FusionPipeline,
+        preparer: FramePreparer | None = None,
+        *,
+        with_mask: bool = True,
+    ) -> None:
         self.pipeline = pipeline
         self.preparer = preparer or FramePreparer()
         self.with_mask = with_mask
@@ -79,16 +85,23 @@ class PairStage:
 
         ValueError names the image and the problem (encoding, size, a mask that is not mono).
         """
-        ir, vis = self.preparer.prepare(thermal.image, thermal.encoding, visible.image, visible.encoding)
+        ir, vis = self.preparer.prepare(
+            thermal.image, thermal.encoding, visible.image, visible.encoding
+        )
         given = None
         if mask is not None:
             if mask.image.ndim != 2 and mask.image.shape[2] != 1:
                 raise ValueError(f"mask image: encoding {mask.encoding} is not single-channel")
-            given = self.preparer.mask(mask.image.reshape(mask.image.shape[:2]),
-                                       (visible.image.shape[1], visible.image.shape[0]))
+            given = self.preparer.mask(
+                mask.image.reshape(mask.image.shape[:2]),
+                (visible.image.shape[1], visible.image.shape[0]),
+            )
         # torch wants writable arrays; decoded messages are often read-only views on their buffers
-        return PreparedPair(np.require(ir, requirements="W"), np.require(vis, requirements="W"),
-                            None if given is None else np.require(given, requirements="W"))
+        return PreparedPair(
+            np.require(ir, requirements="W"),
+            np.require(vis, requirements="W"),
+            None if given is None else np.require(given, requirements="W"),
+        )
 
     def __call__(self, thermal: Frame, visible: Frame, mask: Frame | None = None) -> PairOutputs:
         """Fuse one pair (ValueError or RuntimeError when it cannot be fused)."""
@@ -101,14 +114,24 @@ class PairStage:
         with_mask = self.with_mask
         outputs = ("fused", "mask_u8") if with_mask else ("fused",)
         masks = None if pairs[0].mask is None else [p.mask for p in pairs]
-        results = self.pipeline.fuse_batch([p.thermal for p in pairs], [p.visible for p in pairs], masks,
-                                           outputs=outputs)
-        return [PairOutputs(fused=r.fused, fused_encoding="bgr8" if r.fused.ndim == 3 else "mono8",
-                            mask=r.mask_u8 if with_mask else None) for r in results]
+        results = self.pipeline.fuse_batch(
+            [p.thermal for p in pairs], [p.visible for p in pairs], masks, outputs=outputs
+        )
+        return [
+            PairOutputs(
+                fused=r.fused,
+                fused_encoding="bgr8" if r.fused.ndim == 3 else "mono8",
+                mask=r.mask_u8 if with_mask else None,
+            )
+            for r in results
+        ]
 
-    def run(self, pairs: Sequence[tuple[Frame, Frame, Frame | None]]) -> list[PairOutputs | Exception]:
+    def run(
+        self, pairs: Sequence[tuple[Frame, Frame, Frame | None]]
+    ) -> list[PairOutputs | Exception]:
         """Prepare and fuse many pairs, one pass per size; the result for a pair that cannot be
-        prepared or fused is its exception, so one bad pair costs only itself."""
+        prepared or fused is its exception, so one bad pair costs only itself.
+        """
         results: list[PairOutputs | Exception | None] = [None] * len(pairs)
         groups: dict[tuple, list[tuple[int, PreparedPair]]] = {}
         for i, (thermal, visible, mask) in enumerate(pairs):
@@ -123,7 +146,9 @@ class PairStage:
                 results[i] = out
         return results
 
-    def _fuse_group(self, members: list[tuple[int, PreparedPair]]) -> list[tuple[int, PairOutputs | Exception]]:
+    def _fuse_group(
+        self, members: list[tuple[int, PreparedPair]]
+    ) -> list[tuple[int, PairOutputs | Exception]]:
         try:
             return list(zip((i for i, _ in members), self.fuse([p for _, p in members])))
         except (ValueError, RuntimeError) as exc:

@@ -3,6 +3,7 @@
 Everything here works on torch tensors so the same code runs on the CPU and on the GPU:
 images are N x C x H x W; 3-channel images are in OpenCV's B, G, R channel order.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,14 +22,13 @@ SOS_GRAY_WEIGHTS_BGR = (0.11, 0.59, 0.30)
 PAPER_SOS_SIZE = (640, 480)  # width, height
 
 
-
 def luma_u8(image: torch.Tensor) -> torch.Tensor:
     """8-bit gray of an N x C x H x W uint8 image: 1 channel passes, 3 (BGR) or 4 (BGRA) -> PIL-style luma."""
     if image.shape[1] == 1:
         return image
     if image.shape[1] not in (3, 4):
         raise ValueError(f"expected 1, 3 or 4 channels, got {image.shape[1]}")
-    b, g, r = (image[:, c:c + 1].to(torch.int32) for c in range(3))
+    b, g, r = (image[:, c : c + 1].to(torch.int32) for c in range(3))
     wb, wg, wr = LUMA_WEIGHTS_BGR
     return ((b * wb + g * wg + r * wr + 0x8000) >> 16).to(torch.uint8)
 
@@ -40,7 +40,9 @@ def resize_bilinear(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False)
 
 
-def sos_input(thermal_u8: torch.Tensor, size_wh: tuple[int, int] | None = PAPER_SOS_SIZE) -> torch.Tensor:
+def sos_input(
+    thermal_u8: torch.Tensor, size_wh: tuple[int, int] | None = PAPER_SOS_SIZE
+) -> torch.Tensor:
     """The SOS network's input: normalise B, G, R, resize, collapse 0.11 B + 0.59 G + 0.30 R.
 
     `thermal_u8` is N x 1 x H x W (a gray image stands for three equal channels, as OpenCV's
@@ -88,8 +90,11 @@ def minmax_to_u8(out: torch.Tensor) -> torch.Tensor:
     span = hi - lo
     constant = span <= 0
     if bool(constant.any()):
-        log.warning("fused output is constant (%d of %d images): written as zeros",
-                    int(constant.sum()), out.shape[0])
+        log.warning(
+            "fused output is constant (%d of %d images): written as zeros",
+            int(constant.sum()),
+            out.shape[0],
+        )
     scaled = 255.0 * (out.float() - lo) / torch.where(constant, torch.ones_like(span), span)
     scaled = torch.where(constant, torch.zeros_like(scaled), scaled)
     return torch.floor(scaled).clamp_(0, 255).to(torch.uint8)

@@ -3,6 +3,7 @@
 All functions take encoder feature maps N x C x H x W of one level and return the fused
 map of the same shape. They are applied level by level (docs/algorithm.md, IMV-F).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from sosmaskfuse_core.settings.table import FUSION_MODES
+
 EPS = 1e-5
 
 
@@ -30,8 +32,14 @@ def spatial_channel_attention(x: torch.Tensor, y: torch.Tensor, eps: float = EPS
     return (3.0 * channel + spatial) / 4.0
 
 
-def imvf(ir_fg: torch.Tensor, ir_bg: torch.Tensor, vis_fg: torch.Tensor, vis_bg: torch.Tensor,
-         mu: float = 0.8, eps: float = EPS) -> torch.Tensor:
+def imvf(
+    ir_fg: torch.Tensor,
+    ir_bg: torch.Tensor,
+    vis_fg: torch.Tensor,
+    vis_bg: torch.Tensor,
+    mu: float = 0.8,
+    eps: float = EPS,
+) -> torch.Tensor:
     """IMV-F: foreground mu-weighted, background SCA blended with the visible background.
 
     F = (mu * A + (1 - mu) * C) + 0.6 * (W * S + (1 - W) * D) + 0.4 * D,
@@ -47,7 +55,9 @@ def addition(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     return 0.5 * (ir + vis)
 
 
-def fuse_levels(mode: str, feats: Sequence[torch.Tensor], n: int, mu: float = 0.8) -> list[torch.Tensor]:
+def fuse_levels(
+    mode: str, feats: Sequence[torch.Tensor], n: int, mu: float = 0.8
+) -> list[torch.Tensor]:
     """Fuse per-level features of a batch encoded as consecutive groups of `n` images.
 
     `imvf` expects the encoder batch ordered [ir*m, ir*(1-m), vis*m, vis*(1-m)] (4 groups of n);

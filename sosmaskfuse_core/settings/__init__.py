@@ -3,11 +3,47 @@
 Plain Python (no torch, no ROS): the library's config classes, the ROS node, the command line
 and the launch files all read `table.SETTINGS`.
 """
-from .table import (AGC_MODES, BAG, FUSE, FUSION_MODES, GROUPS, MASK_SOURCES, NODE, OUTPUT_SCALINGS,
-                    PRECISIONS, RELIABILITIES, SETTINGS, TRANSPORTS, Setting, by_name, check_values, default,
-                    defaults, for_scope)
+
+from .table import (
+    AGC_MODES,
+    BAG,
+    FUSE,
+    FUSION_MODES,
+    GROUPS,
+    MASK_SOURCES,
+    NODE,
+    OUTPUT_SCALINGS,
+    PRECISIONS,
+    RELIABILITIES,
+    SETTINGS,
+    TRANSPORTS,
+    Setting,
+    by_name,
+    check_values,
+    default,
+    defaults,
+    for_scope,
+)
 from .yaml_file import render as render_yaml
 
-__all__ = ["AGC_MODES", "BAG", "FUSE", "FUSION_MODES", "GROUPS", "MASK_SOURCES", "NODE", "OUTPUT_SCALINGS",
-           "PRECISIONS", "RELIABILITIES", "SETTINGS", "TRANSPORTS", "Setting", "by_name", "check_values",
-           "default", "defaults", "for_scope", "render_yaml"]
+__all__ = [
+    "AGC_MODES",
+    "BAG",
+    "FUSE",
+    "FUSION_MODES",
+    "GROUPS",
+    "MASK_SOURCES",
+    "NODE",
+    "OUTPUT_SCALINGS",
+    "PRECISIONS",
+    "RELIABILITIES",
+    "SETTINGS",
+    "TRANSPORTS",
+    "Setting",
+    "by_name",
+    "check_values",
+    "default",
+    "defaults",
+    "for_scope",
+    "render_yaml",
+]

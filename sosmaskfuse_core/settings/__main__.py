@@ -1,4 +1,5 @@
 """`python -m sosmaskfuse_core.settings`: print config/sosmaskfuse.yaml, generated from the settings table."""
+
 import sys
 
 from .yaml_file import render

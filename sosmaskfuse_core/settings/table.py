@@ -9,6 +9,7 @@ classes for their defaults and checks (`PipelineConfig`, `ThermalAGC`).
 
 This module is plain Python (no torch, no ROS), so launch files and `--help` stay quick.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ class Setting:
         if self.kind not in KINDS:
             raise ValueError(f"setting {self.name}: kind {self.kind!r} is not one of {KINDS}")
         if self.group not in GROUPS:
-            raise ValueError(f"setting {self.name}: group {self.group!r} is not one of {tuple(GROUPS)}")
+            raise ValueError(
+                f"setting {self.name}: group {self.group!r} is not one of {tuple(GROUPS)}"
+            )
         if self.default is not None:
             self.check(self.default)
 
@@ -81,7 +84,8 @@ class Setting:
 
     def parse(self, value: Any) -> Any:
         """`value` as this setting holds it, then checked: for `optional_float`, "" (how a ROS
-        parameter or YAML file says "unset") is None and a numeric string is its number."""
+        parameter or YAML file says "unset") is None and a numeric string is its number.
+        """
         if self.kind == "optional_float":
             if value is None or (isinstance(value, str) and not value.strip()):
                 return None
@@ -89,7 +93,9 @@ class Setting:
                 try:
                     value = float(value)
                 except ValueError:
-                    raise ValueError(f"{self.name}: {value!r} is not a number (empty = unset)") from None
+                    raise ValueError(
+                        f"{self.name}: {value!r} is not a number (empty = unset)"
+                    ) from None
             elif isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
         return self.check(value)
@@ -131,70 +137,256 @@ class Setting:
             inside = lo < value < hi if self.open_range else lo <= value <= hi
             if not inside:
                 brackets = "()" if self.open_range else "[]"
-                raise ValueError(f"{self.name}: {value} is outside {brackets[0]}{lo:g}, {hi:g}{brackets[1]}")
+                raise ValueError(
+                    f"{self.name}: {value} is outside {brackets[0]}{lo:g}, {hi:g}{brackets[1]}"
+                )
         return value
 
 
 SETTINGS: tuple[Setting, ...] = (
     # models (start-up)
-    Setting("autoencoder_weights", "str", "", "IMV-F autoencoder checkpoint (authors' or ours); "
-            "\"\" = shipped default", "models", flag="--autoencoder"),
-    Setting("sosnet_weights", "str", "", "SOS network checkpoint (authors' or ours); "
-            "\"\" = shipped default if any", "models", flag="--sosnet"),
+    Setting(
+        "autoencoder_weights",
+        "str",
+        "",
+        'IMV-F autoencoder checkpoint (authors\' or ours); "" = shipped default',
+        "models",
+        flag="--autoencoder",
+    ),
+    Setting(
+        "sosnet_weights",
+        "str",
+        "",
+        'SOS network checkpoint (authors\' or ours); "" = shipped default if any',
+        "models",
+        flag="--sosnet",
+    ),
     Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N", "models"),
-    Setting("precision", "str", "fp32", "network precision: fp32, fp16 (CUDA only) or bf16", "models",
-            choices=PRECISIONS),
-    Setting("mask_source", "str", "auto", "sosnet (SOS network), thermal (classical hot-object mask, no "
-            "network), topic (masks on the 'mask' topic), auto (sosnet if weights exist, else thermal)",
-            "models", choices=MASK_SOURCES),
+    Setting(
+        "precision",
+        "str",
+        "fp32",
+        "network precision: fp32, fp16 (CUDA only) or bf16",
+        "models",
+        choices=PRECISIONS,
+    ),
+    Setting(
+        "mask_source",
+        "str",
+        "auto",
+        "sosnet (SOS network), thermal (classical hot-object mask, no "
+        "network), topic (masks on the 'mask' topic), auto (sosnet if weights exist, else thermal)",
+        "models",
+        choices=MASK_SOURCES,
+    ),
     # fusion (live)
-    Setting("fusion_mode", "str", "imvf", "imvf (the paper), or the mask-free baselines sca and addition",
-            "fusion", choices=FUSION_MODES, live=True),
-    Setting("mu", "float", 0.8, "IMV-F weight of the thermal foreground features", "fusion",
-            range=(0.0, 1.0), live=True),
-    Setting("mask_threshold", "optional_float", None, "unset = soft mask (as the paper's code), or a "
-            "probability in (0, 1) that binarises it", "fusion", range=(0.0, 1.0), open_range=True, live=True),
-    Setting("output_scaling", "str", "minmax", "minmax (the paper's per-frame stretch) or clip (the "
-            "decoder's gray levels: no flicker between frames)", "fusion", choices=OUTPUT_SCALINGS, live=True),
-    Setting("color_output", "bool", False, "fused image as bgr8: the fused luma with the visible image's "
-            "chroma", "fusion", live=True, aliases=("--color",)),
-    Setting("publish_mask", "bool", True, "publish the mask on sos_mask (bag: write it; --no-mask)", "fusion",
-            live=True, scopes=frozenset({NODE, BAG}), flag="--no-mask"),
+    Setting(
+        "fusion_mode",
+        "str",
+        "imvf",
+        "imvf (the paper), or the mask-free baselines sca and addition",
+        "fusion",
+        choices=FUSION_MODES,
+        live=True,
+    ),
+    Setting(
+        "mu",
+        "float",
+        0.8,
+        "IMV-F weight of the thermal foreground features",
+        "fusion",
+        range=(0.0, 1.0),
+        live=True,
+    ),
+    Setting(
+        "mask_threshold",
+        "optional_float",
+        None,
+        "unset = soft mask (as the paper's code), or a probability in (0, 1) that binarises it",
+        "fusion",
+        range=(0.0, 1.0),
+        open_range=True,
+        live=True,
+    ),
+    Setting(
+        "output_scaling",
+        "str",
+        "minmax",
+        "minmax (the paper's per-frame stretch) or clip (the "
+        "decoder's gray levels: no flicker between frames)",
+        "fusion",
+        choices=OUTPUT_SCALINGS,
+        live=True,
+    ),
+    Setting(
+        "color_output",
+        "bool",
+        False,
+        "fused image as bgr8: the fused luma with the visible image's chroma",
+        "fusion",
+        live=True,
+        aliases=("--color",),
+    ),
+    Setting(
+        "publish_mask",
+        "bool",
+        True,
+        "publish the mask on sos_mask (bag: write it; --no-mask)",
+        "fusion",
+        live=True,
+        scopes=frozenset({NODE, BAG}),
+        flag="--no-mask",
+    ),
     # processing size and registration (start-up)
-    Setting("process_width", "int", 0, "fuse at this width (0 = the visible image's)", "geometry",
-            range=(0, 8192)),
-    Setting("process_height", "int", 0, "fuse at this height (0 = the visible image's)", "geometry",
-            range=(0, 8192)),
-    Setting("homography", "floats", None, "row-major 3x3 thermal pixel -> visible pixel; unset = resize "
-            "the thermal image to the visible size", "geometry", length=9, scopes=LIVE_STREAMS),
+    Setting(
+        "process_width",
+        "int",
+        0,
+        "fuse at this width (0 = the visible image's)",
+        "geometry",
+        range=(0, 8192),
+    ),
+    Setting(
+        "process_height",
+        "int",
+        0,
+        "fuse at this height (0 = the visible image's)",
+        "geometry",
+        range=(0, 8192),
+    ),
+    Setting(
+        "homography",
+        "floats",
+        None,
+        "row-major 3x3 thermal pixel -> visible pixel; unset = resize "
+        "the thermal image to the visible size",
+        "geometry",
+        length=9,
+        scopes=LIVE_STREAMS,
+    ),
     # thermal gain control for 16-bit counts (live)
-    Setting("thermal_agc", "str", "percentile", "16-bit thermal to 8 bit: minmax, percentile or fixed", "agc",
-            choices=AGC_MODES, live=True, scopes=LIVE_STREAMS),
-    Setting("agc_low_percent", "float", 1.0, "percentile mode: count mapped to black", "agc",
-            range=(0.0, 100.0), live=True, scopes=LIVE_STREAMS),
-    Setting("agc_high_percent", "float", 99.0, "percentile mode: count mapped to white", "agc",
-            range=(0.0, 100.0), live=True, scopes=LIVE_STREAMS),
-    Setting("agc_min", "float", 0.0, "fixed mode: count mapped to black", "agc", live=True, scopes=LIVE_STREAMS),
-    Setting("agc_max", "float", 65535.0, "fixed mode: count mapped to white", "agc", live=True,
-            scopes=LIVE_STREAMS),
+    Setting(
+        "thermal_agc",
+        "str",
+        "percentile",
+        "16-bit thermal to 8 bit: minmax, percentile or fixed",
+        "agc",
+        choices=AGC_MODES,
+        live=True,
+        scopes=LIVE_STREAMS,
+    ),
+    Setting(
+        "agc_low_percent",
+        "float",
+        1.0,
+        "percentile mode: count mapped to black",
+        "agc",
+        range=(0.0, 100.0),
+        live=True,
+        scopes=LIVE_STREAMS,
+    ),
+    Setting(
+        "agc_high_percent",
+        "float",
+        99.0,
+        "percentile mode: count mapped to white",
+        "agc",
+        range=(0.0, 100.0),
+        live=True,
+        scopes=LIVE_STREAMS,
+    ),
+    Setting(
+        "agc_min",
+        "float",
+        0.0,
+        "fixed mode: count mapped to black",
+        "agc",
+        live=True,
+        scopes=LIVE_STREAMS,
+    ),
+    Setting(
+        "agc_max",
+        "float",
+        65535.0,
+        "fixed mode: count mapped to white",
+        "agc",
+        live=True,
+        scopes=LIVE_STREAMS,
+    ),
     # inputs (start-up)
-    Setting("input_transport", "str", "raw", "raw (sensor_msgs/Image on <topic>) or compressed "
-            "(CompressedImage on <topic>/compressed)", "inputs", choices=TRANSPORTS, scopes=frozenset({NODE})),
-    Setting("sync_queue_size", "int", 10, "ApproximateTime queue size per input", "inputs", range=(1, 1000),
-            scopes=LIVE_STREAMS),
-    Setting("sync_slop", "float", 0.05, "largest stamp difference (s) of a thermal/visible pair", "inputs",
-            range=(0.0, 10.0), scopes=LIVE_STREAMS),
-    Setting("input_reliability", "str", "best_effort", "input QoS reliability: best_effort (REP-2003 sensor "
-            "data) or reliable", "inputs", choices=RELIABILITIES, scopes=frozenset({NODE})),
-    Setting("output_reliability", "str", "reliable", "output QoS reliability: best_effort or reliable", "inputs",
-            choices=RELIABILITIES, scopes=frozenset({NODE})),
-    Setting("qos_depth", "int", 5, "history depth of inputs and outputs", "inputs", range=(1, 1000),
-            scopes=frozenset({NODE})),
+    Setting(
+        "input_transport",
+        "str",
+        "raw",
+        "raw (sensor_msgs/Image on <topic>) or compressed (CompressedImage on <topic>/compressed)",
+        "inputs",
+        choices=TRANSPORTS,
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "sync_queue_size",
+        "int",
+        10,
+        "ApproximateTime queue size per input",
+        "inputs",
+        range=(1, 1000),
+        scopes=LIVE_STREAMS,
+    ),
+    Setting(
+        "sync_slop",
+        "float",
+        0.05,
+        "largest stamp difference (s) of a thermal/visible pair",
+        "inputs",
+        range=(0.0, 10.0),
+        scopes=LIVE_STREAMS,
+    ),
+    Setting(
+        "input_reliability",
+        "str",
+        "best_effort",
+        "input QoS reliability: best_effort (REP-2003 sensor data) or reliable",
+        "inputs",
+        choices=RELIABILITIES,
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "output_reliability",
+        "str",
+        "reliable",
+        "output QoS reliability: best_effort or reliable",
+        "inputs",
+        choices=RELIABILITIES,
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "qos_depth",
+        "int",
+        5,
+        "history depth of inputs and outputs",
+        "inputs",
+        range=(1, 1000),
+        scopes=frozenset({NODE}),
+    ),
     # reporting (start-up)
-    Setting("diagnostics_period", "float", 1.0, "seconds between /diagnostics messages", "reporting",
-            range=(0.05, 3600.0), scopes=frozenset({NODE})),
-    Setting("log_period", "float", 10.0, "seconds between one-line summaries in the log (0 = never)",
-            "reporting", range=(0.0, 86400.0), scopes=frozenset({NODE})),
+    Setting(
+        "diagnostics_period",
+        "float",
+        1.0,
+        "seconds between /diagnostics messages",
+        "reporting",
+        range=(0.05, 3600.0),
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "log_period",
+        "float",
+        10.0,
+        "seconds between one-line summaries in the log (0 = never)",
+        "reporting",
+        range=(0.0, 86400.0),
+        scopes=frozenset({NODE}),
+    ),
 )
 
 
@@ -217,7 +409,7 @@ def for_scope(scope: str) -> tuple[Setting, ...]:
 
 
 def defaults(scope: str = NODE) -> dict[str, Any]:
-    """name -> default of every setting of a front end."""
+    """Name -> default of every setting of a front end."""
     return {s.name: s.default for s in for_scope(scope)}
 
 

@@ -4,6 +4,7 @@
 
 `test/test_settings.py` regenerates the text and compares it with the file in the repository.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -40,18 +41,30 @@ def yaml_value(setting: table.Setting) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return value if value and value.replace("_", "").replace(":", "").isalnum() else f'"{value}"'
+        return (
+            value if value and value.replace("_", "").replace(":", "").isalnum() else f'"{value}"'
+        )
     return str(value)
 
 
 def _example(setting: table.Setting) -> list[float]:
     """An example value for a list setting without a default (the identity for the homography)."""
-    return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0] if setting.length == 9 else [0.0] * (setting.length or 1)
+    return (
+        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        if setting.length == 9
+        else [0.0] * (setting.length or 1)
+    )
 
 
 def kind_text(setting: table.Setting) -> str:
     """`double in [0, 1]`, `string`, `double[9]`, ...: the type as the comment states it."""
-    names = {"str": "string", "bool": "bool", "int": "int", "float": "double", "optional_float": "double"}
+    names = {
+        "str": "string",
+        "bool": "bool",
+        "int": "int",
+        "float": "double",
+        "optional_float": "double",
+    }
     if setting.kind == "floats":
         return f"double[{setting.length}]" if setting.length else "double[]"
     text = names[setting.kind]

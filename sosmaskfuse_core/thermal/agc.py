@@ -15,6 +15,7 @@ float32 input (e.g. a decoded ``32FC1`` image in kelvin) is handled the same way
 uint16 and must be finite. When ``high <= low`` -- a constant image in ``minmax`` or
 ``percentile`` mode -- there is no contrast to stretch and the result is all zeros.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,13 @@ from sosmaskfuse_core.settings import table
 
 MODES: tuple[str, ...] = table.AGC_MODES
 #: ThermalAGC field -> the setting it comes from (defaults and checks live in the settings table).
-SETTING_OF_FIELD = {"mode": "thermal_agc", "low_percent": "agc_low_percent",
-                    "high_percent": "agc_high_percent", "fixed_min": "agc_min", "fixed_max": "agc_max"}
+SETTING_OF_FIELD = {
+    "mode": "thermal_agc",
+    "low_percent": "agc_low_percent",
+    "high_percent": "agc_high_percent",
+    "fixed_min": "agc_min",
+    "fixed_max": "agc_max",
+}
 
 
 @dataclass(frozen=True)
@@ -47,21 +53,28 @@ class ThermalAGC:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"ThermalAGC.mode must be one of {', '.join(MODES)}; "
-                             f"got {self.mode!r}")
+            raise ValueError(
+                f"ThermalAGC.mode must be one of {', '.join(MODES)}; got {self.mode!r}"
+            )
         for field in ("low_percent", "high_percent", "fixed_min", "fixed_max"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"ThermalAGC.{field} must be a finite number; got {value!r}")
         if not 0.0 <= self.low_percent < self.high_percent <= 100.0:
             raise ValueError(
                 "ThermalAGC.low_percent and high_percent need 0 <= low_percent < "
                 f"high_percent <= 100; got low_percent={self.low_percent}, "
-                f"high_percent={self.high_percent}")
+                f"high_percent={self.high_percent}"
+            )
         if not self.fixed_min < self.fixed_max:
-            raise ValueError(f"ThermalAGC.fixed_min must be below fixed_max; got "
-                             f"fixed_min={self.fixed_min}, fixed_max={self.fixed_max}")
+            raise ValueError(
+                f"ThermalAGC.fixed_min must be below fixed_max; got "
+                f"fixed_min={self.fixed_min}, fixed_max={self.fixed_max}"
+            )
 
     def limits(self, image: np.ndarray) -> tuple[float, float]:
         """The counts that :meth:`apply` maps to 0 and 255 for this ``image``."""

@@ -4,6 +4,7 @@ Steps 2 to 7 of the method in `hot_object_mask`: threshold levels, filter and sc
 connected components, accept them on absolute and relative floors, select the best
 non-overlapping set (an antichain of the tree), optionally grow, fill holes.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -14,9 +15,10 @@ from .mask_config import ThermalMaskConfig
 
 def _noise_sigma(small: np.ndarray) -> float:
     """Robust pixel-noise estimate of the working image: scaled MAD of the residual after a
-    3x3 box blur (fine texture and sensor noise; larger structures barely contribute)."""
-    r = (small - cv2.blur(small, (3, 3)))[::2, ::2]          # subsample: the median is costly
-    return float(np.median(np.abs(r)) * 1.4826 * 1.125)   # 1.125: box-blur residual -> sigma
+    3x3 box blur (fine texture and sensor noise; larger structures barely contribute).
+    """
+    r = (small - cv2.blur(small, (3, 3)))[::2, ::2]  # subsample: the median is costly
+    return float(np.median(np.abs(r)) * 1.4826 * 1.125)  # 1.125: box-blur residual -> sigma
 
 
 #: Size gain: ``min(area / (_SIZE_REF * image area), _SIZE_CAP) ** size_power``.
@@ -44,8 +46,9 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
     labs, stats, sums, parents, sides_lr, sides_tb, levels_t = [], [], [], [], [], [], []
     prev = None
     for t in np.linspace(base, 1.0, cfg.levels + 2)[1:-1]:
-        n, lab, st, _ = cv2.connectedComponentsWithStats((small >= t).view(np.uint8),
-                                                         connectivity=8, ltype=ltype)
+        n, lab, st, _ = cv2.connectedComponentsWithStats(
+            (small >= t).view(np.uint8), connectivity=8, ltype=ltype
+        )
         if n <= 1:
             break
         lab = lab.astype(np.intp)
@@ -54,8 +57,9 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
         # label at the level below (all its pixels share one): weights = pixel + 4 * parent.
         # The component's mean is in (0, 1] (pixels >= t > 0), so sum / (4 * area) lies in
         # (parent, parent + 0.25] and its floor is the parent.
-        packed = np.bincount(lab.ravel(), weights=flat if prev is None else flat + prev,
-                             minlength=n)
+        packed = np.bincount(
+            lab.ravel(), weights=flat if prev is None else flat + prev, minlength=n
+        )
         parent = np.floor(packed / (4.0 * np.maximum(ar, 1.0))).astype(np.intp)
         parent[0] = 0
         labs.append(lab)
@@ -86,16 +90,23 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
     # A candidate must beat the pixel noise by this much, whatever the frame's contrast: this
     # keeps pure noise and flat frames empty.
     floor = max(cfg.noise_contrast * _noise_sigma(small), 1e-3)
-    ok = ((ar >= cfg.min_area * area) & (ar <= cfg.max_area * area) & (n_ring > 0)
-          & (bw <= cfg.max_width * w) & (bh <= cfg.max_height * h)
-          & ~((bw > cfg.band_aspect * bh) & (bw > 0.3 * w)) & (diff >= floor))
-    ok[offsets[:-1]] = False                                    # label 0 of every level
+    ok = (
+        (ar >= cfg.min_area * area)
+        & (ar <= cfg.max_area * area)
+        & (n_ring > 0)
+        & (bw <= cfg.max_width * w)
+        & (bh <= cfg.max_height * h)
+        & ~((bw > cfg.band_aspect * bh) & (bw > 0.3 * w))
+        & (diff >= floor)
+    )
+    ok[offsets[:-1]] = False  # label 0 of every level
     # Border contact: the share of its own extent a candidate runs along the image edges
     # (a person cut by the frame touches it briefly; sky, road and walls run along it).
-    contact = (np.minimum(np.concatenate(sides_lr) / np.maximum(bh, 1), 2.0)
-               + np.minimum(np.concatenate(sides_tb) / np.maximum(bw, 1), 2.0))
+    contact = np.minimum(np.concatenate(sides_lr) / np.maximum(bh, 1), 2.0) + np.minimum(
+        np.concatenate(sides_tb) / np.maximum(bw, 1), 2.0
+    )
     unit = float(np.sqrt(_UNIT_RANGE * float(small.std()))) + 1e-6
-    g = diff / unit * cfg.border_penalty ** contact             # contrast (also for growth)
+    g = diff / unit * cfg.border_penalty**contact  # contrast (also for growth)
     c = g * np.minimum(np.maximum(ar, 1) / (_SIZE_REF * area), _SIZE_CAP) ** cfg.size_power
     if cfg.upright > 0:
         c *= np.minimum(1.0, bh / (cfg.upright * np.maximum(bw, 1)))
@@ -107,8 +118,8 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
         # peak: the highest level any descendant reaches (bottom-up maximum over the tree)
         peak = np.repeat(np.asarray(levels_t), counts)
         for i in range(len(labs) - 1, 0, -1):
-            np.maximum.at(peak, offsets[i - 1] + parents[i], peak[offsets[i]:offsets[i + 1]])
-        c *= peak ** cfg.brightness_power
+            np.maximum.at(peak, offsets[i - 1] + parents[i], peak[offsets[i] : offsets[i + 1]])
+        c *= peak**cfg.brightness_power
     accepted = ok & rel_ok & (c >= cfg.min_contrast)
     if not accepted.any():
         return out
@@ -121,8 +132,9 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
         a, b = offsets[i], offsets[i + 1]
         best_i = np.maximum(q[a:b], child[a:b])
         best_i[0] = 0.0
-        child[offsets[i - 1]:a] += np.bincount(parents[i], weights=best_i,
-                                               minlength=counts[i - 1])
+        child[offsets[i - 1] : a] += np.bincount(
+            parents[i], weights=best_i, minlength=counts[i - 1]
+        )
     # ... top-down: a candidate is selected if it beats its descendants and no ancestor was.
     chosen = (q > 0) & (q >= child)
     selected = []
@@ -140,15 +152,24 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
     return _fill(out, cfg)
 
 
-def _grow(out: np.ndarray, labs: list, offsets: np.ndarray, selected: list, g: np.ndarray,
-          ok: np.ndarray, ar: np.ndarray, cfg: ThermalMaskConfig) -> np.ndarray:
+def _grow(
+    out: np.ndarray,
+    labs: list,
+    offsets: np.ndarray,
+    selected: list,
+    g: np.ndarray,
+    ok: np.ndarray,
+    ar: np.ndarray,
+    cfg: ThermalMaskConfig,
+) -> np.ndarray:
     """Optional growth: a larger candidate that overlaps the selection joins it if its contrast
     is at least ``grow_rel`` times that of the selected pixels inside it and its area at most
-    ``grow_area`` times their count."""
+    ``grow_area`` times their count.
+    """
     seed_g = np.zeros(out.shape, np.float32)
     for i, (lab, sel) in enumerate(zip(labs, selected)):
         if sel.any():
-            lut = np.where(sel, g[offsets[i]:offsets[i + 1]], 0.0).astype(np.float32)
+            lut = np.where(sel, g[offsets[i] : offsets[i + 1]], 0.0).astype(np.float32)
             np.maximum(seed_g, np.take(lut, lab), out=seed_g)
     seeds = seed_g > 0
     seed_vals = seed_g[seeds].astype(np.float64)
@@ -157,10 +178,13 @@ def _grow(out: np.ndarray, labs: list, offsets: np.ndarray, selected: list, g: n
         a, b = offsets[i], offsets[i + 1]
         labs_at = lab[seeds]
         n_seed = np.bincount(labs_at, minlength=b - a)
-        mean_g = (np.bincount(labs_at, weights=seed_vals, minlength=b - a)
-                  / np.maximum(n_seed, 1))
-        join = (ok[a:b] & (n_seed > 0) & (g[a:b] >= cfg.grow_rel * mean_g)
-                & (ar[a:b] <= cfg.grow_area * n_seed))
+        mean_g = np.bincount(labs_at, weights=seed_vals, minlength=b - a) / np.maximum(n_seed, 1)
+        join = (
+            ok[a:b]
+            & (n_seed > 0)
+            & (g[a:b] >= cfg.grow_rel * mean_g)
+            & (ar[a:b] <= cfg.grow_area * n_seed)
+        )
         if join.any():
             grown |= np.take(join.astype(np.uint8), lab)
     return grown

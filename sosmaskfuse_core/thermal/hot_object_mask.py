@@ -63,6 +63,7 @@ while keeping the 20 hand-labelled TNO masks (people, vehicles, a helicopter) ab
 is the main trade-off: lower ``upright`` (e.g. 0.8) suits scenes where vehicles matter as much
 as people.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -73,16 +74,19 @@ import numpy as np
 from .component_tree import select_objects
 from .mask_config import ThermalMaskConfig
 
-__all__ = ["ThermalMaskConfig", "ThermalHotObjectMasker", "thermal_hot_object_mask",
-           "normalize_thermal"]
-
-
+__all__ = [
+    "ThermalMaskConfig",
+    "ThermalHotObjectMasker",
+    "thermal_hot_object_mask",
+    "normalize_thermal",
+]
 
 
 def _to_gray_float(thermal: np.ndarray, black_hot: bool = False) -> np.ndarray:
     """HxW / HxWx1 / HxWx3 (BGR) / HxWx4 array of any numeric dtype -> HxW array that
     cv2.resize accepts (uint8, uint16 or float32), finite (non-finite pixels get the coldest
-    finite value: the minimum, or the maximum for ``black_hot``)."""
+    finite value: the minimum, or the maximum for ``black_hot``).
+    """
     a = np.asarray(thermal)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -108,7 +112,8 @@ def _to_gray_float(thermal: np.ndarray, black_hot: bool = False) -> np.ndarray:
 
 def _percentiles(x: np.ndarray, qs: tuple[float, ...], bins: int = 1024) -> list[float]:
     """Approximate percentiles of a float32 image from a histogram (much faster than
-    np.percentile; resolution (max - min) / bins)."""
+    np.percentile; resolution (max - min) / bins).
+    """
     lo, hi = float(x.min()), float(x.max())
     if not hi > lo:
         return [lo] * len(qs)
@@ -118,8 +123,9 @@ def _percentiles(x: np.ndarray, qs: tuple[float, ...], bins: int = 1024) -> list
     return [lo + (hi - lo) * (float(np.searchsorted(cdf, q / 100.0)) + 0.5) / bins for q in qs]
 
 
-def normalize_thermal(thermal: np.ndarray, config: Optional[ThermalMaskConfig] = None
-                      ) -> tuple[np.ndarray, float]:
+def normalize_thermal(
+    thermal: np.ndarray, config: Optional[ThermalMaskConfig] = None
+) -> tuple[np.ndarray, float]:
     """Downscale ``thermal`` to the working size and normalise it to float32 [0, 1].
 
     Returns ``(small, base)``: the working image and the normalised value of
@@ -130,11 +136,11 @@ def normalize_thermal(thermal: np.ndarray, config: Optional[ThermalMaskConfig] =
     H, W = g.shape
     s = min(1.0, cfg.work_size / max(H, W))
     if s < 1.0:
-        g = cv2.resize(g, (max(2, round(W * s)), max(2, round(H * s))),
-                       interpolation=cv2.INTER_AREA)
+        g = cv2.resize(
+            g, (max(2, round(W * s)), max(2, round(H * s))), interpolation=cv2.INTER_AREA
+        )
     g = g.astype(np.float32, copy=False)
-    lo, hi, base = _percentiles(g, (cfg.low_percentile, cfg.high_percentile,
-                                    cfg.base_percentile))
+    lo, hi, base = _percentiles(g, (cfg.low_percentile, cfg.high_percentile, cfg.base_percentile))
     if not hi - lo > 1e-12 * max(1.0, abs(hi)):
         return np.zeros(g.shape, np.float32), 1.0
     if cfg.black_hot:
@@ -145,19 +151,10 @@ def normalize_thermal(thermal: np.ndarray, config: Optional[ThermalMaskConfig] =
     return small, float(np.clip((base - lo) / (hi - lo), 0.0, 1.0))
 
 
-
-
-
-
-
-
-
-
-
-
 def _feather(binary: np.ndarray, width: float) -> np.ndarray:
     """Soft version of a {0, 1} mask: sigmoid of the signed distance to its boundary, with the
-    0.5 level on the boundary and a 12 %-88 % ramp ``width`` pixels wide."""
+    0.5 level on the boundary and a 12 %-88 % ramp ``width`` pixels wide.
+    """
     if width <= 0 or not binary.any() or binary.all():
         return binary.astype(np.float32)
     d_in = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
@@ -177,8 +174,9 @@ def _halo(binary: np.ndarray, radius: float, level: float) -> Optional[np.ndarra
     return level * np.minimum(halo, 1.0, out=halo)
 
 
-def thermal_hot_object_mask(thermal: np.ndarray,
-                            config: Optional[ThermalMaskConfig] = None) -> np.ndarray:
+def thermal_hot_object_mask(
+    thermal: np.ndarray, config: Optional[ThermalMaskConfig] = None
+) -> np.ndarray:
     """Soft salient-hot-object mask of one thermal frame (float32 HxW in [0, 1]).
 
     See the module docstring for the method and the accepted input types.

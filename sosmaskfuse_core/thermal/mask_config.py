@@ -1,4 +1,5 @@
 """Settings of the classical hot-object mask (ThermalMaskConfig), validated; the method is in hot_object_mask."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,17 +81,25 @@ class ThermalMaskConfig:
             if not ok:
                 raise ValueError(f"ThermalMaskConfig: {what}")
 
-        need(isinstance(self.work_size, (int, np.integer)) and 16 <= self.work_size <= 4096,
-             f"work_size must be an int in [16, 4096], got {self.work_size!r}")
-        need(isinstance(self.levels, (int, np.integer)) and 2 <= self.levels <= 256,
-             f"levels must be an int in [2, 256], got {self.levels!r}")
+        need(
+            isinstance(self.work_size, (int, np.integer)) and 16 <= self.work_size <= 4096,
+            f"work_size must be an int in [16, 4096], got {self.work_size!r}",
+        )
+        need(
+            isinstance(self.levels, (int, np.integer)) and 2 <= self.levels <= 256,
+            f"levels must be an int in [2, 256], got {self.levels!r}",
+        )
         need(0.0 <= self.base_percentile < 100.0, "base_percentile must be in [0, 100)")
-        need(0.0 <= self.low_percentile < self.high_percentile <= 100.0,
-             "need 0 <= low_percentile < high_percentile <= 100")
+        need(
+            0.0 <= self.low_percentile < self.high_percentile <= 100.0,
+            "need 0 <= low_percentile < high_percentile <= 100",
+        )
         need(0.0 <= self.ring <= 5.0, "ring must be in [0, 5]")
         need(0.0 <= self.min_area < self.max_area <= 1.0, "need 0 <= min_area < max_area <= 1")
-        need(0.0 < self.max_width <= 1.0 and 0.0 < self.max_height <= 1.0,
-             "max_width and max_height must be in (0, 1]")
+        need(
+            0.0 < self.max_width <= 1.0 and 0.0 < self.max_height <= 1.0,
+            "max_width and max_height must be in (0, 1]",
+        )
         need(self.band_aspect > 0.0, "band_aspect must be > 0")
         need(0.0 <= self.border_penalty <= 1.0, "border_penalty must be in [0, 1]")
         need(0.0 <= self.upright <= 10.0, "upright must be in [0, 10]")

@@ -2,12 +2,38 @@
 
 Library code only; each has its command line in `sosmaskfuse_core.commands`.
 """
+
 from .contact_sheet import contact_sheet
 from .fuse_bag import BagFusion, BagJob, BagJobError, BagReport, common_namespace
 from .fuse_folder import FolderReport, fuse_folder, fuse_pair
-from .make_bag import BagLayout, FrameSource, MakeBagReport, folder_frames, gray_to_counts, video_frames, write_bag
+from .make_bag import (
+    BagLayout,
+    FrameSource,
+    MakeBagReport,
+    folder_frames,
+    gray_to_counts,
+    video_frames,
+    write_bag,
+)
 from .synthetic_scene import SceneFrame, SyntheticScene
 
-__all__ = ["BagFusion", "BagJob", "BagJobError", "BagLayout", "BagReport", "FolderReport", "FrameSource",
-           "MakeBagReport", "SceneFrame", "SyntheticScene", "common_namespace", "contact_sheet", "folder_frames",
-           "fuse_folder", "fuse_pair", "gray_to_counts", "video_frames", "write_bag"]
+__all__ = [
+    "BagFusion",
+    "BagJob",
+    "BagJobError",
+    "BagLayout",
+    "BagReport",
+    "FolderReport",
+    "FrameSource",
+    "MakeBagReport",
+    "SceneFrame",
+    "SyntheticScene",
+    "common_namespace",
+    "contact_sheet",
+    "folder_frames",
+    "fuse_folder",
+    "fuse_pair",
+    "gray_to_counts",
+    "video_frames",
+    "write_bag",
+]

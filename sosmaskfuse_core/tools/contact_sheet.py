@@ -1,4 +1,5 @@
 """A contact sheet: rows of thermal | visible | mask | fused tiles with column titles, as one BGR image."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -21,8 +22,12 @@ def _tile(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size_wh, interpolation=interp)
 
 
-def contact_sheet(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = COLUMNS,
-                  tile_width: int = 320, gap: int = 4) -> np.ndarray:
+def contact_sheet(
+    rows: Sequence[Sequence[np.ndarray]],
+    titles: Sequence[str] = COLUMNS,
+    tile_width: int = 320,
+    gap: int = 4,
+) -> np.ndarray:
     """Tile each row's images (any size, gray or BGR) at one tile size, titles on top."""
     if not rows:
         raise ValueError("a contact sheet needs at least one row")
@@ -30,13 +35,23 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = 
     size = (tile_width, max(1, round(tile_width * h0 / w0)))
     header = 24
     cols = len(titles)
-    sheet = np.full((header + len(rows) * (size[1] + gap), cols * (size[0] + gap) - gap, 3), 255, np.uint8)
+    sheet = np.full(
+        (header + len(rows) * (size[1] + gap), cols * (size[0] + gap) - gap, 3), 255, np.uint8
+    )
     for c, title in enumerate(titles):
-        cv2.putText(sheet, title, (c * (size[0] + gap) + 6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            title,
+            (c * (size[0] + gap) + 6, 17),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.55,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     for r, row in enumerate(rows):
         y = header + r * (size[1] + gap)
         for c, image in enumerate(row):
             x = c * (size[0] + gap)
-            sheet[y:y + size[1], x:x + size[0]] = _tile(image, size)
+            sheet[y : y + size[1], x : x + size[0]] = _tile(image, size)
     return sheet

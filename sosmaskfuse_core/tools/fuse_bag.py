@@ -8,6 +8,7 @@ plus `<namespace>/fused_image` and `<namespace>/sos_mask`, stamped with the visi
 header at the visible message's log time. `fuse_bag` is the whole job for one bag, used by
 `sosmaskfuse bag` and by the fleet workers. The command line is `sosmaskfuse_core.commands.bag`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,10 +26,24 @@ from rosbags.serde import SerdeError
 
 from sosmaskfuse_core import __version__
 from sosmaskfuse_core.formats.approx_sync import ApproximateTimeSync
-from sosmaskfuse_core.formats.image_codec import ImageDecodeError, array_to_image_fields, message_to_array
-from sosmaskfuse_core.formats.rosbag_io import (IMAGE, IMAGE_TYPES, STORAGES, CopyError, add_image_connection,
-                                                closing_writer, copy_connection, format_time, stamp_ns,
-                                                storage_of, typestore)
+from sosmaskfuse_core.formats.image_codec import (
+    ImageDecodeError,
+    array_to_image_fields,
+    message_to_array,
+)
+from sosmaskfuse_core.formats.rosbag_io import (
+    IMAGE,
+    IMAGE_TYPES,
+    STORAGES,
+    CopyError,
+    add_image_connection,
+    closing_writer,
+    copy_connection,
+    format_time,
+    stamp_ns,
+    storage_of,
+    typestore,
+)
 from sosmaskfuse_core.pipeline.pair_stage import Frame, PairOutputs, PairStage
 from sosmaskfuse_core.progress import Progress
 
@@ -70,12 +85,17 @@ class BagJob:
     @property
     def input_topics(self) -> tuple[str, ...]:
         """Thermal, visible (and mask) topics, in the synchroniser's input order."""
-        return (self.thermal_topic, self.visible_topic) + ((self.mask_topic,) if self.mask_topic else ())
+        return (self.thermal_topic, self.visible_topic) + (
+            (self.mask_topic,) if self.mask_topic else ()
+        )
 
     def output_topics(self) -> tuple[str, str]:
         """(fused_image, sos_mask) topic names."""
-        ns = self.output_namespace if self.output_namespace is not None else \
-            common_namespace(self.thermal_topic, self.visible_topic)
+        ns = (
+            self.output_namespace
+            if self.output_namespace is not None
+            else common_namespace(self.thermal_topic, self.visible_topic)
+        )
         ns = "/" + ns.strip("/") if ns.strip("/") else ""
         return f"{ns}/fused_image", f"{ns}/sos_mask"
 
@@ -146,8 +166,14 @@ class _Message:
 class BagFusion:
     """One bag-to-bag run. `run()` fills `report`, also when it is interrupted."""
 
-    def __init__(self, src: str | Path, dst: str | Path, job: BagJob, stage: PairStage,
-                 custom_data: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        job: BagJob,
+        stage: PairStage,
+        custom_data: Mapping[str, str] | None = None,
+    ) -> None:
         self.src, self.dst = Path(src), Path(dst)
         self.job = job
         self.stage = stage
@@ -186,26 +212,39 @@ class BagFusion:
         for index, (role, topic) in enumerate(zip(ROLES, self.job.input_topics)):
             info = topics.get(topic)
             if info is None:
-                hint = f"; image topics in the bag: {', '.join(images)}" if images else "; it has no image topics"
+                hint = (
+                    f"; image topics in the bag: {', '.join(images)}"
+                    if images
+                    else "; it has no image topics"
+                )
                 raise BagJobError(f"{self.src}: no {role} topic {topic}{hint}")
             if info.msgtype not in IMAGE_TYPES:
-                raise BagJobError(f"{self.src}: {topic} holds {info.msgtype}, not {' or '.join(IMAGE_TYPES)}")
+                raise BagJobError(
+                    f"{self.src}: {topic} holds {info.msgtype}, not {' or '.join(IMAGE_TYPES)}"
+                )
             roles.update({c.id: index for c in info.connections})
         uses_masks = self.stage.pipeline.mask_source == "topic"
         if uses_masks != bool(self.job.mask_topic):
-            raise BagJobError("mask_source 'topic' and a mask topic go together: give --mask-topic with "
-                              "--mask-source topic" if uses_masks else
-                              f"a mask topic is given but the mask source is {self.stage.pipeline.mask_source!r}")
+            raise BagJobError(
+                "mask_source 'topic' and a mask topic go together: give --mask-topic with "
+                "--mask-source topic"
+                if uses_masks
+                else f"a mask topic is given but the mask source is {self.stage.pipeline.mask_source!r}"
+            )
         self.report.fused_topic, mask_topic = self.job.output_topics()
         self.report.mask_topic = mask_topic if self.stage.with_mask else None
         for out in (self.report.fused_topic, self.report.mask_topic):
             if out in topics:
-                raise BagJobError(f"{self.src} already has a topic {out}; choose another --output-namespace")
+                raise BagJobError(
+                    f"{self.src} already has a topic {out}; choose another --output-namespace"
+                )
         self.report.frames = dict.fromkeys(self.job.input_topics, 0)
         self.report.paired = dict(self.report.frames)
         return roles
 
-    def _write(self, reader: Reader, writer: Writer, roles: dict[int, int], progress: Progress | None) -> None:
+    def _write(
+        self, reader: Reader, writer: Writer, roles: dict[int, int], progress: Progress | None
+    ) -> None:
         report = self.report
         copies: dict[int, Connection] = {}
         for conn in reader.connections:
@@ -221,8 +260,9 @@ class BagFusion:
             writer.set_custom_data(key, value)
 
         inputs = self.job.input_topics
-        sync: ApproximateTimeSync[_Message] = ApproximateTimeSync(len(inputs), self.job.sync_queue_size,
-                                                                  self.job.sync_slop)
+        sync: ApproximateTimeSync[_Message] = ApproximateTimeSync(
+            len(inputs), self.job.sync_queue_size, self.job.sync_slop
+        )
         pending: list[tuple[_Message, ...]] = []
         for conn, log_time, raw in reader.messages():
             copy = copies.get(conn.id)
@@ -253,14 +293,21 @@ class BagFusion:
         config = dataclasses.asdict(self.stage.pipeline.config)
         agc = dataclasses.asdict(preparer.agc)
         homography = None if preparer.homography is None else preparer.homography.ravel().tolist()
-        return {"sosmaskfuse.version": __version__, "sosmaskfuse.input": str(self.src),
-                "sosmaskfuse.job": json.dumps(job), "sosmaskfuse.pipeline": json.dumps(config),
-                "sosmaskfuse.mask_source": self.stage.pipeline.mask_source,
-                "sosmaskfuse.frames": json.dumps({"agc": agc, "homography": homography}), **self.custom_data}
+        return {
+            "sosmaskfuse.version": __version__,
+            "sosmaskfuse.input": str(self.src),
+            "sosmaskfuse.job": json.dumps(job),
+            "sosmaskfuse.pipeline": json.dumps(config),
+            "sosmaskfuse.mask_source": self.stage.pipeline.mask_source,
+            "sosmaskfuse.frames": json.dumps({"agc": agc, "homography": homography}),
+            **self.custom_data,
+        }
 
     # --- decoding --------------------------------------------------------------------------------
 
-    def _decode(self, conn: Connection, log_time: int, raw: bytes | memoryview, role: str) -> _Message | None:
+    def _decode(
+        self, conn: Connection, log_time: int, raw: bytes | memoryview, role: str
+    ) -> _Message | None:
         """The message decoded, or None after reporting it as corrupt."""
         stamp = None
         try:
@@ -276,24 +323,44 @@ class BagFusion:
 
     # --- fusing ----------------------------------------------------------------------------------
 
-    def _fuse_and_write(self, pairs: Sequence[tuple[_Message, ...]], writer: Writer,
-                        outputs: dict[str, Connection], progress: Progress | None) -> None:
+    def _fuse_and_write(
+        self,
+        pairs: Sequence[tuple[_Message, ...]],
+        writer: Writer,
+        outputs: dict[str, Connection],
+        progress: Progress | None,
+    ) -> None:
         """Fuse through the stage (one pass per frame size) and write the outputs in pair order."""
         frames = [(m[0].frame, m[1].frame, m[2].frame if len(m) > 2 else None) for m in pairs]
         for messages, result in zip(pairs, self.stage.run(frames)):
             visible = messages[1]
             if isinstance(result, Exception):
-                self._skip(self.report.failed, Skipped(self.job.visible_topic, visible.log_time, visible.stamp,
-                                                       f"pair not fused: {result}"))
+                self._skip(
+                    self.report.failed,
+                    Skipped(
+                        self.job.visible_topic,
+                        visible.log_time,
+                        visible.stamp,
+                        f"pair not fused: {result}",
+                    ),
+                )
                 continue
             self._write_outputs(writer, outputs, visible, result)
             self.report.pairs += 1
             if progress is not None:
                 progress.step()
 
-    def _write_outputs(self, writer: Writer, outputs: dict[str, Connection], visible: _Message,
-                       result: PairOutputs) -> None:
-        images = {"fused": (result.fused, result.fused_encoding), "mask": (result.mask, result.mask_encoding)}
+    def _write_outputs(
+        self,
+        writer: Writer,
+        outputs: dict[str, Connection],
+        visible: _Message,
+        result: PairOutputs,
+    ) -> None:
+        images = {
+            "fused": (result.fused, result.fused_encoding),
+            "mask": (result.mask, result.mask_encoding),
+        }
         for key, conn in outputs.items():
             fields = array_to_image_fields(*images[key])
             msg = self._image_cls(header=visible.header, **fields._asdict())

@@ -5,6 +5,7 @@ reads them (BGR; gray files as three equal channels), as the reference does, so 
 settings the output is the reference's. A pair that cannot be read or fused is recorded and
 skipped; the others are still written.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,23 +29,36 @@ class FolderReport:
 
 def fuse_pair(stage: PairStage, paths: tuple[Path, ...], out: Path, stem: str) -> None:
     """Read one pair (and its mask, when `paths` has three entries), fuse it and write
-    `out/mask/<stem>.png` and `out/fused/<stem>.png`. Raises ImageReadError, ValueError, OSError."""
+    `out/mask/<stem>.png` and `out/fused/<stem>.png`. Raises ImageReadError, ValueError, OSError.
+    """
     thermal = read_image(paths[0], cv2.IMREAD_COLOR)
     visible = read_image(paths[1], cv2.IMREAD_COLOR)
     mask = read_image(paths[2], cv2.IMREAD_GRAYSCALE) if len(paths) > 2 else None
     if thermal.shape[:2] != visible.shape[:2]:
-        raise ValueError(f"thermal {paths[0].name} is {thermal.shape[1]}x{thermal.shape[0]}, "
-                         f"visible {paths[1].name} is {visible.shape[1]}x{visible.shape[0]}")
-    result = stage(Frame(thermal, "bgr8"), Frame(visible, "bgr8"), None if mask is None else Frame(mask, "mono8"))
+        raise ValueError(
+            f"thermal {paths[0].name} is {thermal.shape[1]}x{thermal.shape[0]}, "
+            f"visible {paths[1].name} is {visible.shape[1]}x{visible.shape[0]}"
+        )
+    result = stage(
+        Frame(thermal, "bgr8"),
+        Frame(visible, "bgr8"),
+        None if mask is None else Frame(mask, "mono8"),
+    )
     if result.mask is not None:
         write_image(out / "mask" / f"{stem}.png", result.mask)
     write_image(out / "fused" / f"{stem}.png", result.fused)
 
 
-def fuse_folder(pairing: Pairing, stage: PairStage, out: Path,
-                on_pair: Callable[[str, bool], None] | None = None) -> FolderReport:
+def fuse_folder(
+    pairing: Pairing,
+    stage: PairStage,
+    out: Path,
+    on_pair: Callable[[str, bool], None] | None = None,
+) -> FolderReport:
     """Fuse every pair of `pairing`; `on_pair(stem, ok)` is called after each (progress)."""
-    report = FolderReport(total=len(pairing.pairs), failed=[(str(p), reason) for p, reason in pairing.unmatched])
+    report = FolderReport(
+        total=len(pairing.pairs), failed=[(str(p), reason) for p, reason in pairing.unmatched]
+    )
     for stem, paths in pairing.pairs:
         try:
             fuse_pair(stage, paths, out, stem)

@@ -2,6 +2,7 @@
 
 The command line is `sosmaskfuse_core.commands.make_bag`, which describes the bag's layout.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,6 +28,7 @@ from sosmaskfuse_core.formats.rosbag_io import (
     typestore,
 )
 from sosmaskfuse_core.progress import Progress
+from sosmaskfuse_core.thermal.agc import stretch_to_uint8
 
 THERMAL_TOPIC = "/camera/thermal/image_raw"
 VISIBLE_TOPIC = "/camera/visible/image_raw"
@@ -53,7 +55,9 @@ class FrameSource:
     description: str
     rate: float | None  # frames per second the source declares (videos); None for folders
     pairs: Iterator[tuple[str, np.ndarray, np.ndarray]]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (what, why), filled while iterating
+    skipped: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (what, why), filled while iterating
     note: str = ""  # e.g. which video ended first, known once iteration ends
     count: int | None = None  # pairs to expect, where known beforehand (for progress)
 
@@ -76,10 +80,17 @@ def video_frames(ir_video: Path, vis_video: Path) -> FrameSource:
     rates = [cap.get(cv2.CAP_PROP_FPS) or 0.0 for cap in caps]
     rate = rates[1] or rates[0] or None
     if rates[0] and rates[1] and abs(rates[0] - rates[1]) > 0.01 * rates[1]:
-        print(f"warning: {ir_video.name} runs at {rates[0]:g} fps, {vis_video.name} at {rates[1]:g} fps; "
-              "frames are paired by index", file=sys.stderr)
-    counts = [int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) for cap in caps]  # container's figure: a hint only
-    source = FrameSource(f"{ir_video} + {vis_video}", rate, iter(()), count=min(counts) if min(counts) > 0 else None)
+        print(
+            f"warning: {ir_video.name} runs at {rates[0]:g} fps, {vis_video.name} at {rates[1]:g} fps; "
+            "frames are paired by index",
+            file=sys.stderr,
+        )
+    counts = [
+        int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) for cap in caps
+    ]  # container's figure: a hint only
+    source = FrameSource(
+        f"{ir_video} + {vis_video}", rate, iter(()), count=min(counts) if min(counts) > 0 else None
+    )
 
     def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         index = 0
@@ -105,9 +116,13 @@ def video_frames(ir_video: Path, vis_video: Path) -> FrameSource:
 def folder_frames(ir_dir: Path, vis_dir: Path) -> FrameSource:
     """Pairs of files with one stem, in sorted order. NotADirectoryError for a missing folder."""
     pairing = pair_by_stem(ir_dir, vis_dir, names=("--ir-dir", "--vis-dir"))
-    source = FrameSource(f"{ir_dir} + {vis_dir}", None, iter(()),
-                         skipped=[(str(path), reason) for path, reason in pairing.unmatched],
-                         count=len(pairing.pairs))
+    source = FrameSource(
+        f"{ir_dir} + {vis_dir}",
+        None,
+        iter(()),
+        skipped=[(str(path), reason) for path, reason in pairing.unmatched],
+        count=len(pairing.pairs),
+    )
 
     def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         for stem, (ir_path, vis_path) in pairing.pairs:
@@ -118,7 +133,9 @@ def folder_frames(ir_dir: Path, vis_dir: Path) -> FrameSource:
                 source.skipped.append((stem, str(exc)))
                 continue
             if ir.dtype not in (np.uint8, np.uint16):
-                source.skipped.append((stem, f"{ir_path.name}: {ir.dtype} pixels (8 or 16 bit expected)"))
+                source.skipped.append(
+                    (stem, f"{ir_path.name}: {ir.dtype} pixels (8 or 16 bit expected)")
+                )
                 continue
             yield stem, ir, vis
 
@@ -144,9 +161,13 @@ class BagLayout:
 
     def __post_init__(self) -> None:
         if self.thermal_encoding not in THERMAL_ENCODINGS:
-            raise ValueError(f"thermal encoding {self.thermal_encoding!r}: expected {' or '.join(THERMAL_ENCODINGS)}")
+            raise ValueError(
+                f"thermal encoding {self.thermal_encoding!r}: expected {' or '.join(THERMAL_ENCODINGS)}"
+            )
         if self.visible_encoding not in VISIBLE_ENCODINGS:
-            raise ValueError(f"visible encoding {self.visible_encoding!r}: expected {' or '.join(VISIBLE_ENCODINGS)}")
+            raise ValueError(
+                f"visible encoding {self.visible_encoding!r}: expected {' or '.join(VISIBLE_ENCODINGS)}"
+            )
         if self.storage not in STORAGES:
             raise ValueError(f"storage {self.storage!r}: expected one of {', '.join(STORAGES)}")
         if self.reliability not in ("reliable", "best_effort"):
@@ -164,7 +185,10 @@ class MakeBagReport:
     last_stamp: int = 0
     rate: float = 0.0
     topics: tuple[str, str] = ("", "")
-    sizes: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))  # (width, height) of the first pair
+    sizes: tuple[tuple[int, int], tuple[int, int]] = (
+        (0, 0),
+        (0, 0),
+    )  # (width, height) of the first pair
     skipped: list[tuple[str, str]] = field(default_factory=list)
     note: str = ""
 
@@ -173,12 +197,21 @@ def thermal_pixels(gray: np.ndarray, encoding: str) -> np.ndarray:
     """The thermal frame in ``encoding`` (see the module docstring for the mono16 mapping)."""
     if encoding == "mono16":
         return gray if gray.dtype == np.uint16 else gray_to_counts(gray)
-    return gray if gray.dtype == np.uint8 else (gray.astype(np.float32) / 257.0).round().astype(np.uint8)
+    return (
+        gray if gray.dtype == np.uint8 else stretch_to_uint8(gray, 0.0, 65535.0)
+    )  # the AGC's stretch: x / 257
 
 
-def write_bag(out: Path, source: FrameSource, layout: BagLayout = BagLayout(), *, rate: float | None = None,
-              start_ns: int | None = None, max_frames: int | None = None,
-              progress: Progress | None = None) -> MakeBagReport:
+def write_bag(
+    out: Path,
+    source: FrameSource,
+    layout: BagLayout = BagLayout(),
+    *,
+    rate: float | None = None,
+    start_ns: int | None = None,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+) -> MakeBagReport:
     """Write the source's pairs as a new bag. ValueError if it has no pairs (nothing is created then)."""
     rate = (source.rate or FOLDER_RATE) if rate is None else rate
     if not rate > 0:
@@ -205,8 +238,9 @@ def write_bag(out: Path, source: FrameSource, layout: BagLayout = BagLayout(), *
             stamp = start_ns + round(index * NS_PER_SECOND / rate)
             thermal = thermal_pixels(ir, layout.thermal_encoding)
             for conn, frame_id, image, encoding in (
-                    (conns[0], layout.frame_ids[0], thermal, layout.thermal_encoding),
-                    (conns[1], layout.frame_ids[1], vis, layout.visible_encoding)):
+                (conns[0], layout.frame_ids[0], thermal, layout.thermal_encoding),
+                (conns[1], layout.frame_ids[1], vis, layout.visible_encoding),
+            ):
                 header = make_header(stamp, frame_id)
                 if layout.compressed:
                     fields = array_to_compressed(image, "png" if conn is conns[0] else "jpeg")
@@ -214,7 +248,9 @@ def write_bag(out: Path, source: FrameSource, layout: BagLayout = BagLayout(), *
                     if encoding == "rgb8":
                         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
                     fields = array_to_image_fields(image, encoding)
-                writer.write(conn, stamp, store.serialize_cdr(cls(header=header, **fields._asdict()), kind))
+                writer.write(
+                    conn, stamp, store.serialize_cdr(cls(header=header, **fields._asdict()), kind)
+                )
             if index == 0:
                 report.first_stamp = stamp
                 report.sizes = ((ir.shape[1], ir.shape[0]), (vis.shape[1], vis.shape[0]))
@@ -227,7 +263,3 @@ def write_bag(out: Path, source: FrameSource, layout: BagLayout = BagLayout(), *
 
 
 # --- command line ----------------------------------------------------------------------------------
-
-
-
-

@@ -15,6 +15,7 @@ Both cameras see the same field of view (`camera_matrix` gives a pinhole K for e
 same seed and `t` always give the same images; the noise pattern changes every millisecond
 of `t`. Pure NumPy/OpenCV, a few milliseconds per frame at the default 320 x 256.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,10 +36,24 @@ _ROAD = (0.63, 0.93)
 _CENTRE_LINE = 0.78
 _EDGE_LINES = (0.645, 0.915)
 
-_SHIRTS = ((200, 40, 40), (40, 80, 190), (230, 200, 40), (40, 150, 70), (235, 235, 230), (240, 120, 30))
+_SHIRTS = (
+    (200, 40, 40),
+    (40, 80, 190),
+    (230, 200, 40),
+    (40, 150, 70),
+    (235, 235, 230),
+    (240, 120, 30),
+)
 _TROUSERS = ((30, 40, 80), (25, 25, 28), (100, 100, 105), (150, 130, 90))
 _SKIN = ((235, 195, 165), (200, 150, 110), (140, 95, 65), (95, 65, 45))
-_CAR_PAINT = ((190, 30, 35), (235, 235, 235), (25, 25, 30), (170, 172, 178), (30, 70, 160), (240, 195, 20))
+_CAR_PAINT = (
+    (190, 30, 35),
+    (235, 235, 235),
+    (25, 25, 30),
+    (170, 172, 178),
+    (30, 70, 160),
+    (240, 195, 20),
+)
 _FACADES = ((200, 180, 150), (160, 80, 60), (150, 150, 155), (225, 215, 190), (110, 125, 140))
 
 
@@ -107,23 +122,37 @@ class _Painter:
 class SyntheticScene:
     """A street with walking people and driving cars; `render(t)` gives one frame of each camera."""
 
-    def __init__(self, width: int = 320, height: int = 256, *, seed: int = 0,
-                 thermal_size: tuple[int, int] | None = None, people: int = 5, cars: int = 4) -> None:
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 256,
+        *,
+        seed: int = 0,
+        thermal_size: tuple[int, int] | None = None,
+        people: int = 5,
+        cars: int = 4,
+    ) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"scene size {width}x{height}: need at least 16x16")
         if thermal_size is not None and (thermal_size[0] < 1 or thermal_size[1] < 1):
             raise ValueError(f"thermal_size {thermal_size}: need positive width and height")
         self.width, self.height, self.seed = int(width), int(height), int(seed)
-        self.thermal_size = (self.width, self.height) if thermal_size is None else \
-            (int(thermal_size[0]), int(thermal_size[1]))
+        self.thermal_size = (
+            (self.width, self.height)
+            if thermal_size is None
+            else (int(thermal_size[0]), int(thermal_size[1]))
+        )
         rng = np.random.default_rng(self.seed)
         self._thermal_bg, self._visible_bg = self._background(rng)
         self._actors = self._place_actors(rng, people, cars)  # far to near: drawing order
         pad = 32  # per-frame noise = a randomly shifted window of one static noise tile (fast)
         self._pad = pad
-        self._thermal_noise = (rng.standard_normal((height + pad, width + pad)) * 15.0).astype(np.float32)
-        self._visible_noise = np.clip(rng.standard_normal((height + pad, width + pad, 3)) * 2.5,
-                                      -127, 127).astype(np.int16)
+        self._thermal_noise = (rng.standard_normal((height + pad, width + pad)) * 15.0).astype(
+            np.float32
+        )
+        self._visible_noise = np.clip(
+            rng.standard_normal((height + pad, width + pad, 3)) * 2.5, -127, 127
+        ).astype(np.int16)
 
     # --- static background ------------------------------------------------------------------
 
@@ -139,14 +168,23 @@ class SyntheticScene:
         # sky: deep blue at the top to pale at the horizon; cold in the thermal image
         s = band(0.0, _SKY_END)
         f = y[s] / _SKY_END
-        vis[s] = (1 - f)[..., None] * np.array([70, 130, 200], np.float32) + \
-            f[..., None] * np.array([185, 210, 235], np.float32)
+        vis[s] = (1 - f)[..., None] * np.array([70, 130, 200], np.float32) + f[
+            ..., None
+        ] * np.array([185, 210, 235], np.float32)
         th[s] = 6900.0 + 350.0 * f
         clouds = np.zeros((h, w), np.float32)
         for _ in range(3):
             cx, cy = rng.uniform(0, w), rng.uniform(0.05, 0.25) * h
-            cv2.ellipse(clouds, (int(cx), int(cy)), (int(rng.uniform(0.08, 0.16) * w), int(0.035 * h + 2)),
-                        0, 0, 360, 1.0, -1)
+            cv2.ellipse(
+                clouds,
+                (int(cx), int(cy)),
+                (int(rng.uniform(0.08, 0.16) * w), int(0.035 * h + 2)),
+                0,
+                0,
+                360,
+                1.0,
+                -1,
+            )
         clouds = cv2.GaussianBlur(clouds, (0, 0), 0.02 * w + 1)
         vis[s] += clouds[s, :, None] * (np.array([250, 250, 250], np.float32) - vis[s]) * 0.8
         th[s] += 120.0 * clouds[s]
@@ -166,7 +204,7 @@ class SyntheticScene:
         for x in np.arange(0.0, w, 0.06 * w):  # paving joints
             for lo, hi in (_FAR_WALK, (_ROAD[1], 1.0)):
                 xs = int(x)
-                vis[band(lo, hi), xs:xs + 1] = (140, 135, 128)
+                vis[band(lo, hi), xs : xs + 1] = (140, 135, 128)
 
         # buildings and trees standing on the far sidewalk
         base = int(round(_SKY_END * h))
@@ -178,14 +216,17 @@ class SyntheticScene:
                 self._tree(vis, th, rng, (x0 + x1) / 2, base, bw)
             else:
                 top = int(rng.uniform(0.16, 0.40) * h)
-                vis[top:base, max(x0, 0):x1] = _FACADES[rng.integers(len(_FACADES))]
+                vis[top:base, max(x0, 0) : x1] = _FACADES[rng.integers(len(_FACADES))]
                 wall = rng.uniform(7450, 7700)
-                th[top:base, max(x0, 0):x1] = wall
+                th[top:base, max(x0, 0) : x1] = wall
                 dx, dy = max(3, int(0.035 * w)), max(3, int(0.05 * h))
                 for wy in range(top + dy // 2, base - dy, dy):
                     for wx in range(x0 + dx // 3, x1 - dx // 2, dx):
                         lit = rng.random() < 0.2
-                        sl = (slice(wy, wy + int(dy * 0.55)), slice(max(wx, 0), max(wx + int(dx * 0.55), 0)))
+                        sl = (
+                            slice(wy, wy + int(dy * 0.55)),
+                            slice(max(wx, 0), max(wx + int(dx * 0.55), 0)),
+                        )
                         vis[sl] = (230, 210, 140) if lit else (50, 60, 75)
                         th[sl] = wall + (180 if lit else 110)
             x += bw + rng.uniform(0, 0.03) * w
@@ -194,8 +235,8 @@ class SyntheticScene:
         thick = max(1, int(round(0.008 * h)))
         for ly in _EDGE_LINES:
             yy = int(round(ly * h))
-            vis[yy:yy + thick] = (225, 225, 220)
-            th[yy:yy + thick] -= 250.0
+            vis[yy : yy + thick] = (225, 225, 220)
+            th[yy : yy + thick] -= 250.0
         yy = int(round(_CENTRE_LINE * h))
         for dash in np.arange(0.0, w, 0.11 * w):
             sl = (slice(yy, yy + thick), slice(int(dash), int(dash + 0.06 * w)))
@@ -207,16 +248,22 @@ class SyntheticScene:
         return th, np.clip(vis, 0, 255).astype(np.uint8)
 
     @staticmethod
-    def _tree(vis: np.ndarray, th: np.ndarray, rng: np.random.Generator, cx: float, base: int, bw: float) -> None:
+    def _tree(
+        vis: np.ndarray, th: np.ndarray, rng: np.random.Generator, cx: float, base: int, bw: float
+    ) -> None:
         h = vis.shape[0]
         trunk_w, crown = max(2, int(0.12 * bw)), 0.09 * h + 0.2 * bw
         top = int(base - 0.12 * h)
-        vis[top:base, int(cx - trunk_w / 2):int(cx + trunk_w / 2)] = (90, 65, 40)
-        th[top:base, int(cx - trunk_w / 2):int(cx + trunk_w / 2)] = 7450.0
+        vis[top:base, int(cx - trunk_w / 2) : int(cx + trunk_w / 2)] = (90, 65, 40)
+        th[top:base, int(cx - trunk_w / 2) : int(cx + trunk_w / 2)] = 7450.0
         for _ in range(5):
             c = (int(cx + rng.uniform(-0.3, 0.3) * bw), int(top - rng.uniform(0.2, 0.9) * crown))
             r = int(rng.uniform(0.35, 0.55) * crown)
-            green = (int(rng.uniform(40, 80)), int(rng.uniform(110, 150)), int(rng.uniform(40, 70)))
+            green = (
+                int(rng.uniform(40, 80)),
+                int(rng.uniform(110, 150)),
+                int(rng.uniform(40, 70)),
+            )
             cv2.circle(vis, c, r, green, -1, cv2.LINE_AA)
             cv2.circle(th, c, r, 7300.0, -1)
 
@@ -225,23 +272,43 @@ class SyntheticScene:
         walkers = []
         for i in range(people):
             far = i % 2 == 0
-            walkers.append(_Walker(
-                x0=rng.uniform(0, 1.1 * w), speed=float(rng.choice((-1, 1)) * rng.uniform(0.05, 0.09) * w),
-                feet_y=(0.615 if far else 0.985) * h, height=(0.15 if far else 0.21) * h * rng.uniform(0.9, 1.1),
-                phase=rng.uniform(0, 2 * math.pi), shirt=_SHIRTS[rng.integers(len(_SHIRTS))],
-                trousers=_TROUSERS[rng.integers(len(_TROUSERS))], skin=_SKIN[rng.integers(len(_SKIN))],
-                heat=rng.uniform(2300, 3000)))
+            walkers.append(
+                _Walker(
+                    x0=rng.uniform(0, 1.1 * w),
+                    speed=float(rng.choice((-1, 1)) * rng.uniform(0.05, 0.09) * w),
+                    feet_y=(0.615 if far else 0.985) * h,
+                    height=(0.15 if far else 0.21) * h * rng.uniform(0.9, 1.1),
+                    phase=rng.uniform(0, 2 * math.pi),
+                    shirt=_SHIRTS[rng.integers(len(_SHIRTS))],
+                    trousers=_TROUSERS[rng.integers(len(_TROUSERS))],
+                    skin=_SKIN[rng.integers(len(_SKIN))],
+                    heat=rng.uniform(2300, 3000),
+                )
+            )
         vehicles = []
-        lanes = ((0.765, -0.16, 0.21), (0.905, 0.22, 0.26))  # ground y, speed (widths/s), length (widths)
+        lanes = (
+            (0.765, -0.16, 0.21),
+            (0.905, 0.22, 0.26),
+        )  # ground y, speed (widths/s), length (widths)
         for i in range(cars):
             ground, speed, length = lanes[i % 2]
             k, n = i // 2, (cars + 1 - i % 2) // 2
-            vehicles.append(_Car(
-                x0=(k + rng.uniform(0, 0.3)) * 1.4 * w / n, speed=speed * w, ground_y=ground * h,
-                length=length * w * rng.uniform(0.9, 1.05), paint=_CAR_PAINT[rng.integers(len(_CAR_PAINT))],
-                body_heat=rng.uniform(1500, 1800), engine_heat=rng.uniform(2500, 3000)))
+            vehicles.append(
+                _Car(
+                    x0=(k + rng.uniform(0, 0.3)) * 1.4 * w / n,
+                    speed=speed * w,
+                    ground_y=ground * h,
+                    length=length * w * rng.uniform(0.9, 1.05),
+                    paint=_CAR_PAINT[rng.integers(len(_CAR_PAINT))],
+                    body_heat=rng.uniform(1500, 1800),
+                    engine_heat=rng.uniform(2500, 3000),
+                )
+            )
         # far to near, so nearer objects are drawn over farther ones
-        order = sorted([(a.feet_y, a) for a in walkers] + [(c.ground_y, c) for c in vehicles], key=lambda p: p[0])
+        order = sorted(
+            [(a.feet_y, a) for a in walkers] + [(c.ground_y, c) for c in vehicles],
+            key=lambda p: p[0],
+        )
         return [a for _, a in order]
 
     # --- moving objects ---------------------------------------------------------------------
@@ -253,17 +320,32 @@ class SyntheticScene:
     def _draw_walker(self, p: _Painter, a: _Walker, t: float) -> None:
         h = a.height
         x = self._track_x(a.x0, a.speed, t, 0.1 * self.width)
-        ground = float(self._thermal_bg[min(int(a.feet_y), self.height - 1), int(np.clip(x, 0, self.width - 1))])
+        ground = float(
+            self._thermal_bg[
+                min(int(a.feet_y), self.height - 1), int(np.clip(x, 0, self.width - 1))
+            ]
+        )
         body = ground + a.heat * 0.75  # clothes insulate: cooler than skin
         swing = 0.45 * math.sin(a.phase + 2 * math.pi * 1.8 * t)
         hip, shoulder = (x, a.feet_y - 0.47 * h), (x, a.feet_y - 0.78 * h)
         for sgn in (1, -1):
-            foot = (x + sgn * math.sin(swing) * 0.45 * h, a.feet_y - (1 - math.cos(swing)) * 0.45 * h)
+            foot = (
+                x + sgn * math.sin(swing) * 0.45 * h,
+                a.feet_y - (1 - math.cos(swing)) * 0.45 * h,
+            )
             p.line(hip, foot, 0.09 * h, a.trousers, body - 200)
             hand = (x - sgn * math.sin(swing) * 0.33 * h, shoulder[1] + math.cos(swing) * 0.33 * h)
             p.line(shoulder, hand, 0.06 * h, a.shirt, body)
-        p.poly([(x - 0.11 * h, a.feet_y - 0.82 * h), (x + 0.11 * h, a.feet_y - 0.82 * h),
-                (x + 0.10 * h, a.feet_y - 0.45 * h), (x - 0.10 * h, a.feet_y - 0.45 * h)], a.shirt, body)
+        p.poly(
+            [
+                (x - 0.11 * h, a.feet_y - 0.82 * h),
+                (x + 0.11 * h, a.feet_y - 0.82 * h),
+                (x + 0.10 * h, a.feet_y - 0.45 * h),
+                (x - 0.10 * h, a.feet_y - 0.45 * h),
+            ],
+            a.shirt,
+            body,
+        )
         p.circle((x, a.feet_y - 0.9 * h), 0.08 * h, a.skin, ground + a.heat)
 
     def _draw_car(self, p: _Painter, c: _Car, t: float) -> None:
@@ -272,22 +354,49 @@ class SyntheticScene:
         d = 1.0 if c.speed > 0 else -1.0
         x = self._track_x(c.x0, c.speed, t, 0.7 * L)
         g = c.ground_y
-        ground = float(self._thermal_bg[min(int(g), self.height - 1), int(np.clip(x, 0, self.width - 1))])
+        ground = float(
+            self._thermal_bg[min(int(g), self.height - 1), int(np.clip(x, 0, self.width - 1))]
+        )
 
-        def pt(u: float, v: float) -> tuple[float, float]:  # u along travel (front > 0), v up, in lengths
+        def pt(
+            u: float, v: float
+        ) -> tuple[float, float]:  # u along travel (front > 0), v up, in lengths
             return x + d * u * L, g - v * L
 
         body = ground + c.body_heat
         p.poly([pt(-0.5, 0.08), pt(0.5, 0.08), pt(0.5, 0.24), pt(-0.5, 0.26)], c.paint, body)
-        p.poly([pt(0.12, 0.08), pt(0.5, 0.08), pt(0.5, 0.24), pt(0.12, 0.245)], c.paint, ground + c.engine_heat)
-        p.poly([pt(-0.36, 0.25), pt(0.22, 0.24), pt(0.08, ch / L), pt(-0.28, ch / L)], c.paint, body)
+        p.poly(
+            [pt(0.12, 0.08), pt(0.5, 0.08), pt(0.5, 0.24), pt(0.12, 0.245)],
+            c.paint,
+            ground + c.engine_heat,
+        )
+        p.poly(
+            [pt(-0.36, 0.25), pt(0.22, 0.24), pt(0.08, ch / L), pt(-0.28, ch / L)], c.paint, body
+        )
         glass = (45, 55, 70)
-        p.poly([pt(-0.31, 0.26), pt(-0.07, 0.26), pt(-0.07, ch / L - 0.025), pt(-0.25, ch / L - 0.025)],
-               glass, body - 900)
-        p.poly([pt(-0.03, 0.26), pt(0.17, 0.25), pt(0.06, ch / L - 0.025), pt(-0.03, ch / L - 0.025)],
-               glass, body - 900)
-        p.poly([pt(0.47, 0.17), pt(0.5, 0.17), pt(0.5, 0.22), pt(0.47, 0.22)], (250, 245, 200), ground + c.engine_heat)
-        p.poly([pt(-0.5, 0.17), pt(-0.47, 0.17), pt(-0.47, 0.22), pt(-0.5, 0.22)], (200, 20, 20), body)
+        p.poly(
+            [
+                pt(-0.31, 0.26),
+                pt(-0.07, 0.26),
+                pt(-0.07, ch / L - 0.025),
+                pt(-0.25, ch / L - 0.025),
+            ],
+            glass,
+            body - 900,
+        )
+        p.poly(
+            [pt(-0.03, 0.26), pt(0.17, 0.25), pt(0.06, ch / L - 0.025), pt(-0.03, ch / L - 0.025)],
+            glass,
+            body - 900,
+        )
+        p.poly(
+            [pt(0.47, 0.17), pt(0.5, 0.17), pt(0.5, 0.22), pt(0.47, 0.22)],
+            (250, 245, 200),
+            ground + c.engine_heat,
+        )
+        p.poly(
+            [pt(-0.5, 0.17), pt(-0.47, 0.17), pt(-0.47, 0.22), pt(-0.5, 0.22)], (200, 20, 20), body
+        )
         for u in (-0.3, 0.3):
             p.circle(pt(u, 0.08), 0.085 * L, (20, 20, 22), ground + 0.8 * c.engine_heat)
             p.circle(pt(u, 0.08), 0.035 * L, (150, 150, 155), ground + c.engine_heat)
@@ -311,14 +420,17 @@ class SyntheticScene:
         dy2, dx2 = (int(v) for v in noise.integers(0, self._pad + 1, 2))
         h, w = self.height, self.width
         thermal = cv2.GaussianBlur(thermal, (0, 0), 0.8)
-        thermal += self._thermal_noise[dy:dy + h, dx:dx + w]
+        thermal += self._thermal_noise[dy : dy + h, dx : dx + w]
         if self.thermal_size != (w, h):
             shrink = self.thermal_size[0] < w
-            thermal = cv2.resize(thermal, self.thermal_size,
-                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            thermal = cv2.resize(
+                thermal,
+                self.thermal_size,
+                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+            )
         thermal = np.clip(thermal, 0, 65535, out=thermal).round().astype(np.uint16)
         vis16 = visible.astype(np.int16)
-        vis16 += self._visible_noise[dy2:dy2 + h, dx2:dx2 + w]
+        vis16 += self._visible_noise[dy2 : dy2 + h, dx2 : dx2 + w]
         visible = np.clip(vis16, 0, 255, out=vis16).astype(np.uint8)
         return SceneFrame(thermal, visible, mask)
 

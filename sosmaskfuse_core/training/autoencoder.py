@@ -4,6 +4,7 @@ Loss MSE(out, x) + w * (1 - MS-SSIM(out, x)) on gray levels 0..255, Adam. The pa
 settings are the defaults (batch 4, lr 1e-4, w = 100, whole images resized to 256 x 256
 with nearest interpolation when `resize=256` is given); any folder of images will do.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,17 +54,21 @@ class AutoencoderTrainConfig:
     val_every: int | None = None  # steps; default: once per epoch
     val_limit: int | None = None  # validate on at most this many held-out images
     checkpoint_every: int = 200
-    widths: tuple[int, int, int, int] = AutoencoderConfig().widths  # the paper's; smaller for experiments
+    widths: tuple[int, int, int, int] = (
+        AutoencoderConfig().widths
+    )  # the paper's; smaller for experiments
     stem_channels: int = AutoencoderConfig().stem_channels
     seed: int = 0
     device: str = "auto"
     amp: bool = True
 
 
-def reconstruction_quality(model: IMVFAutoencoder, images: list[np.ndarray], device: torch.device
-                           ) -> dict[str, float]:
+def reconstruction_quality(
+    model: IMVFAutoencoder, images: list[np.ndarray], device: torch.device
+) -> dict[str, float]:
     """Mean PSNR and SSIM (scikit-image, data_range 255) of full-resolution reconstructions,
-    the output rounded and clipped to 8 bits as an image would be stored."""
+    the output rounded and clipped to 8 bits as an image would be stored.
+    """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     psnrs, ssims = [], []
@@ -94,20 +99,28 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         train_paths, val_paths = split_holdout(paths, cfg.val_fraction, cfg.seed)
     train_images, skipped = load_gray(train_paths, min_size=spec.crop or 16)
     if not train_images:
-        raise DataError(f"no usable training images in {', '.join(cfg.images)} "
-                        f"({len(skipped)} skipped: {skipped[:3]})")
+        raise DataError(
+            f"no usable training images in {', '.join(cfg.images)} "
+            f"({len(skipped)} skipped: {skipped[:3]})"
+        )
     val_images, val_skipped = load_gray(val_paths, min_size=16)
     if cfg.val_limit is not None:
         val_images = val_images[: cfg.val_limit]
 
     torch.manual_seed(cfg.seed)
-    model = IMVFAutoencoder(AutoencoderConfig(widths=tuple(cfg.widths), stem_channels=cfg.stem_channels)).to(device)
+    model = IMVFAutoencoder(
+        AutoencoderConfig(widths=tuple(cfg.widths), stem_channels=cfg.stem_channels)
+    ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
-    total = cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    total = (
+        cfg.steps if cfg.steps is not None else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    )
     scheduler = None
     if cfg.lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=cfg.lr / 100)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, total, eta_min=cfg.lr / 100
+        )
     elif cfg.lr_schedule != "constant":
         raise ValueError(f"lr_schedule {cfg.lr_schedule!r}: expected constant or cosine")
     scaler = runner.grad_scaler(device, cfg.amp)
@@ -119,16 +132,27 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         state = runner.load_run(out, model, optimizer, scheduler)
         log.info("resumed %s at step %d of %d", out, state.step, total)
     val_every = cfg.val_every or steps_per_epoch
-    data = {"train_images": len(train_images), "held_out_images": len(val_images),
-            "skipped": skipped + val_skipped, "folders": [str(p) for p in cfg.images],
-            "held_out_stems": sorted({p.stem for p in val_paths})[:500]}
+    data = {
+        "train_images": len(train_images),
+        "held_out_images": len(val_images),
+        "skipped": skipped + val_skipped,
+        "folders": [str(p) for p in cfg.images],
+        "held_out_stems": sorted({p.stem for p in val_paths})[:500],
+    }
 
     def metadata() -> dict:
-        return {"kind": "autoencoder training run", "config": asdict(cfg), "data": data,
-                "steps": state.step, "epochs": state.step / steps_per_epoch, "history": state.history,
-                "metrics": next((h for h in reversed(state.history) if "psnr" in h), {}),
-                "code_version": runner.code_version(),
-                "device": str(device), "train_seconds": round(state.seconds, 1)}
+        return {
+            "kind": "autoencoder training run",
+            "config": asdict(cfg),
+            "data": data,
+            "steps": state.step,
+            "epochs": state.step / steps_per_epoch,
+            "history": state.history,
+            "metrics": next((h for h in reversed(state.history) if "psnr" in h), {}),
+            "code_version": runner.code_version(),
+            "device": str(device),
+            "train_seconds": round(state.seconds, 1),
+        }
 
     model.train()
     progress = Progress(total, "train-autoencoder", unit="step", stream=stream, initial=state.step)
@@ -150,22 +174,26 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         state.step += 1
         state.epoch = state.step // steps_per_epoch
         state.seconds = time.perf_counter() - started
-        progress.step(f"loss {value:.4f}  {cfg.batch_size * state.step / max(state.seconds, 1e-9):.1f} img/s")
+        progress.step(
+            f"loss {value:.4f}  {cfg.batch_size * state.step / max(state.seconds, 1e-9):.1f} img/s"
+        )
         report = state.step % val_every == 0 or state.step == total
         if report:  # one history entry per epoch (or --val-every steps)
-            entry = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3),
-                     "train_loss": sum(losses) / len(losses)}
+            entry = {
+                "step": state.step,
+                "epoch": round(state.step / steps_per_epoch, 3),
+                "train_loss": sum(losses) / len(losses),
+            }
             losses.clear()
             if val_images:
                 entry.update(reconstruction_quality(model, val_images, device))
-                print(f"validation at step {state.step}: PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f} "
-                      f"on {entry['images']} held-out images", file=stream or sys.stderr)
+                print(
+                    f"validation at step {state.step}: PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f} "
+                    f"on {entry['images']} held-out images",
+                    file=stream or sys.stderr,
+                )
             state.history.append(entry)
         if report or state.step % cfg.checkpoint_every == 0:
             runner.save_run(out, model, optimizer, state, metadata(), scheduler)
     progress.close()
     return metadata()
-
-
-
-

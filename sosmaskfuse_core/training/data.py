@@ -3,6 +3,7 @@
 Batches are a pure function of (seed, step), so a resumed run draws exactly the batches the
 uninterrupted run would have drawn.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,14 +30,20 @@ def find_images(folders: Sequence[str | Path]) -> list[Path]:
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise DataError(f"{folder}: not a folder")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not files:
-            raise DataError(f"{folder}: no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES)[:6])}, ...)")
+            raise DataError(
+                f"{folder}: no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES)[:6])}, ...)"
+            )
         found.extend(files)
     return found
 
 
-def split_holdout(paths: Sequence[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+def split_holdout(
+    paths: Sequence[Path], fraction: float, seed: int
+) -> tuple[list[Path], list[Path]]:
     """A deterministic (train, held-out) split of files; files of one stem stay on one side.
 
     Keeping stems together means an infrared image and its visible partner are never split
@@ -51,7 +58,8 @@ def split_holdout(paths: Sequence[Path], fraction: float, seed: int) -> tuple[li
 
 def load_gray(paths: Sequence[Path], min_size: int = 0) -> tuple[list[np.ndarray], list[str]]:
     """8-bit gray images (OpenCV luma for colour files); unreadable or too small files are skipped
-    with a warning and returned as reasons, so one bad file never stops a run."""
+    with a warning and returned as reasons, so one bad file never stops a run.
+    """
     images, skipped = [], []
     for path in paths:
         try:
@@ -61,7 +69,9 @@ def load_gray(paths: Sequence[Path], min_size: int = 0) -> tuple[list[np.ndarray
             log.warning("skipped %s", exc)
             continue
         if min(img.shape) < min_size:
-            skipped.append(f"{path}: {img.shape[1]}x{img.shape[0]} is smaller than {min_size} pixels")
+            skipped.append(
+                f"{path}: {img.shape[1]}x{img.shape[0]} is smaller than {min_size} pixels"
+            )
             log.warning("skipped %s", skipped[-1])
             continue
         images.append(img)
@@ -71,7 +81,8 @@ def load_gray(paths: Sequence[Path], min_size: int = 0) -> tuple[list[np.ndarray
 @dataclass(frozen=True)
 class CropSpec:
     """How a training sample is cut from an image: a random `crop` (ours) or the whole image
-    resized to `resize` x `resize` with nearest interpolation (the paper's COCO setting)."""
+    resized to `resize` x `resize` with nearest interpolation (the paper's COCO setting).
+    """
 
     crop: int | None = 64
     resize: int | None = None
@@ -88,8 +99,9 @@ class CropSpec:
         return int(self.crop or self.resize)
 
 
-def sample_batch(images: Sequence[np.ndarray], spec: CropSpec, batch_size: int, seed: int, step: int
-                 ) -> torch.Tensor:
+def sample_batch(
+    images: Sequence[np.ndarray], spec: CropSpec, batch_size: int, seed: int, step: int
+) -> torch.Tensor:
     """Batch `step` of a run: B x 1 x S x S float gray levels 0..255, a pure function of its arguments."""
     rng = np.random.default_rng([seed, step])
     out = np.empty((batch_size, 1, spec.size, spec.size), np.float32)
@@ -100,7 +112,7 @@ def sample_batch(images: Sequence[np.ndarray], spec: CropSpec, batch_size: int, 
         else:
             y = int(rng.integers(img.shape[0] - spec.size + 1))
             x = int(rng.integers(img.shape[1] - spec.size + 1))
-            sample = img[y:y + spec.size, x:x + spec.size]
+            sample = img[y : y + spec.size, x : x + spec.size]
         if spec.flip and rng.random() < 0.5:
             sample = sample[:, ::-1]
         out[b, 0] = sample

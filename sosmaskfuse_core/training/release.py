@@ -1,5 +1,5 @@
-"""From a training run to shipped weights: strip the optimizer state, store fp16, keep the metadata.
-"""
+"""From a training run to shipped weights: strip the optimizer state, store fp16, keep the metadata."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +24,3 @@ def export_weights(run: Path, out: Path, half: bool) -> dict:
     meta["stored_as"] = "float16" if half else "float32"
     save_checkpoint(out, model, meta, half=half)
     return meta
-
-
-
-
-
-

@@ -1,4 +1,5 @@
 """What both training loops share: resumable checkpoints with metadata, NaN guard, device and AMP."""
+
 from __future__ import annotations
 
 import logging
@@ -24,10 +25,18 @@ def code_version() -> str:
     """The package version, plus the git commit when running from a checkout."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", ""
     return f"{__version__}+{commit}{'.dirty' if dirty else ''}" if commit else __version__
@@ -43,12 +52,21 @@ class RunState:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "history": self.history, "seconds": self.seconds}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "history": self.history,
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunState":
-        return cls(step=int(d["step"]), epoch=int(d["epoch"]), history=list(d["history"]),
-                   seconds=float(d.get("seconds", 0.0)))
+        return cls(
+            step=int(d["step"]),
+            epoch=int(d["epoch"]),
+            history=list(d["history"]),
+            seconds=float(d.get("seconds", 0.0)),
+        )
 
 
 def check_finite(loss: torch.Tensor, step: int) -> float:
@@ -58,8 +76,14 @@ def check_finite(loss: torch.Tensor, step: int) -> float:
     return value
 
 
-def save_run(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: RunState,
-             metadata: dict, scheduler=None) -> None:
+def save_run(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: RunState,
+    metadata: dict,
+    scheduler=None,
+) -> None:
     """A checkpoint that loads as a model anywhere and resumes training with `--resume`."""
     training = {"state": state.to_dict(), "optimizer": optimizer.state_dict()}
     if scheduler is not None:
@@ -67,13 +91,17 @@ def save_run(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sta
     save_checkpoint(path, model, metadata, extra={"training": training})
 
 
-def load_run(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None) -> RunState:
+def load_run(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None
+) -> RunState:
     """Restore model, optimizer and run state from a checkpoint written by `save_run`."""
     obj = read_file(path)
     if not isinstance(obj, dict) or "training" not in obj:
         raise CheckpointError(f"{path}: has no training state to resume from")
     if obj.get("architecture") != model.architecture:
-        raise CheckpointError(f"{path}: holds a {obj.get('architecture')!r} run, not {model.architecture!r}")
+        raise CheckpointError(
+            f"{path}: holds a {obj.get('architecture')!r} run, not {model.architecture!r}"
+        )
     model.load_state_dict(obj["state_dict"])
     optimizer.load_state_dict(obj["training"]["optimizer"])
     if scheduler is not None and "scheduler" in obj["training"]:

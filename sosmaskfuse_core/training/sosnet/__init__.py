@@ -8,25 +8,46 @@ lr / 10 at epochs 100 and 150, seed 118; HRNetV2-W30, optionally initialised fro
 HRNetV2-W30 checkpoint. Not from the paper: random horizontal flips, the held-out validation and
 the lighter networks for CPU training. The command line is `sosmaskfuse_core.commands.train_sosnet`.
 """
+
 from .config import PRESETS, SOSNetTrainConfig, hrnet_config, resolve_architecture
 from .data import (
-                   LAYOUTS,
-                   DataSet,
-                   MaskSample,
-                   PreparedSet,
-                   batch_indices,
-                   find_pairs,
-                   kfold_split,
-                   load_folder,
-                   make_batch,
-                   prepare,
-                   read_samples,
-                   split_data,
+    LAYOUTS,
+    DataSet,
+    MaskSample,
+    PreparedSet,
+    batch_indices,
+    find_pairs,
+    kfold_split,
+    load_folder,
+    make_batch,
+    prepare,
+    read_samples,
+    split_data,
 )
 from .init import init_from_imagenet, initialise, read_init
 from .loop import mask_quality, sos_loss, train
 
-__all__ = ["LAYOUTS", "PRESETS", "DataSet", "MaskSample", "PreparedSet", "SOSNetTrainConfig", "batch_indices",
-           "find_pairs", "hrnet_config", "init_from_imagenet", "initialise", "kfold_split", "load_folder",
-           "make_batch", "mask_quality", "prepare", "read_init", "read_samples", "resolve_architecture",
-           "sos_loss", "split_data", "train"]
+__all__ = [
+    "LAYOUTS",
+    "PRESETS",
+    "DataSet",
+    "MaskSample",
+    "PreparedSet",
+    "SOSNetTrainConfig",
+    "batch_indices",
+    "find_pairs",
+    "hrnet_config",
+    "init_from_imagenet",
+    "initialise",
+    "kfold_split",
+    "load_folder",
+    "make_batch",
+    "mask_quality",
+    "prepare",
+    "read_init",
+    "read_samples",
+    "resolve_architecture",
+    "sos_loss",
+    "split_data",
+    "train",
+]

@@ -1,4 +1,5 @@
 """Settings of an SOS network training run, and the HRNetV2 architecture they choose (presets, overrides)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -16,10 +17,20 @@ from sosmaskfuse_core.pipeline.preprocessing import (
 #: lighter HRNetV2 for CPU training: a 32-channel stem, one bottleneck, one module per stage
 #: and two blocks per branch (with width 18 about 1.9 M parameters instead of 26 M).
 PRESETS = {
-    "paper": {"width": 30, "stem_channels": 64, "layer1_blocks": 4, "stage_modules": (1, 4, 3),
-              "blocks_per_branch": 4},
-    "small": {"width": 18, "stem_channels": 32, "layer1_blocks": 1, "stage_modules": (1, 1, 1),
-              "blocks_per_branch": 2},
+    "paper": {
+        "width": 30,
+        "stem_channels": 64,
+        "layer1_blocks": 4,
+        "stage_modules": (1, 4, 3),
+        "blocks_per_branch": 4,
+    },
+    "small": {
+        "width": 18,
+        "stem_channels": 32,
+        "layer1_blocks": 1,
+        "stage_modules": (1, 1, 1),
+        "blocks_per_branch": 2,
+    },
 }
 
 
@@ -50,7 +61,9 @@ class SOSNetTrainConfig:
     epochs: int = 200
     milestones: tuple[int, ...] = (100, 150)
     lr_gamma: float = 0.1
-    pos_weight: float | None = None  # BCE weight of the salient class; None = the paper's plain BCE
+    pos_weight: float | None = (
+        None  # BCE weight of the salient class; None = the paper's plain BCE
+    )
     val_every: int = 1  # epochs
     checkpoint_every: int = 200  # steps (also at every validation and at the end)
     seed: int = 118
@@ -58,17 +71,31 @@ class SOSNetTrainConfig:
     amp: bool = True
 
     def architecture_given(self) -> bool:
-        return any(v is not None for v in (self.config, self.width, self.stem_channels, self.layer1_blocks,
-                                            self.stage_modules, self.blocks_per_branch))
+        return any(
+            v is not None
+            for v in (
+                self.config,
+                self.width,
+                self.stem_channels,
+                self.layer1_blocks,
+                self.stage_modules,
+                self.blocks_per_branch,
+            )
+        )
 
     def plain(self) -> dict:
         """The settings as plain data (lists, no tuples) for the checkpoint's metadata."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def hrnet_config(preset: str | None = None, width: int | None = None, stem_channels: int | None = None,
-                 layer1_blocks: int | None = None, stage_modules: Sequence[int] | None = None,
-                 blocks_per_branch: int | None = None) -> HRNetConfig:
+def hrnet_config(
+    preset: str | None = None,
+    width: int | None = None,
+    stem_channels: int | None = None,
+    layer1_blocks: int | None = None,
+    stage_modules: Sequence[int] | None = None,
+    blocks_per_branch: int | None = None,
+) -> HRNetConfig:
     """An HRNetV2 config from a preset ("paper" = W30, "small") with any field overridden.
 
     `width` w gives branches (w, 2w) / (w, 2w, 4w) / (w, 2w, 4w, 8w), as HRNetV2-W18/W30/W48.
@@ -78,8 +105,13 @@ def hrnet_config(preset: str | None = None, width: int | None = None, stem_chann
     if preset not in PRESETS:
         raise ValueError(f"config {preset!r}: expected one of {', '.join(PRESETS)}")
     p = dict(PRESETS[preset])
-    for key, value in (("width", width), ("stem_channels", stem_channels), ("layer1_blocks", layer1_blocks),
-                       ("stage_modules", stage_modules), ("blocks_per_branch", blocks_per_branch)):
+    for key, value in (
+        ("width", width),
+        ("stem_channels", stem_channels),
+        ("layer1_blocks", layer1_blocks),
+        ("stage_modules", stage_modules),
+        ("blocks_per_branch", blocks_per_branch),
+    ):
         if value is not None:
             p[key] = value
     w = int(p["width"])
@@ -88,29 +120,46 @@ def hrnet_config(preset: str | None = None, width: int | None = None, stem_chann
     modules = tuple(int(m) for m in p["stage_modules"])
     if len(modules) != 3 or min(modules) < 1:
         raise ValueError(f"stage_modules {p['stage_modules']!r}: expected three positive counts")
-    return HRNetConfig(stem_channels=int(p["stem_channels"]), layer1_blocks=int(p["layer1_blocks"]),
-                       stage_channels=((w, 2 * w), (w, 2 * w, 4 * w), (w, 2 * w, 4 * w, 8 * w)),
-                       stage_modules=modules, blocks_per_branch=int(p["blocks_per_branch"]))
+    return HRNetConfig(
+        stem_channels=int(p["stem_channels"]),
+        layer1_blocks=int(p["layer1_blocks"]),
+        stage_channels=((w, 2 * w), (w, 2 * w, 4 * w), (w, 2 * w, 4 * w, 8 * w)),
+        stage_modules=modules,
+        blocks_per_branch=int(p["blocks_per_branch"]),
+    )
 
 
 def _file_architecture(obj, path: Path | str) -> HRNetConfig | None:
     """The HRNetConfig stored in one of our checkpoints (None for other layouts)."""
     if isinstance(obj, dict) and obj.get("format") == checkpoints.FORMAT and "config" in obj:
         if obj.get("architecture") != SOSNet.architecture:
-            raise CheckpointError(f"{path}: holds a {obj.get('architecture')!r} network, not an SOS network")
+            raise CheckpointError(
+                f"{path}: holds a {obj.get('architecture')!r} network, not an SOS network"
+            )
         return HRNetConfig.from_dict(obj["config"])
     return None
 
 
-def resolve_architecture(cfg: SOSNetTrainConfig, source: Path | str | None = None, obj=None) -> HRNetConfig:
+def resolve_architecture(
+    cfg: SOSNetTrainConfig, source: Path | str | None = None, obj=None
+) -> HRNetConfig:
     """The run's network: from the options, else from `obj` (loaded from `source`, a checkpoint
-    of ours), else the paper's W30."""
-    given = hrnet_config(cfg.config, cfg.width, cfg.stem_channels, cfg.layer1_blocks, cfg.stage_modules,
-                         cfg.blocks_per_branch)
+    of ours), else the paper's W30.
+    """
+    given = hrnet_config(
+        cfg.config,
+        cfg.width,
+        cfg.stem_channels,
+        cfg.layer1_blocks,
+        cfg.stage_modules,
+        cfg.blocks_per_branch,
+    )
     stored = _file_architecture(obj, source) if obj is not None else None
     if stored is None:
         return given
     if cfg.architecture_given() and stored != given:
-        raise CheckpointError(f"{source}: holds a network of another architecture ({stored}) than the "
-                              f"options ask for ({given}); leave out --config/--width/... to use the file's")
+        raise CheckpointError(
+            f"{source}: holds a network of another architecture ({stored}) than the "
+            f"options ask for ({given}); leave out --config/--width/... to use the file's"
+        )
     return stored

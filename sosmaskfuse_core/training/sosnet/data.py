@@ -1,4 +1,5 @@
 """Training data of the SOS network: thermal image + mask pairs, held-out splits, prepared batches."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,12 @@ import cv2
 import numpy as np
 import torch
 
-from sosmaskfuse_core.formats.image_files import ImageReadError, list_images, pair_by_stem, read_image
+from sosmaskfuse_core.formats.image_files import (
+    ImageReadError,
+    list_images,
+    pair_by_stem,
+    read_image,
+)
 from sosmaskfuse_core.pipeline.preprocessing import (
     resize_bilinear,
     sos_input,
@@ -30,7 +36,8 @@ LAYOUTS = (("Inf", "GT"), ("ir", "mask"))
 @dataclass
 class MaskSample:
     """One thermal image and its mask, as read (uint8, H x W x C; C = 1 when the file's three
-    channels are equal, which is what OpenCV's 3-channel read of a gray file gives)."""
+    channels are equal, which is what OpenCV's 3-channel read of a gray file gives).
+    """
 
     stem: str
     thermal: np.ndarray
@@ -71,9 +78,13 @@ def find_pairs(root: str | Path) -> tuple[str, list[tuple[str, Path, Path]], lis
         if thermal_dir is None and mask_dir is None:
             continue
         if thermal_dir is None or mask_dir is None:
-            have, missing = (thermal_dir, mask_name) if mask_dir is None else (mask_dir, thermal_name)
-            raise DataError(f"{root}: has {have.name}/ but no {missing}/ beside it "
-                            f"(expected {thermal_name}/ and {mask_name}/)")
+            have, missing = (
+                (thermal_dir, mask_name) if mask_dir is None else (mask_dir, thermal_name)
+            )
+            raise DataError(
+                f"{root}: has {have.name}/ but no {missing}/ beside it "
+                f"(expected {thermal_name}/ and {mask_name}/)"
+            )
         break
     else:
         raise DataError(f"{root}: expected subfolders Inf/ and GT/ (ROAD layout) or ir/ and mask/")
@@ -81,13 +92,17 @@ def find_pairs(root: str | Path) -> tuple[str, list[tuple[str, Path, Path]], lis
     for folder in (thermal_dir, mask_dir):
         if not list_images(folder):
             raise DataError(f"{folder}: no image files")
-    pairing = pair_by_stem(thermal_dir, mask_dir, names=(f"{thermal_dir.name}/", f"{mask_dir.name}/"))
+    pairing = pair_by_stem(
+        thermal_dir, mask_dir, names=(f"{thermal_dir.name}/", f"{mask_dir.name}/")
+    )
     pairs = [(stem, thermal, mask) for stem, (thermal, mask) in pairing.pairs]
     skipped = [f"{path}: {reason}" for path, reason in pairing.unmatched]
     for reason in skipped:
         log.warning("skipped %s", reason)
     if not pairs:
-        shown = "; ".join(skipped[:4]) + (f"; and {len(skipped) - 4} more" if len(skipped) > 4 else "")
+        shown = "; ".join(skipped[:4]) + (
+            f"; and {len(skipped) - 4} more" if len(skipped) > 4 else ""
+        )
         raise DataError(f"{root}: no thermal image has a mask of the same name ({shown})")
     return layout, pairs, skipped
 
@@ -96,8 +111,11 @@ def _compact(image: np.ndarray) -> np.ndarray:
     """H x W x 3 -> H x W x 1 when the three channels are equal (a gray file read as BGR)."""
     if image.ndim == 2:
         return image[:, :, None]
-    if image.shape[2] == 3 and np.array_equal(image[:, :, 0], image[:, :, 1]) and \
-            np.array_equal(image[:, :, 0], image[:, :, 2]):
+    if (
+        image.shape[2] == 3
+        and np.array_equal(image[:, :, 0], image[:, :, 1])
+        and np.array_equal(image[:, :, 0], image[:, :, 2])
+    ):
         return image[:, :, :1].copy()
     return image
 
@@ -105,7 +123,8 @@ def _compact(image: np.ndarray) -> np.ndarray:
 def read_samples(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[list[MaskSample], list[str]]:
     """Read pairs as 3-channel BGR uint8 (OpenCV's imread default; 16-bit files become 8-bit).
     Unreadable files are skipped with the reason; a mask of another size than its image is kept
-    (it is resized anyway, as the reference does) with a warning."""
+    (it is resized anyway, as the reference does) with a warning.
+    """
     samples, skipped = [], []
     for stem, thermal_path, mask_path in pairs:
         try:
@@ -116,9 +135,18 @@ def read_samples(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[list[MaskSamp
             log.warning("skipped %s", exc)
             continue
         if thermal.shape[:2] != mask.shape[:2]:
-            log.warning("%s is %dx%d but its mask %s is %dx%d; both are resized to the network size",
-                        thermal_path, thermal.shape[1], thermal.shape[0], mask_path, mask.shape[1], mask.shape[0])
-        samples.append(MaskSample(stem, _compact(thermal), _compact(mask), str(thermal_path), str(mask_path)))
+            log.warning(
+                "%s is %dx%d but its mask %s is %dx%d; both are resized to the network size",
+                thermal_path,
+                thermal.shape[1],
+                thermal.shape[0],
+                mask_path,
+                mask.shape[1],
+                mask.shape[0],
+            )
+        samples.append(
+            MaskSample(stem, _compact(thermal), _compact(mask), str(thermal_path), str(mask_path))
+        )
     return samples, skipped
 
 
@@ -130,9 +158,12 @@ def load_folder(root: str | Path) -> DataSet:
     return DataSet(str(root), layout, samples, skipped + unreadable)
 
 
-def kfold_split(stems: Sequence[str], folds: int, fold: int, seed: int) -> tuple[list[str], list[str]]:
+def kfold_split(
+    stems: Sequence[str], folds: int, fold: int, seed: int
+) -> tuple[list[str], list[str]]:
     """(train stems, held-out stems) for fold `fold` of `folds`: the stems, sorted and shuffled
-    by `seed`, cut into `folds` near-equal parts; deterministic."""
+    by `seed`, cut into `folds` near-equal parts; deterministic.
+    """
     stems = sorted(stems)
     if folds < 2:
         raise ValueError(f"--folds {folds}: need at least 2")
@@ -169,16 +200,21 @@ def split_data(cfg: SOSNetTrainConfig) -> tuple[list[MaskSample], list[MaskSampl
             raise ValueError("--fold needs --folds")
         if not 0.0 <= cfg.val_fraction < 1.0:
             raise ValueError(f"--val-fraction {cfg.val_fraction}: expected 0 <= f < 1")
-        _, held_paths = split_holdout([Path(s.stem) for s in data.samples], cfg.val_fraction, cfg.seed)
+        _, held_paths = split_holdout(
+            [Path(s.stem) for s in data.samples], cfg.val_fraction, cfg.seed
+        )
         held_set = {p.stem for p in held_paths}
         train_samples = [s for s in data.samples if s.stem not in held_set]
         val_samples = [s for s in data.samples if s.stem in held_set]
         summary["split"] = f"held-out fraction {cfg.val_fraction} (seed {cfg.seed})"
     if not train_samples:
         raise DataError(f"{cfg.data}: no training pairs left after holding out {len(val_samples)}")
-    summary.update(train_pairs=len(train_samples), held_out_pairs=len(val_samples),
-                   train_stems=[s.stem for s in train_samples][:1000],
-                   held_out_stems=[s.stem for s in val_samples][:1000])
+    summary.update(
+        train_pairs=len(train_samples),
+        held_out_pairs=len(val_samples),
+        train_stems=[s.stem for s in train_samples][:1000],
+        held_out_stems=[s.stem for s in val_samples][:1000],
+    )
     return train_samples, val_samples, summary
 
 
@@ -186,7 +222,9 @@ def prepare(sample: MaskSample, size_wh: tuple[int, int]) -> tuple[torch.Tensor,
     """(network input 1 x H x W, soft target 1 x H x W) of a sample, as in docs/algorithm.md, section 3."""
     thermal = torch.from_numpy(np.ascontiguousarray(sample.thermal)).permute(2, 0, 1)[None]
     x = sos_input(thermal, size_wh)[0]
-    mask = torch.from_numpy(np.ascontiguousarray(sample.mask)).permute(2, 0, 1)[None].double() / 255.0
+    mask = (
+        torch.from_numpy(np.ascontiguousarray(sample.mask)).permute(2, 0, 1)[None].double() / 255.0
+    )
     y = resize_bilinear(mask, (size_wh[1], size_wh[0])).mean(dim=1, keepdim=True)[0].float()
     return x, y
 
@@ -194,12 +232,15 @@ def prepare(sample: MaskSample, size_wh: tuple[int, int]) -> tuple[torch.Tensor,
 class PreparedSet:
     """Network inputs and targets of a list of samples, prepared once (or on demand when large)."""
 
-    def __init__(self, samples: Sequence[MaskSample], size_wh: tuple[int, int], cache_bytes: int = 2 << 30):
+    def __init__(
+        self, samples: Sequence[MaskSample], size_wh: tuple[int, int], cache_bytes: int = 2 << 30
+    ):
         self.samples = list(samples)
         self.size = tuple(size_wh)
         per_item = 2 * 4 * size_wh[0] * size_wh[1]
-        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = \
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = (
             {} if per_item * len(self.samples) <= cache_bytes else None
+        )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -215,17 +256,19 @@ class PreparedSet:
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[list[int], list[bool]]:
     """Sample indices and flips of batch `step`: epochs are permutations of the training set
-    (the last batch of an epoch may be short), a pure function of (n, batch_size, seed, step)."""
+    (the last batch of an epoch may be short), a pure function of (n, batch_size, seed, step).
+    """
     per_epoch = math.ceil(n / batch_size)
     epoch, i = divmod(step, per_epoch)
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    idx = [int(k) for k in order[i * batch_size:(i + 1) * batch_size]]
+    idx = [int(k) for k in order[i * batch_size : (i + 1) * batch_size]]
     flips = (np.random.default_rng([seed, epoch, i, 1]).random(len(idx)) < 0.5).tolist()
     return idx, flips
 
 
-def make_batch(data: PreparedSet, batch_size: int, seed: int, step: int, flip: bool
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    data: PreparedSet, batch_size: int, seed: int, step: int, flip: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     idx, flips = batch_indices(len(data), batch_size, seed, step)
     xs, ys = [], []
     for k, f in zip(idx, flips):

@@ -1,4 +1,5 @@
 """Initialising the SOS network: ImageNet HRNet backbones (stem averaged to one channel), ours, the authors'."""
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,7 @@ IMAGENET_HEAD_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.",
 
 def _strip_module_prefix(state: dict) -> dict:
     if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
+        return {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -22,7 +23,8 @@ def init_from_imagenet(model: SOSNet, state: dict, path: str) -> dict:
     over its input channels when the model has fewer, `last_layer` left as initialised.
 
     Strict about the backbone: a missing, unexpected or mis-shaped key is a CheckpointError
-    naming the key and the file (BatchNorm's `num_batches_tracked` may be absent)."""
+    naming the key and the file (BatchNorm's `num_batches_tracked` may be absent).
+    """
     ours = model.state_dict()
     kept: dict[str, torch.Tensor] = {}
     dropped = 0
@@ -32,29 +34,52 @@ def init_from_imagenet(model: SOSNet, state: dict, path: str) -> dict:
             dropped += 1
             continue
         if key not in ours or key.startswith("last_layer."):
-            raise CheckpointError(f"{path}: unexpected key {key!r} for this network "
-                                  f"(is it HRNetV2 of the same width?)")
+            raise CheckpointError(
+                f"{path}: unexpected key {key!r} for this network "
+                f"(is it HRNetV2 of the same width?)"
+            )
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: key {key!r} holds a {type(value).__name__}, not a tensor")
+            raise CheckpointError(
+                f"{path}: key {key!r} holds a {type(value).__name__}, not a tensor"
+            )
         want = tuple(ours[key].shape)
-        if key == "conv1.weight" and value.dim() == 4 and value.shape[1] != want[1] and want[1] == 1:
+        if (
+            key == "conv1.weight"
+            and value.dim() == 4
+            and value.shape[1] != want[1]
+            and want[1] == 1
+        ):
             stem_averaged = tuple(value.shape)
             value = value.float().mean(dim=1, keepdim=True)
         if tuple(value.shape) != want:
-            raise CheckpointError(f"{path}: key {key!r} has shape {tuple(value.shape)}, the model expects {want}")
+            raise CheckpointError(
+                f"{path}: key {key!r} has shape {tuple(value.shape)}, the model expects {want}"
+            )
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{path}: key {key!r} holds NaN or infinite values")
         kept[key] = value.to(ours[key].dtype)
-    missing = [k for k in ours if k not in kept and not k.startswith("last_layer.")
-               and not k.endswith("num_batches_tracked")]
+    missing = [
+        k
+        for k in ours
+        if k not in kept
+        and not k.startswith("last_layer.")
+        and not k.endswith("num_batches_tracked")
+    ]
     if missing:
-        raise CheckpointError(f"{path}: missing key {missing[0]!r}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise CheckpointError(
+            f"{path}: missing key {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     merged = dict(ours)
     merged.update(kept)
     model.load_state_dict(merged, strict=True)
-    return {"path": path, "layout": "imagenet", "backbone_keys": len(kept), "dropped_head_keys": dropped,
-            "stem_averaged_from": list(stem_averaged) if stem_averaged else None}
+    return {
+        "path": path,
+        "layout": "imagenet",
+        "backbone_keys": len(kept),
+        "dropped_head_keys": dropped,
+        "stem_averaged_from": list(stem_averaged) if stem_averaged else None,
+    }
 
 
 def read_init(path: str) -> tuple[str, object]:
@@ -66,9 +91,13 @@ def read_init(path: str) -> tuple[str, object]:
         arch, layout = checkpoints.identify(stripped)
         obj = stripped
     if arch != SOSNet.architecture:
-        what = f"a {arch!r} checkpoint" if arch else "not an SOS network / ImageNet HRNet checkpoint"
-        raise CheckpointError(f"{path}: {what}; --init takes an ImageNet HRNetV2 checkpoint, the "
-                              f"authors' SOS network file or one of ours")
+        what = (
+            f"a {arch!r} checkpoint" if arch else "not an SOS network / ImageNet HRNet checkpoint"
+        )
+        raise CheckpointError(
+            f"{path}: {what}; --init takes an ImageNet HRNetV2 checkpoint, the "
+            f"authors' SOS network file or one of ours"
+        )
     return layout, obj
 
 
@@ -76,9 +105,13 @@ def initialise(model: SOSNet, path: str, layout: str, obj) -> dict:
     """Load --init weights into `model` (see read_init); returns what was done, for the metadata."""
     if layout == "imagenet":
         return init_from_imagenet(model, _strip_module_prefix(checkpoints._unwrap(obj)), path)
-    source, meta = checkpoints.load_sosnet(path)  # ours or the authors': strict, names key and file
+    source, meta = checkpoints.load_sosnet(
+        path
+    )  # ours or the authors': strict, names key and file
     if source.config != model.config:
-        raise CheckpointError(f"{path}: holds a network of another architecture ({source.config}) than "
-                              f"this run's ({model.config})")
+        raise CheckpointError(
+            f"{path}: holds a network of another architecture ({source.config}) than "
+            f"this run's ({model.config})"
+        )
     model.load_state_dict(source.state_dict())
     return {"path": path, "layout": layout, "source": meta.get("kind", meta.get("source", ""))}

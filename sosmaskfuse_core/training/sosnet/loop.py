@@ -1,4 +1,5 @@
 """The SOS network's training loop: BCE on soft targets, SGD with step decay, validation, resumable checkpoints."""
+
 from __future__ import annotations
 
 import logging
@@ -30,57 +31,39 @@ from .init import initialise, read_init
 log = logging.getLogger(__name__)
 
 
-
-
-
-
-
-
-
 # --- data -----------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # --- loss and mask quality --------------------------------------------------------------------
 
-def sos_loss(logit: torch.Tensor, target: torch.Tensor, pos_weight: float | None = None) -> torch.Tensor:
+
+def sos_loss(
+    logit: torch.Tensor, target: torch.Tensor, pos_weight: float | None = None
+) -> torch.Tensor:
     """BCE-with-logits against the soft target (the paper's loss), mean over pixels."""
-    pw = None if pos_weight is None else torch.tensor(pos_weight, device=logit.device, dtype=torch.float32)
+    pw = (
+        None
+        if pos_weight is None
+        else torch.tensor(pos_weight, device=logit.device, dtype=torch.float32)
+    )
     return F.binary_cross_entropy_with_logits(logit.float(), target.float(), pos_weight=pw)
 
 
-def mask_quality(model: SOSNet, samples: Sequence[MaskSample], size_wh: tuple[int, int], device: torch.device,
-                 amp: bool = False, threshold: float = 0.5) -> dict:
+def mask_quality(
+    model: SOSNet,
+    samples: Sequence[MaskSample],
+    size_wh: tuple[int, int],
+    device: torch.device,
+    amp: bool = False,
+    threshold: float = 0.5,
+) -> dict:
     """Mean IoU, F-measure (beta^2 = 0.3) and MAE of the predicted masks against the held-out masks,
     at each mask's own resolution (the logit upsampled as at inference), and per image.
 
     The conventions are `mask_metrics`' (as `sosmaskfuse eval-mask` scores the classical mask):
     IoU and F on the probability thresholded at `threshold` against the mask at >= 0.5, MAE on
-    the probability against the mask / 255."""
+    the probability against the mask / 255.
+    """
     per_image: dict[str, dict[str, float]] = {}
     was_training = model.training
     model.eval()
@@ -93,10 +76,15 @@ def mask_quality(model: SOSNet, samples: Sequence[MaskSample], size_wh: tuple[in
             soft_gt = s.mask.astype(np.float64).mean(axis=2) / 255.0
             gt = soft_gt >= 0.5
             pred = prob >= threshold
-            per_image[s.stem] = {"iou": mask_metrics.iou(pred, gt), "f_measure": mask_metrics.f_measure(pred, gt),
-                                 "mae": mask_metrics.mae(prob, soft_gt)}
+            per_image[s.stem] = {
+                "iou": mask_metrics.iou(pred, gt),
+                "f_measure": mask_metrics.f_measure(pred, gt),
+                "mae": mask_metrics.mae(prob, soft_gt),
+            }
     model.train(was_training)
-    out = {k: float(np.mean([m[k] for m in per_image.values()])) for k in ("iou", "f_measure", "mae")}
+    out = {
+        k: float(np.mean([m[k] for m in per_image.values()])) for k in ("iou", "f_measure", "mae")
+    }
     out.update(images=len(per_image), per_image=per_image)
     return out
 
@@ -104,25 +92,22 @@ def mask_quality(model: SOSNet, samples: Sequence[MaskSample], size_wh: tuple[in
 # --- initialisation ----------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
 # --- training ----------------------------------------------------------------------------------
 
+
 def _weights_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+    return all(
+        bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()
+    )
 
 
-def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
-          stop_at_step: int | None = None) -> dict:
+def train(
+    cfg: SOSNetTrainConfig,
+    out: Path,
+    resume: bool = False,
+    stream=None,
+    stop_at_step: int | None = None,
+) -> dict:
     """Run (or resume) training; returns the final metadata. Raises DataError, ValueError,
     CheckpointError, NonFiniteLoss.
 
@@ -132,8 +117,10 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
     out = Path(out)
     size = (int(cfg.size[0]), int(cfg.size[1]))
     if min(size) < 32:
-        raise ValueError(f"--size {size[0]} {size[1]}: width and height must be at least 32 (multiples of 32 "
-                         f"keep all four HRNet branches aligned)")
+        raise ValueError(
+            f"--size {size[0]} {size[1]}: width and height must be at least 32 (multiples of 32 "
+            f"keep all four HRNet branches aligned)"
+        )
     if cfg.batch_size < 1 or cfg.epochs < 1 or cfg.val_every < 1 or cfg.checkpoint_every < 1:
         raise ValueError("batch size, epochs, --val-every and --checkpoint-every must be positive")
     device = resolve_device(cfg.device)
@@ -146,7 +133,9 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
     if resume:
         arch = resolve_architecture(cfg, out, resumed)
     else:
-        arch = resolve_architecture(cfg, cfg.init, init_obj if init_layout == checkpoints.FORMAT else None)
+        arch = resolve_architecture(
+            cfg, cfg.init, init_obj if init_layout == checkpoints.FORMAT else None
+        )
 
     torch.manual_seed(cfg.seed)
     model = SOSNet(arch)
@@ -155,19 +144,27 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
         init_info = initialise(model, cfg.init, init_layout, init_obj)
         log.info("initialised from %s (%s layout)", cfg.init, init_layout)
     model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), gamma=cfg.lr_gamma)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, list(cfg.milestones), gamma=cfg.lr_gamma
+    )
     scaler = runner.grad_scaler(device, cfg.amp)
     state = runner.RunState()
     if resume:
         state = runner.load_run(out, model, optimizer, scheduler)
         log.info("resumed %s at step %d (epoch %d)", out, state.step, state.epoch)
         before = resumed_meta.get("config", {})
-        changed = sorted(k for k, v in cfg.plain().items() if k in before and before[k] != v and k != "device")
+        changed = sorted(
+            k for k, v in cfg.plain().items() if k in before and before[k] != v and k != "device"
+        )
         if changed:
-            log.warning("resuming %s with other settings than it was started with: %s", out,
-                        ", ".join(f"{k} {before[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
+            log.warning(
+                "resuming %s with other settings than it was started with: %s",
+                out,
+                ", ".join(f"{k} {before[k]!r} -> {getattr(cfg, k)!r}" for k in changed),
+            )
 
     train_set = PreparedSet(train_samples, size)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
@@ -182,11 +179,22 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
     def metadata() -> dict:
         validated = [h for h in state.history if "iou" in h]
         metrics = validated[-1] if validated else (state.history[-1] if state.history else {})
-        return {"kind": "sosnet training run", "config": cfg.plain(), "data": data, "init": init_info,
-                "input_size": list(size), "parameters": n_params,
-                "steps": state.step, "epochs": state.step / steps_per_epoch, "history": state.history,
-                "metrics": metrics, "code_version": version, "device": str(device),
-                "train_seconds": round(state.seconds, 1), "epoch_losses": list(epoch_losses)}
+        return {
+            "kind": "sosnet training run",
+            "config": cfg.plain(),
+            "data": data,
+            "init": init_info,
+            "input_size": list(size),
+            "parameters": n_params,
+            "steps": state.step,
+            "epochs": state.step / steps_per_epoch,
+            "history": state.history,
+            "metrics": metrics,
+            "code_version": version,
+            "device": str(device),
+            "train_seconds": round(state.seconds, 1),
+            "epoch_losses": list(epoch_losses),
+        }
 
     def save() -> None:
         if not _weights_finite(model):  # keep the last good checkpoint
@@ -222,19 +230,29 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
         state.epoch = state.step // steps_per_epoch
         state.seconds = time.perf_counter() - started
         rate = cfg.batch_size * session_steps / max(time.perf_counter() - session_start, 1e-9)
-        progress.step(f"epoch {(state.step - 1) // steps_per_epoch + 1}/{cfg.epochs}  loss {value:.4f}  "
-                      f"lr {lr:.2g}  {rate:.1f} img/s")
+        progress.step(
+            f"epoch {(state.step - 1) // steps_per_epoch + 1}/{cfg.epochs}  loss {value:.4f}  "
+            f"lr {lr:.2g}  {rate:.1f} img/s"
+        )
         validate = end_of_epoch and (state.epoch % cfg.val_every == 0 or state.step == total)
         if end_of_epoch:
-            entry = {"step": state.step, "epoch": state.epoch, "loss": value,
-                     "epoch_loss": float(np.mean(epoch_losses)), "lr": lr}
+            entry = {
+                "step": state.step,
+                "epoch": state.epoch,
+                "loss": value,
+                "epoch_loss": float(np.mean(epoch_losses)),
+                "lr": lr,
+            }
             epoch_losses.clear()
             if validate and val_samples:
                 quality = mask_quality(model, val_samples, size, device, cfg.amp)
                 entry.update(quality)
-                print(f"validation at epoch {state.epoch}: IoU {quality['iou']:.4f}, F-measure "
-                      f"{quality['f_measure']:.4f}, MAE {quality['mae']:.4f} on {quality['images']} held-out "
-                      f"masks", file=stream or sys.stderr)
+                print(
+                    f"validation at epoch {state.epoch}: IoU {quality['iou']:.4f}, F-measure "
+                    f"{quality['f_measure']:.4f}, MAE {quality['mae']:.4f} on {quality['images']} held-out "
+                    f"masks",
+                    file=stream or sys.stderr,
+                )
                 for old in state.history:  # per-image figures only for the latest validation
                     old.pop("per_image", None)
             state.history.append(entry)
@@ -245,8 +263,3 @@ def train(cfg: SOSNetTrainConfig, out: Path, resume: bool = False, stream=None,
 
 
 # --- command line ------------------------------------------------------------------------------
-
-
-
-
-
