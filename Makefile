@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch is pinned for the CPU set-up; the package itself only asks for torch>=2.1.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv test demo clean
+.PHONY: venv lint test demo clean
 
 venv: $(VENV)/.installed
 
@@ -16,7 +16,11 @@ $(VENV)/.installed: setup.py setup.cfg package.xml pyproject.toml
 	$(PY) -m pip install -e ".[ros,test]"
 	touch $@
 
-test: venv
+# The linter first (ruff, configured in pyproject.toml), then the tests.
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
 # The main job on the shipped defaults: synthetic cameras -> fusion node over DDS, recorded to MCAP,

@@ -24,11 +24,13 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob.glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob.glob("config/*")),
-        # Executables where `ros2 run` and launch_ros look for them after a pip install (see scripts/).
+        # Executables where `ros2 run` and launch_ros look for them after a pip install
+        # (see scripts/).
         (f"lib/{PACKAGE}", [f"scripts/{name}" for name in EXECUTABLES]),
     ],
     python_requires=">=3.10",
-    # rosbags 0.11: MCAP writing with the statistics record rosbag2's MCAP plugin needs, bare .mcap/.db3 reading
+    # rosbags 0.11: MCAP writing with the statistics record rosbag2's MCAP plugin needs,
+    # bare .mcap/.db3 reading
     install_requires=[
         "torch>=2.1",
         "numpy",
@@ -51,7 +53,8 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()],
-        # sub-commands of `sosmaskfuse` that need ROS, registered from the ROS side (see sosmaskfuse_core/cli.py)
+        # sub-commands of `sosmaskfuse` that need ROS, registered from the ROS side
+        # (see sosmaskfuse_core/cli.py)
         "sosmaskfuse.commands": [
             "play = sosmaskfuse_ros.commands:add_play_parser",
             "demo = sosmaskfuse_ros.commands:add_demo_parser",

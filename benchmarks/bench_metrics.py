@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     side = args.slow_size
     crop = [x[:side, :side] for x in (f, a, b)]
     print(
-        f"\nspeed-up over the slow references on a {side}x{side} crop (SSIM has none: scikit-image)"
+        f"\nspeed-up over the slow references on a {side}x{side} crop "
+        "(SSIM has none: scikit-image)"
     )
     print(f"{'metric':<6} {'fast ms':>9} {'slow ms':>9} {'ratio':>8}")
     fast_total = slow_total = 0.0

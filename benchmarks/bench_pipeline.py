@@ -1,6 +1,7 @@
-"""Time and size the fusion pipeline against the reference's way of running it, in one process.
+r"""Time and size the fusion pipeline against the reference's way of running it, in one process.
 
-    python benchmarks/bench_pipeline.py [--size 320x256] [--device auto] [--precision fp32] [--repeat 3]
+    python benchmarks/bench_pipeline.py [--size 320x256] [--device auto] \
+        [--precision fp32] [--repeat 3]
 
 Baseline: the reference implementation's structure — the encoder called once per split
 image (four calls), the decoder once, fp32, no batching. Ours: `FusionPipeline` (one batched
@@ -89,7 +90,8 @@ def main() -> int:
     vis = pp.luma_u8(torch.from_numpy(vis_np).permute(2, 0, 1)[None]).float().to(device)
     m = torch.from_numpy(mask_np).float()[None, None].to(device) / 255
     print(
-        f"device {device}, {w}x{h}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+        f"device {device}, {w}x{h}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads"
     )
 
     base = timed(lambda: reference_style(ae, ir, vis, m), args.repeat, device)
@@ -101,12 +103,12 @@ def main() -> int:
     ours_mem = peak_memory_mb(device)
     mem = (lambda mb: f"  peak {mb:7.0f} MB") if device.type == "cuda" else (lambda mb: "")
     print(
-        f"reference-style fusion (4 encoder calls, fp32): {1000 * base:8.1f} ms/frame  {1 / base:6.2f} frames/s"
-        + mem(base_mem)
+        f"reference-style fusion (4 encoder calls, fp32): {1000 * base:8.1f} ms/frame  "
+        f"{1 / base:6.2f} frames/s" + mem(base_mem)
     )
     print(
-        f"FusionPipeline ({args.precision}, batched encoder):      {1000 * ours:8.1f} ms/frame  {1 / ours:6.2f} "
-        f"frames/s" + mem(ours_mem)
+        f"FusionPipeline ({args.precision}, batched encoder):      {1000 * ours:8.1f} ms/frame  "
+        f"{1 / ours:6.2f} frames/s" + mem(ours_mem)
     )
     if device.type != "cuda":
         print(f"process peak resident memory: {ours_mem:.0f} MB")

@@ -1,4 +1,4 @@
-"""Fusion-quality table: the shipped defaults next to the simple baselines, on held-out image pairs.
+"""Fusion-quality table: shipped defaults next to the simple baselines, on held-out image pairs.
 
     python benchmarks/quality_table.py --ir DIR --vis DIR --out DIR [--held-out] [--masks DIR]
                                        [--markdown FILE] [--device auto]

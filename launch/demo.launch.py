@@ -1,6 +1,7 @@
-"""Try SOSMaskFuse with no cameras: synthetic thermal + visible cameras, the fusion node, optionally RViz.
+r"""Try SOSMaskFuse with no cameras: synthetic cameras, the fusion node and optionally RViz.
 
-  ros2 launch sosmaskfuse_ros demo.launch.py [rviz:=true] [autoencoder_weights:=CKPT] [sosnet_weights:=CKPT]
+  ros2 launch sosmaskfuse_ros demo.launch.py [rviz:=true] \
+      [autoencoder_weights:=CKPT] [sosnet_weights:=CKPT]
 
 The node is the one of sosmaskfuse.launch.py with CPU-friendly settings: fusion at 160x128
 (the IMV-F autoencoder costs about 50 GFLOP a frame there, 200 at the cameras' 320x256) and
@@ -27,7 +28,8 @@ def _rviz(context):
     except PackageNotFoundError:
         return [
             LogInfo(
-                msg="rviz:=true, but rviz2 is not installed: watch /fused_image with another viewer"
+                msg="rviz:=true, but rviz2 is not installed: "
+                "watch /fused_image with another viewer"
             )
         ]
     config = PathJoinSubstitution(
@@ -84,7 +86,8 @@ def generate_launch_description():
                 "rviz",
                 default_value="false",
                 choices=["true", "false"],
-                description="also start rviz2 with config/sosmaskfuse.rviz (if rviz2 is installed)",
+                description="also start rviz2 with config/sosmaskfuse.rviz "
+                "(if rviz2 is installed)",
             ),
             Node(
                 package="sosmaskfuse_ros",

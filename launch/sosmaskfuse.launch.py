@@ -1,6 +1,7 @@
-"""Launch the SOSMaskFuse fusion node on a thermal and a visible camera topic.
+r"""Launch the SOSMaskFuse fusion node on a thermal and a visible camera topic.
 
-  ros2 launch sosmaskfuse_ros sosmaskfuse.launch.py thermal_topic:=/flir/image_raw visible_topic:=/rgb/image_raw
+  ros2 launch sosmaskfuse_ros sosmaskfuse.launch.py \
+      thermal_topic:=/flir/image_raw visible_topic:=/rgb/image_raw
 
 Parameters come from `params_file` (default: the installed config/sosmaskfuse.yaml); the
 arguments use_sim_time, device, mask_source, autoencoder_weights and sosnet_weights

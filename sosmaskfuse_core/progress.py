@@ -8,8 +8,10 @@ from typing import TextIO
 
 
 class Progress:
-    """`step()` once per item. On a terminal the line is redrawn in place; in a log, a line is
-    printed at most every `interval` seconds (and for the last item), so CI logs stay short.
+    """A progress line on a stream; call `step()` once per item.
+
+    On a terminal the line is redrawn in place; in a log, a line is printed at most every
+    `interval` seconds (and for the last item), so CI logs stay short.
     """
 
     def __init__(

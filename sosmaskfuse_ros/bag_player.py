@@ -1,4 +1,4 @@
-"""Publish a bag's messages on ROS 2 at the recorded pace, with /clock: the engine of `sosmaskfuse play`.
+"""Publish a bag's messages at the recorded pace, with /clock: the engine of `sosmaskfuse play`.
 
 Messages go out as the serialized bytes stored in the bag (rclpy publishes ``bytes`` as a
 serialized message; rosbag2 stores exactly what rmw serialized), so any type whose Python
@@ -34,7 +34,7 @@ PUBLISHER_DEPTH = 10  # what `ros2 bag play` offers
 
 
 def message_class(msgtype: str) -> type:
-    """The rclpy message class of ``pkg/msg/Name``; LookupError if its package is not importable."""
+    """The rclpy class of ``pkg/msg/Name``; LookupError if its package is not importable."""
     package, _, name = msgtype.rpartition("/")
     module_name = package.replace("/", ".")
     try:
@@ -46,7 +46,10 @@ def message_class(msgtype: str) -> type:
 
 
 def publisher_qos(recorded: list[Qos]) -> QoSProfile:
-    """Reliability and durability as recorded when every recorded publisher agreed; else reliable, volatile."""
+    """Reliability and durability as recorded when every recorded publisher agreed.
+
+    Otherwise reliable and volatile.
+    """
     reliability = {q.reliability for q in recorded}
     durability = {q.durability for q in recorded}
     return QoSProfile(
@@ -62,7 +65,10 @@ def publisher_qos(recorded: list[Qos]) -> QoSProfile:
 
 
 def clock_qos() -> QoSProfile:
-    """Reliable, depth 1: every /clock subscriber can match it (rclpy's TimeSource asks best effort)."""
+    """Reliable, depth 1: every /clock subscriber can match it.
+
+    rclpy's TimeSource asks best effort.
+    """
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
     )
@@ -84,7 +90,10 @@ Hold = Callable[[str, int], Any]
 
 
 class BagPlayer:
-    """Publishers for a bag's topics on ``node``; `play()` publishes. Close it (or use `with`) when done."""
+    """Publishers for a bag's topics on ``node``; `play()` publishes.
+
+    Close it (or use `with`) when done.
+    """
 
     def __init__(
         self,
@@ -127,7 +136,8 @@ class BagPlayer:
             missing = [t for t in topics if t not in available]
             if missing:
                 raise ValueError(
-                    f"not in the bag: {', '.join(missing)}; its topics: {', '.join(sorted(available))}"
+                    f"not in the bag: {', '.join(missing)}; "
+                    f"its topics: {', '.join(sorted(available))}"
                 )
         return [c for c in self.reader.connections if not topics or c.topic in topics]
 
@@ -156,7 +166,7 @@ class BagPlayer:
             self.report.published[topic] = 0
             self._by_connection.update({c.id: self.publishers[topic] for c in conns})
 
-    # --- playing ------------------------------------------------------------------------------------
+    # --- playing ---------------------------------------------------------------------------------
 
     def play(self, *, hold: Hold | None = None, stop: threading.Event | None = None) -> PlayReport:
         """Publish until the end (or forever with loop, until ``stop`` is set).
@@ -225,7 +235,7 @@ class BagPlayer:
         msg.clock.sec, msg.clock.nanosec = sec, nanosec
         self.clock_publisher.publish(msg)
 
-    # --- lifetime ----------------------------------------------------------------------------------
+    # --- lifetime --------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the bag and destroy the publishers."""
@@ -246,7 +256,7 @@ class BagPlayer:
         self.close()
 
 
-# --- command line (options are defined in sosmaskfuse_ros.commands) --------------------------------------
+# --- command line (options are defined in sosmaskfuse_ros.commands) -----------------------------
 
 
 def run(args: argparse.Namespace, stream=None) -> int:
@@ -299,7 +309,8 @@ def _describe(player: BagPlayer, args: argparse.Namespace, stream) -> None:
     clock = f", /clock at {args.clock:g} Hz" if args.clock else ""
     print(
         f"playing {args.bag}: {len(player.publishers)} topics, {max(duration, 0.0):.1f} s from "
-        f"{format_time(player.start)} at rate {args.rate:g}{clock}{' (looping)' if args.loop else ''}",
+        f"{format_time(player.start)} at rate {args.rate:g}{clock}"
+        f"{' (looping)' if args.loop else ''}",
         file=stream,
     )
     for topic, pub in player.publishers.items():

@@ -30,7 +30,8 @@ and just before every message) so nodes with use_sim_time run on the bag's time:
 Ctrl-C stops; the summary says what was published.
 """
 
-DEMO_DOC = """Run the fusion node on synthetic cameras over DDS; record a bag, write a contact sheet.
+DEMO_DOC = """Run the fusion node on synthetic cameras over DDS; record a bag, \
+write a contact sheet.
 
     sosmaskfuse demo [--out DIR] [--frames N] [--process-size W H] [--device D]
 
@@ -44,7 +45,8 @@ and prints throughput and latency. Fusion runs at a reduced size (default 160x12
 
 def _needs_ros(command: str, exc: ImportError) -> int:
     print(
-        f"error: `sosmaskfuse {command}` needs rclpy and the message packages ({exc.name or exc} is "
+        f"error: `sosmaskfuse {command}` needs rclpy and the message packages "
+        f"({exc.name or exc} is "
         "missing): source a ROS 2 Jazzy install, or pip install the package with its 'ros' extra",
         file=sys.stderr,
     )

@@ -1,4 +1,6 @@
-"""`sosmaskfuse demo`: synthetic cameras and the fusion node on real DDS, recorded to MCAP, with a contact sheet.
+"""`sosmaskfuse demo`: synthetic cameras and the fusion node on real DDS, recorded to MCAP.
+
+It also writes a contact sheet.
 
 Both nodes run as their own processes, exactly as `ros2 launch sosmaskfuse_ros demo.launch.py`
 starts them; this process only records their topics (serialized bytes, as `ros2 bag record`
@@ -99,8 +101,10 @@ def _record(
     procs: dict[str, tuple[subprocess.Popen, Path]],
     start_processes: Callable[[], None],
 ) -> Recording:
-    """Subscribe to every stream, then start the node processes (so the recorder is there from their
-    first message), and record until enough fused frames have arrived.
+    """Record every stream until enough fused frames have arrived.
+
+    The subscriptions come first, then the node processes start, so the recorder is there from
+    their first message.
     """
     store = typestore()
     rec = Recording(
@@ -155,8 +159,9 @@ def _record(
     deadline = time.monotonic() + args.timeout
     last_report = 0
     try:
-        # until enough fused frames, camera frames for the sheet (the recorder may match the cameras'
-        # best-effort publishers later than the fusion node does) and the node's diagnostics
+        # until enough fused frames, camera frames for the sheet (the recorder may match the
+        # cameras' best-effort publishers later than the fusion node does) and the node's
+        # diagnostics
         while (
             len(rec.fused_arrivals) < args.frames
             or rec.diagnostics is None
@@ -252,8 +257,9 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     print(
-        f"demo: synthetic cameras (320x256 at {args.rate:g} Hz) -> sosmaskfuse_node (fusing at {w}x{h} on "
-        f"{args.device}) in namespace {NAMESPACE}, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}",
+        f"demo: synthetic cameras (320x256 at {args.rate:g} Hz) -> sosmaskfuse_node "
+        f"(fusing at {w}x{h} on {args.device}) in namespace {NAMESPACE}, "
+        f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}",
         file=sys.stderr,
     )
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
@@ -307,11 +313,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"contact sheet: {sheet_path} ({len(rows)} rows)")
     print(
-        f"throughput: {rate:.2f} fused frames/s at {w}x{h} (cameras at {args.rate:g} Hz; stale pairs dropped: "
-        f"{diag.get('dropped pairs (stale)', '?')})"
+        f"throughput: {rate:.2f} fused frames/s at {w}x{h} (cameras at {args.rate:g} Hz; "
+        f"stale pairs dropped: {diag.get('dropped pairs (stale)', '?')})"
     )
     print(
-        f"latency, camera stamp to fused frame received: median {statistics.median(latencies):.0f} ms, "
+        f"latency, camera stamp to fused frame received: "
+        f"median {statistics.median(latencies):.0f} ms, "
         f"max {max(latencies):.0f} ms; inside the node (received -> published): mean "
         f"{diag.get('latency mean (ms)', '?')} ms"
     )

@@ -55,7 +55,10 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
 
 
 class FusionNode(Node):
-    """Pairs the thermal and visible inputs, fuses each pair through a `PairStage`, publishes the results."""
+    """Pairs the thermal and visible inputs, fuses each pair, publishes the results.
+
+    Each pair goes through a `PairStage`.
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sosmaskfuse", **kwargs)
@@ -107,7 +110,8 @@ class FusionNode(Node):
                 )
             )
         self.get_logger().info(
-            f"pairing {', '.join(s.topic_name for s in self._subs)} ({self.sync.name} ApproximateTime, "
+            f"pairing {', '.join(s.topic_name for s in self._subs)} "
+            f"({self.sync.name} ApproximateTime, "
             f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)"
         )
 
@@ -132,8 +136,9 @@ class FusionNode(Node):
     # --- start-up ---------------------------------------------------------------------------
 
     def _build_stage(self, p: dict) -> tuple[PairStage, builder.ModelSources]:
-        """The configured stage. A bad device, precision or weights file does not stop the node:
-        only what failed is replaced by its default (device: CPU; precision: fp32; autoencoder: the
+        """The configured stage; a bad device, precision or weights file does not stop the node.
+
+        Only what failed is replaced by its default (device: CPU; precision: fp32; autoencoder: the
         shipped one; SOS network: none, mask from the best source left), with an error in the log
         and in the diagnostics. The user's other choices are kept.
         """
@@ -323,7 +328,8 @@ class FusionNode(Node):
         rates, self._last_log = self._rates(self._last_log)
         lat = self._latency_ms
         self.get_logger().info(
-            f"in {rates['thermal']:.1f}/{rates['visible']:.1f} Hz, out {rates['published']:.1f} Hz, "
+            f"in {rates['thermal']:.1f}/{rates['visible']:.1f} Hz, "
+            f"out {rates['published']:.1f} Hz, "
             f"latency {sum(lat) / len(lat) if lat else 0:.0f} ms, dropped {self.worker.dropped}, "
             f"bad {sum(self.counts['bad'].values())}, failed {self.counts['failed']}"
         )

@@ -1,4 +1,4 @@
-"""A worker thread with a one-item, latest-wins slot: slow processing drops stale items, never queues them.
+"""A worker thread with a one-item, latest-wins slot: stale items are dropped, never queued.
 
 The executor thread `offer`s each new item; if the worker is still busy with an earlier one,
 an item already waiting in the slot is replaced (and counted as dropped). Latency is thus

@@ -1,4 +1,4 @@
-"""Launch arguments that stand for node settings, with their defaults, choices and descriptions from the settings table.
+"""Launch arguments for node settings: defaults, choices and descriptions from the settings table.
 
     DeclareLaunchArgument("device", **setting_argument("device"))
 
@@ -21,7 +21,8 @@ def launch_text(value: Any) -> str:
 
 
 def setting_argument(name: str, default: Any = None) -> dict[str, Any]:
-    """`default_value`, `description` and (for choices) `choices` of the launch argument for a setting;
+    """`default_value`, `description` and (for choices) `choices` of a setting's launch argument.
+
     `default` replaces the table's default (e.g. the demo's device:=cpu).
     """
     setting = table.by_name(name)

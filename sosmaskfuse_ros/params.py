@@ -1,4 +1,4 @@
-"""The fusion node's ROS parameters, derived from the settings table: descriptors, declaration, values.
+"""The fusion node's ROS parameters, from the settings table: descriptors, declaration, values.
 
 Every node setting of `sosmaskfuse_core.settings.table` becomes one parameter of the same name:
 its type, default, description, range (FloatingPointRange / IntegerRange), choices (in the
@@ -53,7 +53,10 @@ def descriptor(setting: table.Setting) -> ParameterDescriptor:
 
 
 def parameter_default(setting: table.Setting) -> Any:
-    """What `declare_parameter` gets: the default, "" for an unset number, the type for an unset list."""
+    """What `declare_parameter` gets: the default, or a stand-in when there is none.
+
+    The stand-in is "" for an unset number and the type for an unset list.
+    """
     if setting.kind == "optional_float":
         return "" if setting.default is None else setting.default
     if setting.default is None:
@@ -62,8 +65,10 @@ def parameter_default(setting: table.Setting) -> Any:
 
 
 def declare(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
-    """Declare `settings` on `node`; returns name -> value as the table holds it (None for an
-    unset number or list). ValueError names a start-up value the setting refuses.
+    """Declare `settings` on `node`; returns name -> value as the table holds it.
+
+    The value is None for an unset number or list. ValueError names a start-up value the
+    setting refuses.
     """
     values = {}
     for setting in settings:
@@ -80,7 +85,10 @@ def declare_all(node: Node) -> dict[str, Any]:
 
 
 def to_setting(setting: table.Setting, value: Any) -> Any:
-    """A parameter's value as the table holds it, checked (ValueError names the setting and the rule)."""
+    """A parameter's value as the table holds it, checked.
+
+    ValueError names the setting and the rule.
+    """
     if setting.kind == "floats" and value is not None:
         value = [float(v) for v in value]
     if setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):

@@ -1,4 +1,4 @@
-"""`synthetic_cameras`: a moving synthetic street published as a thermal (mono16) and a visible (rgb8) camera.
+"""`synthetic_cameras`: a moving synthetic street as thermal (mono16) and visible (rgb8) cameras.
 
 For trying the fusion node with no cameras. Topics (relative; remap them at launch):
   out  thermal/image_raw     sensor_msgs/Image mono16 raw counts

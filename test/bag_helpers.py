@@ -1,4 +1,4 @@
-"""Helpers for the bag tests: tiny checkpoints and pipelines, hand-made bags and reading bags back."""
+"""Helpers for the bag tests: tiny checkpoints and pipelines, hand-made bags, reading bags back."""
 
 from __future__ import annotations
 
@@ -96,7 +96,10 @@ def frames(seed: int, size: tuple[int, int] = (H, W)):
 
 
 def write_bag(path: Path, storage: str, entries, qos=None) -> None:
-    """entries: (topic, log_time, message or raw bytes[, msgtype]); connections made on first use."""
+    """Write a bag of `entries`: (topic, log_time, message or raw bytes[, msgtype]).
+
+    Connections are made on first use.
+    """
     store = typestore()
     with closing_writer(path, storage) as writer:
         conns = {}
@@ -134,7 +137,10 @@ def pair_entries(
 
 
 def read_bag(path: Path):
-    """{topic: [(log_time, deserialized message or None, raw bytes)]}, connections by topic, and the Reader's facts."""
+    """A bag read back: its messages by topic, its connections by topic, the Reader's facts.
+
+    The messages are {topic: [(log_time, deserialized message or None, raw bytes)]}.
+    """
     store = typestore()
     out, conns = {}, {}
     with Reader(path) as reader:

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the ../shared folder, small random networks, and an isolated ROS domain."""
+"""Shared test fixtures: the ../shared folder, small random networks and an isolated ROS domain."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`sosmaskfuse bag`: bag in, fused bag out, in both storages; odd, corrupt and interrupted inputs."""
+"""`sosmaskfuse bag`: bag in, fused bag out, both storages; odd, corrupt and interrupted inputs."""
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ def test_every_pair_is_fused_with_the_visible_header_and_inputs_are_copied(
             and (m.height, m.width) == (48, 64)
             for _, m, _ in out
         )
-    # the same frames through the node's steps (frame preparation, then the pipeline) give the same image
+    # the same frames through the node's steps (frame preparation, then the pipeline) give the
+    # same image
     th, vis = got[THERMAL][2][1], visible[2][1]
     ir, v = FramePreparer().prepare(
         image_to_array(th), th.encoding, image_to_array(vis), vis.encoding

@@ -1,4 +1,4 @@
-"""`sosmaskfuse make-bag`: bags from generated videos and image folders, and from the shared M3SVD videos."""
+"""`sosmaskfuse make-bag`: bags from generated videos and folders, and the shared M3SVD videos."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`sosmaskfuse play` on real rclpy over DDS, and the bags' type hashes against what rclpy reports."""
+"""`sosmaskfuse play` on real rclpy over DDS; the bags' type hashes against what rclpy reports."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _stamp(msg) -> int:
 
 
 def test_bag_type_hashes_are_the_ones_rclpy_reports(session, tmp_path):
-    """ros2 bag play matches topics by name and type; the hashes in our bags must be the real ones."""
+    """ros2 bag play matches topics by name and type: our bags' hashes must be the real ones."""
     node = session.add(Node(f"hashes{next(_counter)}", context=session.context))
     ns = f"/h{next(_counter)}"
     node.create_publisher(Image, f"{ns}/image", 1)
@@ -252,8 +252,10 @@ def test_play_cli(session, tmp_path):
 def test_replay_through_the_live_node_fuses_every_pair_with_its_stamp(
     session, player_node, tmp_path
 ):
-    """make-bag -> play with /clock -> FusionNode (use_sim_time) -> one fused frame per pair, the visible stamps;
-    and the offline bag tool computes the same images from the same bag.
+    """make-bag -> play with /clock -> FusionNode (use_sim_time): one fused frame per pair.
+
+    The fused frames carry the visible stamps, and the offline bag tool computes the same images
+    from the same bag.
     """
     ae, sos = save_tiny_checkpoints(tmp_path)
     ns = f"/rig{next(_counter)}"

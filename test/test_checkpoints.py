@@ -1,4 +1,4 @@
-"""Checkpoint loading: authors' and our layouts, strict key checks, safe unpickling, clear errors."""
+"""Checkpoint loading: authors' and our layouts, strict keys, safe unpickling, clear errors."""
 
 import os
 

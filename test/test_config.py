@@ -1,4 +1,7 @@
-"""config/sosmaskfuse.yaml: generated from the settings table, it lists the node's parameters with defaults, types and live-ness."""
+"""config/sosmaskfuse.yaml: generated from the settings table, it lists the node's parameters.
+
+Each parameter comes with its default, type and live-ness.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +76,10 @@ def test_sections_say_which_parameters_are_live():
 
 
 def test_the_node_loads_the_file_whatever_its_namespace(tmp_path):
-    """Rcl's own YAML parser and the declared types accept the file (an int for a double would be refused)."""
+    """Rcl's own YAML parser and the declared types accept the file.
+
+    An int for a double would be refused.
+    """
     import rclpy
     from rclpy.context import Context
     from rclpy.node import Node

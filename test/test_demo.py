@@ -1,4 +1,7 @@
-"""`sosmaskfuse demo` (the README's main job) end to end: two node processes over DDS, the MCAP bag, the sheet."""
+"""`sosmaskfuse demo` (the README's main job) end to end.
+
+Two node processes over DDS, the MCAP bag, the contact sheet.
+"""
 
 import subprocess
 import sys

@@ -1,4 +1,7 @@
-"""Tests of the `sosmaskfuse eval` sub-command (sosmaskfuse_core.evaluate) on small image folders."""
+"""Tests of the `sosmaskfuse eval` sub-command on small image folders.
+
+The sub-command is `sosmaskfuse_core.commands.evaluate`.
+"""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ def test_sca_on_a_hand_computed_case():
     x = torch.tensor([1.0, 3.0]).view(1, 1, 1, 2)
     y = torch.tensor([3.0, 1.0]).view(1, 1, 1, 2)
     eps = fusion.EPS
-    # channel means are both 2 -> weights 2 / (4 + eps) each: F_c = (x + y) * 2 / (4 + eps) = 4 * 2/(4+eps)
+    # channel means are both 2 -> weights 2 / (4 + eps) each:
+    # F_c = (x + y) * 2 / (4 + eps) = 4 * 2/(4+eps)
     fc = 4.0 * 2.0 / (4.0 + eps)
     # spatial: pixel 0: e^1 / (e^1 + e^3 + eps) for x, e^3 / (...) for y
     d0 = math.exp(1) + math.exp(3) + eps

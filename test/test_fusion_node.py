@@ -1,4 +1,7 @@
-"""The fusion node on real rclpy over Fast DDS: pairing, encodings, bad messages, parameters, dropping, sim time."""
+"""The fusion node on real rclpy over Fast DDS.
+
+Pairing, encodings, bad messages, parameters, dropping, sim time.
+"""
 
 from __future__ import annotations
 
@@ -307,7 +310,8 @@ def test_slow_fusion_drops_stale_pairs_and_latency_stays_bounded(rig):
     assert published < 12 and r.node.worker.dropped == 12 - published
     assert _stamp(r.fused[-1]) == 12 * SEC  # the newest pair always gets through
     # at worst a pair waits for the fusion in progress, then its own: no queue builds up (12 pairs
-    # queued would take 12 fusions); bounded by the slowest fusion measured, as a loaded CI machine is slower
+    # queued would take 12 fusions); bounded by the slowest fusion measured, as a loaded CI
+    # machine is slower
     assert max(r.node._latency_ms) < 1000 * (2 * max(took) + 0.5)
 
 

@@ -1,4 +1,7 @@
-"""The launch files: static checks of arguments and parameters (always), and that they build (where launch_ros is)."""
+"""The launch files: static checks of arguments and parameters, and that they build.
+
+The static checks always run; the build checks where launch_ros is.
+"""
 
 from __future__ import annotations
 

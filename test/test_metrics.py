@@ -195,7 +195,7 @@ SLOW = {
 
 
 def random_triple(seed: int, shape: tuple[int, int] = (44, 47)) -> tuple[np.ndarray, ...]:
-    """Textured IR / visible / fused images with a flat block, a saturated block, an inverted patch."""
+    """Textured IR / visible / fused images: a flat block, a saturated block, an inverted patch."""
     rng = np.random.default_rng(seed)
     h, w = shape
     smooth = np.cumsum(np.cumsum(rng.normal(0, 4, shape), axis=0), axis=1) / 6
@@ -380,7 +380,7 @@ def test_vif_identical_constant_and_inverted() -> None:
 
 
 def qabf_identical_value() -> float:
-    """Qabf(A, A, A) when every non-zero edge strength is >= 2: Tg * Ta / (1 + exp(ka (1 - Da)))."""
+    """Qabf(A, A, A) if every non-zero edge strength is >= 2: Tg * Ta / (1 + exp(ka (1 - Da)))."""
     return 0.9994 * 0.9879 / (1 + math.exp(-22 * (1 - 0.8)))
 
 

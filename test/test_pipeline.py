@@ -1,4 +1,4 @@
-"""FusionPipeline: input kinds, batching, mask sources, settings and errors (small random networks)."""
+"""FusionPipeline: input kinds, batching, mask sources, settings, errors; small random networks."""
 
 import numpy as np
 import pytest

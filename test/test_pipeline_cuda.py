@@ -1,4 +1,4 @@
-"""FusionPipeline on CUDA: same results as the CPU, tensors already on the GPU, fp16/bf16 close to fp32.
+"""FusionPipeline on CUDA: the CPU's results, tensors already on the GPU, fp16/bf16 close to fp32.
 
 Runs only where a CUDA device is present (skipped on CPU-only machines such as CI).
 """

@@ -32,7 +32,8 @@ def test_luma_of_gray_replicated_is_exact():
 def test_sos_input_matches_the_reference_order_of_operations(h, w):
     rng = np.random.default_rng(h)
     bgr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    # The reference: normalise each channel, cv2.resize to 640x480 bilinear, collapse 0.11/0.59/0.30.
+    # The reference: normalise each channel, cv2.resize to 640x480 bilinear,
+    # collapse 0.11/0.59/0.30.
     x = bgr.astype(np.float64)
     x = (x - np.array(pp.SOS_MEAN_BGR)) / np.array(pp.SOS_STD_BGR)
     x = cv2.resize(x.astype(np.float32), (640, 480), interpolation=cv2.INTER_LINEAR)

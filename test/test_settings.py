@@ -1,4 +1,7 @@
-"""The one table of settings: its checks, and that node parameters, CLI options and the YAML file all come from it."""
+"""The one table of settings: its checks, and that the rest comes from it.
+
+Node parameters, CLI options and the YAML file all come from the table.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The shipped autoencoder weights: loaded by default, documented, and as good as their model card says."""
+"""Shipped autoencoder weights: loaded by default, documented, as good as their model card says."""
 
 from __future__ import annotations
 
@@ -46,7 +46,10 @@ def test_model_card_states_the_shipped_files_figures():
 
 
 def test_held_out_reconstruction_meets_the_target():
-    """Two held-out images (one RoadScene, one TNO) at full resolution, as eval-autoencoder scores them."""
+    """Two held-out images (one RoadScene, one TNO) at full resolution.
+
+    They are scored as eval-autoencoder scores them.
+    """
     model, meta = load_autoencoder(SHIPPED_AUTOENCODER)
     held = set(meta["data"]["held_out_stems"])
     folders = [

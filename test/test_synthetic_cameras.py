@@ -1,4 +1,7 @@
-"""The synthetic cameras node on real DDS: encodings, stamps, frame ids, camera info, fusion end to end."""
+"""The synthetic cameras node on real DDS: encodings, stamps, frame ids, camera info, fusion.
+
+The cameras also feed the fusion node, end to end.
+"""
 
 from __future__ import annotations
 
@@ -111,7 +114,8 @@ def test_images_camera_info_stamps_and_frame_ids(session):
     assert counts.dtype == np.uint16 and 6000 < np.median(counts) < 9500 and counts.max() > 9000
     assert image_to_array(visible).shape == (96, 128, 3)
 
-    # one tick: the thermal stamp is time_offset (4 ms) after the visible stamp; stamps are wall time here
+    # one tick: the thermal stamp is time_offset (4 ms) after the visible stamp; stamps are wall
+    # time here
     visible_stamps = {_stamp(m) for m in listen.msgs["visible/image_raw"]}
     offsets = [_stamp(m) - 4_000_000 in visible_stamps for m in listen.msgs["thermal/image_raw"]]
     assert sum(offsets) >= 2, offsets

@@ -1,5 +1,6 @@
-"""Thermal hot-object mask: synthetic scenes with known answers, input types, configuration,
-speed, and (when ../shared/data is present) cross-validated IoU on the TNO hand masks.
+"""Thermal hot-object mask: synthetic scenes with known answers, input types, configuration, speed.
+
+When ../shared/data is present, also the cross-validated IoU on the TNO hand masks.
 """
 
 import dataclasses
@@ -46,6 +47,7 @@ BLOBS = [
 
 def blob_scene(h=240, w=320, seed=0, people_only=False):
     """Three warm 'people' (upright ellipses) and one cooler, wide 'car' on textured clutter.
+
     Returns the image and the truth mask (of the people alone with ``people_only``).
     """
     img = textured_background(h, w, seed)

@@ -1,4 +1,4 @@
-"""`sosmaskfuse train-autoencoder` on tiny generated data: loss falls, resume, metadata, bad data, NaN."""
+"""`sosmaskfuse train-autoencoder` on tiny data: loss falls, resume, metadata, bad data, NaN."""
 
 import cv2
 import numpy as np

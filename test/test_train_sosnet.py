@@ -1,4 +1,4 @@
-"""`sosmaskfuse train-sosnet` on tiny generated data: loss, resume, metadata, bad data, NaN, --init."""
+"""`sosmaskfuse train-sosnet` on tiny data: loss, resume, metadata, bad data, NaN, --init."""
 
 from __future__ import annotations
 
@@ -55,7 +55,10 @@ def one_thread():
 def make_data(
     root: Path, n: int = 8, layout=("ir", "mask"), seed: int = 0, h: int = 48, w: int = 64
 ) -> Path:
-    """N gray thermal images with one or two bright blobs on a dark noisy background, and their masks."""
+    """N gray thermal images and their masks.
+
+    Each image has one or two bright blobs on a dark noisy background.
+    """
     rng = np.random.default_rng(seed)
     (root / layout[0]).mkdir(parents=True)
     (root / layout[1]).mkdir(parents=True)
@@ -283,7 +286,7 @@ def test_nonfinite_weights_are_never_saved(tmp_path):
 
 
 def imagenet_state(cfg: HRNetConfig, seed: int = 3) -> dict:
-    """A synthetic official-HRNet ImageNet classification state dict for a 3-channel `cfg` network."""
+    """A synthetic official-HRNet ImageNet classifier state dict for a 3-channel `cfg` network."""
     torch.manual_seed(seed)
     net = SOSNet(HRNetConfig(**{**cfg.__dict__, "in_channels": 3}))
     state = {k: v for k, v in net.state_dict().items() if not k.startswith("last_layer.")}
@@ -407,8 +410,9 @@ def test_cli_init_from_imagenet_then_fine_tune_from_our_checkpoint(tmp_path, cap
 
 
 def test_mask_quality_scores_at_the_mask_resolution_with_mask_metrics():
-    """A network whose logit is +/-10 by a fixed pattern: the figures are mask_metrics' on the
-    upsampled probability against the full-resolution mask.
+    """A network whose logit is +/-10 by a fixed pattern.
+
+    The figures are mask_metrics' on the upsampled probability against the full-resolution mask.
     """
     from sosmaskfuse_core.evaluation import mask_metrics
 

@@ -1,4 +1,6 @@
-"""Command-line glue: one module per `sosmaskfuse` sub-command (argparse + run), apart from the library code.
+"""Command-line glue, apart from the library: one module per `sosmaskfuse` sub-command.
+
+Each module holds a sub-command's argparse definition and its run function.
 
 `CORE_COMMANDS` are the sub-commands that need no ROS runtime; the ROS package registers its
 own (`play`, `demo`) through the `sosmaskfuse.commands` entry-point group, which `cli` reads.

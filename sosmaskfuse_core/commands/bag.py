@@ -1,4 +1,4 @@
-"""`sosmaskfuse bag`: fuse the thermal/visible pairs of a rosbag2 recording into a new bag, as the fusion node would.
+"""`sosmaskfuse bag`: fuse a bag's thermal/visible pairs into a new bag, as the fusion node would.
 
     sosmaskfuse bag --in IN_BAG --out OUT_BAG --thermal-topic T --visible-topic V [node parameters]
 
@@ -156,12 +156,14 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
     )
     state = "interrupted: " if report.interrupted else ""
     say(
-        f"{state}fused {report.pairs} pairs in {report.seconds:.1f} s{rate} -> {output} ({report.storage})"
+        f"{state}fused {report.pairs} pairs in {report.seconds:.1f} s{rate} "
+        f"-> {output} ({report.storage})"
     )
     if report.fused_topic:
         outs = [report.fused_topic] + ([report.mask_topic] if report.mask_topic else [])
         say(
-            f"  wrote {', '.join(outs)}: {report.pairs} messages each; copied {report.copied} input messages"
+            f"  wrote {', '.join(outs)}: {report.pairs} messages each; "
+            f"copied {report.copied} input messages"
         )
     for topic, n in report.unpaired.items():
         say(f"  {topic}: {report.frames[topic]} frames, {n} unpaired")

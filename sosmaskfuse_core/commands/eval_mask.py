@@ -1,6 +1,8 @@
-"""`sosmaskfuse eval-mask`: score a mask source against hand-drawn masks (IoU, F-measure, MAE; cross-validation).
+r"""`sosmaskfuse eval-mask`: score a mask source against hand-drawn masks, with cross-validation.
 
-sosmaskfuse eval-mask --ir ../shared/data/tno_masks/ir --masks ../shared/data/tno_masks/mask \\
+The scores are IoU, F-measure and MAE.
+
+sosmaskfuse eval-mask --ir ../shared/data/tno_masks/ir --masks ../shared/data/tno_masks/mask \
         --source thermal [--cv] [--group REGEX] [--json out.json] [--set seed_rel=0.6 ...]
 """
 
@@ -134,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Stand-alone entry: ``python -m sosmaskfuse_core.commands.eval_mask --ir ... --masks ...``."""
+    """Stand-alone entry point.
+
+    ``python -m sosmaskfuse_core.commands.eval_mask --ir ... --masks ...``.
+    """
     parser = argparse.ArgumentParser(prog="sosmaskfuse")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)

@@ -1,4 +1,4 @@
-"""`sosmaskfuse fuse`: fuse every thermal/visible pair of two folders, writing masks and fused images.
+"""`sosmaskfuse fuse`: fuse each thermal/visible pair of two folders; write masks and fused images.
 
     sosmaskfuse fuse --ir IR_DIR --vis VIS_DIR --out OUT_DIR [--mask-dir DIR] [node parameters]
 
@@ -46,7 +46,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `fuse`; 0 when every pair was written, 1 when some were skipped, 2 when nothing could start."""
+    """Run `fuse` and return its exit code.
+
+    0 when every pair was written, 1 when some were skipped, 2 when nothing could start.
+    """
     folders = [args.ir, args.vis] + ([args.mask_dir] if args.mask_dir else [])
     try:
         pairing = pair_by_stem(*folders, names=("--ir", "--vis", "--mask-dir")[: len(folders)])

@@ -1,4 +1,6 @@
-"""`sosmaskfuse make-bag`: a rosbag2 bag of thermal + visible camera topics made from two videos or two image folders.
+"""`sosmaskfuse make-bag`: a rosbag2 bag of thermal + visible camera topics, made from two sources.
+
+The two sources are two videos or two image folders.
 
     sosmaskfuse make-bag --ir-video IR.mp4 --vis-video VIS.mp4 --out BAG [options]
     sosmaskfuse make-bag --ir-dir IR_DIR --vis-dir VIS_DIR --out BAG [options]

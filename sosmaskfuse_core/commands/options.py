@@ -27,7 +27,8 @@ def add_setting_option(group: argparse._ActionsContainer, setting: table.Setting
     """One setting as an option of `group` (dest = the setting's name)."""
     names = [setting.option, *setting.aliases]
     if setting.kind == "bool":
-        # a flag says the opposite of the default: --color-output (default off), --no-mask (default on)
+        # a flag says the opposite of the default: --color-output (default off),
+        # --no-mask (default on)
         action = "store_false" if setting.default else "store_true"
         group.add_argument(
             *names, dest=setting.name, action=action, default=setting.default, help=_help(setting)
@@ -51,7 +52,7 @@ def add_setting_option(group: argparse._ActionsContainer, setting: table.Setting
 
 
 def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
-    """Every setting of `scope` (table.BAG or table.FUSE), in argument groups as the YAML file has them."""
+    """Every setting of `scope` (table.BAG or table.FUSE), in the YAML file's argument groups."""
     settings = table.for_scope(scope)
     for group, title in table.GROUPS.items():
         members = [s for s in settings if s.group == group]

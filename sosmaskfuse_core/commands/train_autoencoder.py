@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     m = meta["metrics"]
     summary = f", held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}" if m else ""
     print(
-        f"trained {meta['steps']} steps ({meta['epochs']:.2f} epochs) in {meta['train_seconds']:.0f} s"
-        f"{summary} -> {args.out}",
+        f"trained {meta['steps']} steps ({meta['epochs']:.2f} epochs) "
+        f"in {meta['train_seconds']:.0f} s{summary} -> {args.out}",
         file=sys.stderr,
     )
     return 0

@@ -1,4 +1,21 @@
-"""PLACEHOLDER"""
+"""`sosmaskfuse train-sosnet`: train the SOS network to segment salient objects in thermal images.
+
+The paper's settings are the defaults (docs/algorithm.md, section 3): thermal image read as
+3-channel BGR, normalised, resized to 640 x 480 and collapsed to one channel; the ground
+truth read as 3 channels, / 255, resized bilinearly and averaged to one channel (a soft
+target); BCE-with-logits; SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 4, 200 epochs,
+lr / 10 at epochs 100 and 150, seed 118; HRNetV2-W30, optionally initialised from an ImageNet
+HRNetV2-W30 checkpoint (`--init`, stem conv averaged to one input channel, classifier head
+dropped, `last_layer` from PyTorch's default initialisation). Every setting can be changed.
+
+Not from the paper: random horizontal flips (on by default, `--no-flip` turns them off; the
+paper does not say whether it augments), the held-out validation (IoU, F-measure with
+beta^2 = 0.3 and MAE, the probability thresholded at 0.5, at the mask's own resolution) and
+the lighter networks for CPU training (`--config small`, `--width N`, ...).
+
+Data folders: DIR/Inf + DIR/GT (the ROAD layout, same file names) or DIR/ir + DIR/mask,
+matched by file stem. A file without a partner is reported by name and skipped.
+"""
 
 from __future__ import annotations
 
@@ -169,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
         else ""
     )
     print(
-        f"trained {meta['steps']} steps ({meta['epochs']:.2f} epochs) in {meta['train_seconds']:.0f} s"
-        f"{summary} -> {args.out}",
+        f"trained {meta['steps']} steps ({meta['epochs']:.2f} epochs) "
+        f"in {meta['train_seconds']:.0f} s{summary} -> {args.out}",
         file=sys.stderr,
     )
     return 0

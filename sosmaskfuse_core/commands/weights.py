@@ -1,4 +1,6 @@
-"""From a training run to shipped weights: `export-weights` (strip, fp16) and `eval-autoencoder` (re-measure).
+"""From a training run to shipped weights: `export-weights` and `eval-autoencoder`.
+
+`export-weights` strips a run and optionally stores fp16; `eval-autoencoder` re-measures it.
 
     sosmaskfuse export-weights --run RUN.pt --out WEIGHTS.pt [--half]
     sosmaskfuse eval-autoencoder [--weights WEIGHTS.pt] --images DIR [DIR ...] [--held-out]
@@ -69,7 +71,8 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     size = args.out.stat().st_size / 2**20
     print(
-        f"wrote {args.out} ({size:.1f} MB, {meta['stored_as']}; {meta.get('steps', '?')} training steps)",
+        f"wrote {args.out} ({size:.1f} MB, {meta['stored_as']}; "
+        f"{meta.get('steps', '?')} training steps)",
         file=sys.stderr,
     )
     return 0
@@ -99,7 +102,8 @@ def run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     quality = reconstruction_quality(model.to(device), images, device)
     print(
-        f"{weights}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} on {quality['images']} "
-        f"full-resolution images" + (f" ({len(skipped)} skipped)" if skipped else "")
+        f"{weights}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} "
+        f"on {quality['images']} full-resolution images"
+        + (f" ({len(skipped)} skipped)" if skipped else "")
     )
     return 0

@@ -1,4 +1,4 @@
-"""Evaluation: fusion-quality metrics (EN ... CC) and salient-mask metrics, and the tables built from them."""
+"""Evaluation: fusion-quality metrics (EN ... CC), salient-mask metrics, tables built from them."""
 
 from .fusion_quality import Row, evaluate_image, format_markdown, mean_row, read_gray, write_csv
 from .mask_metrics import f_measure, iou, mae, precision_recall

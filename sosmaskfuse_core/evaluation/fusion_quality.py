@@ -22,7 +22,7 @@ MEAN_LABEL = "mean"
 
 @dataclass(frozen=True)
 class Row:
-    """A table row: a method's metrics on one image, or its mean (image MEAN_LABEL) over n images."""
+    """Table row: a method's metrics on one image, or its mean (image MEAN_LABEL) over n images."""
 
     method: str
     image: str

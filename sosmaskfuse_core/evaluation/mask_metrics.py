@@ -29,8 +29,9 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def to_binary(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Return ``mask`` as a bool array: bool input unchanged, otherwise
-    ``to_unit_float(mask) >= threshold``.
+    """Return ``mask`` as a bool array.
+
+    Bool input comes back unchanged, anything else as ``to_unit_float(mask) >= threshold``.
     """
     m = np.asarray(mask)
     if m.dtype == bool:
@@ -39,8 +40,10 @@ def to_binary(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
 
 def to_unit_float(mask: np.ndarray) -> np.ndarray:
-    """Return ``mask`` as float64 in [0, 1]: bool -> {0, 1}; integer data with max > 1 -> / 255
-    (uint16: / 65535); float data are clipped to [0, 1].
+    """Return ``mask`` as float64 in [0, 1].
+
+    bool -> {0, 1}; integer data with max > 1 -> / 255 (uint16: / 65535); float data are
+    clipped to [0, 1].
     """
     m = np.asarray(mask)
     if m.dtype == bool:
@@ -65,8 +68,10 @@ def iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
 def precision_recall(
     pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5
 ) -> tuple[float, float]:
-    """Precision and recall of the binarised prediction (an empty prediction has precision 1
-    when the truth is empty too, else 0; recall of an empty truth is 1).
+    """Precision and recall of the binarised prediction.
+
+    An empty prediction has precision 1 when the truth is empty too, else 0; recall of an empty
+    truth is 1.
     """
     p, g = to_binary(pred, threshold), to_binary(gt, threshold)
     _check_same_shape(p, g)
@@ -95,8 +100,9 @@ def f_measure(
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean absolute error between the soft prediction and the truth, both mapped to [0, 1]
-    with :func:`to_unit_float`.
+    """Mean absolute error between the soft prediction and the truth, both mapped to [0, 1].
+
+    Both are mapped with :func:`to_unit_float`.
     """
     p, g = to_unit_float(pred), to_unit_float(gt)
     _check_same_shape(p, g)

@@ -2,8 +2,8 @@
 
 ``evaluate_masks(ir_dir, mask_dir, masker)`` runs a masker (any callable thermal -> soft mask in
 [0, 1]) on every IR image that has a mask with the same file stem and scores it with
-:mod:`sosmaskfuse_core.evaluation.mask_metrics` (IoU and F-measure with beta^2 = 0.3 after thresholding
-the soft mask at 0.5; MAE on the soft mask). ``cross_validate(...)`` tunes
+:mod:`sosmaskfuse_core.evaluation.mask_metrics` (IoU and F-measure with beta^2 = 0.3 after
+thresholding the soft mask at 0.5; MAE on the soft mask). ``cross_validate(...)`` tunes
 :class:`~sosmaskfuse_core.thermal.ThermalMaskConfig` fields over a small grid with
 leave-one-out, k-fold or leave-one-group-out cross-validation and reports held-out figures
 only. A *group* regular expression (``group=`` / ``--group``) maps each file stem to a group
@@ -54,8 +54,9 @@ Masker = Callable[[np.ndarray], np.ndarray]
 
 
 def find_pairs(ir_dir: str, mask_dir: str) -> list[tuple[str, str, str]]:
-    """``(stem, ir_path, mask_path)`` for every mask whose stem has an IR image, sorted
-    naturally by stem (``2`` before ``10``).
+    """``(stem, ir_path, mask_path)`` for every mask whose stem has an IR image.
+
+    Sorted naturally by stem (``2`` before ``10``).
     """
     return [
         (stem, str(ir), str(mask)) for stem, (ir, mask) in pair_by_stem(ir_dir, mask_dir).pairs
@@ -73,8 +74,9 @@ def read_thermal(path: str) -> np.ndarray:
 
 
 def read_mask(path: str) -> np.ndarray:
-    """Read a ground-truth mask as bool (foreground where >= half the maximum code value:
-    128 for 8-bit {0, 255} masks, 1 for {0, 1} masks).
+    """Read a ground-truth mask as bool: foreground where >= half the maximum code value.
+
+    That is 128 for 8-bit {0, 255} masks, 1 for {0, 1} masks.
     """
     m = read_thermal(path)
     top = 1 if int(m.max(initial=0)) <= 1 else (255 if m.dtype == np.uint8 else 65535)
@@ -108,9 +110,10 @@ def make_masker(source: str, config: Optional[ThermalMaskConfig] = None) -> Mask
 
 
 def group_of(stem: str, pattern: Optional[str]) -> str:
-    """The group of a file stem under the regular expression ``pattern`` (``re.search``): its
-    first capture group if it has one, else the whole match; stems that do not match form the
-    group ``""``. With no pattern every stem is its own group.
+    """The group of a file stem under the regular expression ``pattern`` (``re.search``).
+
+    It is the first capture group if there is one, else the whole match; stems that do not match
+    form the group ``""``. With no pattern every stem is its own group.
     """
     if not pattern:
         return stem

@@ -186,7 +186,10 @@ def scd(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> float:
 
 
 def cc(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> float:
-    """Correlation coefficient: (corr(F, A) + corr(F, B)) / 2 (Pearson); NaN if an image is constant."""
+    """Correlation coefficient: (corr(F, A) + corr(F, B)) / 2 (Pearson).
+
+    NaN if an image is constant.
+    """
     f, a, b = as_triple(fused, ir, vis)
     return (pearson(f, a) + pearson(f, b)) / 2.0
 
@@ -377,7 +380,7 @@ def qabf(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> float:
 
 
 def compute_all(fused: ArrayLike, ir: ArrayLike, vis: ArrayLike) -> dict[str, float]:
-    """Every metric of :data:`METRIC_NAMES` for one (fused, infrared, visible) triple, in that order."""
+    """Every metric of :data:`METRIC_NAMES`, in that order, for one (fused, IR, visible) triple."""
     f, a, b = as_triple(fused, ir, vis)
     values = {
         "EN": en(f),

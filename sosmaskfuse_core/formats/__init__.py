@@ -1,4 +1,6 @@
-"""ROS data formats without ROS: image messages <-> arrays, ApproximateTime pairing, rosbag2 I/O, image files.
+"""ROS data formats without ROS: image messages, ApproximateTime pairing, rosbag2 I/O, image files.
+
+Image messages are converted to and from arrays.
 
 Nothing here imports rclpy: the codec works on rclpy messages and rosbags dataclasses alike, the
 synchroniser reproduces message_filters' rules, and bags are read and written with `rosbags`.

@@ -197,13 +197,15 @@ _BGR_INDEX: Mapping[str, tuple[int, int, int]] = MappingProxyType(
         "rgba8": (2, 1, 0),
     }
 )
-#: PIL's convert('L'): L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 (ITU-R 601, 16.16 fixed point).
+#: PIL's convert('L'): L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16
+#: (ITU-R 601, 16.16 fixed point).
 LUMA_WEIGHTS_BGR = (7471, 38470, 19595)
 
 
 def to_luma(image: np.ndarray, encoding: str) -> np.ndarray:
-    """8-bit luma (HxW uint8) of an 8-bit image, with PIL's integer formula (the reference reads its
-    fusion inputs with ``convert('L')``); mono images pass through.
+    """8-bit luma (HxW uint8) of an 8-bit image, with PIL's integer formula.
+
+    The reference reads its fusion inputs with ``convert('L')``. Mono images pass through.
     """
     pixel_format(encoding)
     if image.ndim == 2 or image.shape[2] == 1:

@@ -1,4 +1,4 @@
-"""Image folders on disk: pairing files by stem across folders and reading them with clear errors."""
+"""Image folders on disk: pairing files by stem across folders, reading them with clear errors."""
 
 from __future__ import annotations
 
@@ -82,8 +82,9 @@ class Pairing:
 
 
 def pair_by_stem(*folders: str | os.PathLike, names: tuple[str, ...] | None = None) -> Pairing:
-    """Match files of the same stem in every folder; the others are reported with the reason
-    (the folders they are missing from, or several files of one stem).
+    """Match files of the same stem in every folder; the others are reported with the reason.
+
+    The reason is the folders they are missing from, or several files of one stem.
     """
     names = names or tuple(Path(f).name for f in folders)
     listings = [list_images(f) for f in folders]

@@ -1,4 +1,4 @@
-"""Models: the IMV-F autoencoder and the HRNetV2 SOS network, strict checkpoint loading, shipped weights.
+"""Models: IMV-F autoencoder, HRNetV2 SOS network, strict checkpoint loading, shipped weights.
 
 Each architecture has its own module with its configuration dataclass and the table of how our
 state-dict keys map to the authors' (`imvf_autoencoder`, `sos_hrnet`); `checkpoints` loads and

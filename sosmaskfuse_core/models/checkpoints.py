@@ -1,4 +1,4 @@
-"""Loading and saving checkpoints: the authors' files, ours, and ImageNet HRNet, safely and strictly.
+"""Loading and saving checkpoints (the authors' files, ours, ImageNet HRNet), safely and strictly.
 
 Every file is read with ``torch.load(weights_only=True)``: no code in a checkpoint ever runs.
 Three layouts are recognised:
@@ -115,7 +115,7 @@ def load_state_strict(
     to_ours: Callable[[str], str | None],
     to_theirs: Callable[[str], str],
 ) -> None:
-    """Copy `state` (keys in the file's layout) into `model`; any key problem names key and file."""
+    """Copy `state` (keys in the file's layout) into `model`; a key problem names key and file."""
     ours = model.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -151,7 +151,7 @@ def load_state_strict(
 
 
 def load_autoencoder(path: str | os.PathLike) -> tuple[ae.IMVFAutoencoder, dict]:
-    """The IMV-F autoencoder from the authors' file or ours; returns (model in eval mode, metadata)."""
+    """The IMV-F autoencoder from the authors' file or ours: (model in eval mode, metadata)."""
     path = os.fspath(path)
     obj = read_file(path)
     layout = _check_architecture(path, obj, ae.ARCHITECTURE)
@@ -211,8 +211,9 @@ def save_checkpoint(
     half: bool = False,
     extra: dict | None = None,
 ) -> None:
-    """Write our checkpoint format: {format, format_version, architecture, config, state_dict, metadata}.
+    """Write a checkpoint in our format.
 
+    The file holds {format, format_version, architecture, config, state_dict, metadata}.
     `metadata` must hold plain data (str, int, float, bool, None, lists and dicts of them) so
     the file loads with weights_only=True. `half` stores floating tensors as float16.
     `extra` adds top-level entries (e.g. optimizer state for resuming training).

@@ -1,8 +1,9 @@
-"""The IMV-F autoencoder of SOSMaskFuse: a nested dense encoder and decoder (docs/algorithm.md, section 2).
+"""The IMV-F autoencoder: a nested dense encoder and decoder (docs/algorithm.md, section 2).
 
 The network has no fusion weights: the encoder turns one gray image (levels 0..255 as float,
-not rescaled) into four feature maps, a weight-free strategy (`sosmaskfuse_core.pipeline.strategies`)
-merges the features of several images, and the decoder turns four maps back into an image.
+not rescaled) into four feature maps, a weight-free strategy
+(`sosmaskfuse_core.pipeline.strategies`) merges the features of several images, and the
+decoder turns four maps back into an image.
 
 Our module names and the authors' state-dict keys (`Epoch_model_1.model`):
 
@@ -54,7 +55,7 @@ class AutoencoderConfig:
 
 
 class ConvLayer(nn.Module):
-    """Reflection padding k//2, a k x k convolution with bias, then ReLU (also on the output layer)."""
+    """Reflection padding k//2, a k x k convolution with bias, ReLU (also on the output layer)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__()
@@ -161,7 +162,7 @@ _LEAF_BACK = {v: k for k, v in _LEAF.items()}
 
 
 def authors_to_ours(key: str) -> str:
-    """Map one key of the authors' autoencoder state dict to our name (unknown keys pass through)."""
+    """Map a key of the authors' autoencoder state dict to our name (unknown keys pass through)."""
     if key.startswith("conv0.conv2d."):
         return "encoder.stem.conv." + key[len("conv0.conv2d.") :]
     if key.startswith("conv_out.conv2d."):

@@ -15,7 +15,7 @@ def shipped_or_none(path: Path) -> str | None:
 
 
 def describe(meta: dict, shipped: bool) -> str:
-    """`shipped default <path>`, `authors' weights <path>` or `weights <path>` for a loaded file."""
+    """`shipped default <path>`, `authors' weights <path>` or `weights <path>` for loaded files."""
     what = (
         "shipped default"
         if shipped

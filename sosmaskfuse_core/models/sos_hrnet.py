@@ -281,7 +281,10 @@ class SOSNet(nn.Module):
 
 
 def authors_to_ours(key: str) -> str | None:
-    """Map one authors' key to ours; None for the duplicate stem alias (it carries no weight of its own)."""
+    """Map one authors' key to ours; None for the duplicate stem alias.
+
+    The alias carries no weight of its own.
+    """
     if key == AUTHORS_STEM_ALIAS:
         return None
     for theirs, ours in _AUTHORS_PREFIXES:

@@ -1,4 +1,4 @@
-"""The fusion pipeline: pre/post-processing, fusion strategies, devices, frame preparation and the per-pair stage.
+"""The fusion pipeline: pre/post-processing, strategies, devices, frame preparation, pair stage.
 
 `FusionPipeline` fuses same-sized thermal + visible images on one device; `FramePreparer`
 turns camera frames into its inputs; `PairStage` is the one per-pair step the node, the bag

@@ -133,7 +133,7 @@ def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
 
 
 def frame_preparer(values: Mapping[str, Any]) -> FramePreparer:
-    """Gain control, registration, processing size and visible colour handling from settings values."""
+    """Gain control, registration, processing size and visible colour from settings values."""
     return FramePreparer(
         agc=ThermalAGC.from_settings(values),
         homography=parse_homography(values.get("homography")),
@@ -145,8 +145,10 @@ def frame_preparer(values: Mapping[str, Any]) -> FramePreparer:
 def build_stage(
     values: Mapping[str, Any], **model_overrides: Any
 ) -> tuple[PairStage, ModelSources]:
-    """The per-pair stage named by a full set of settings values; `model_overrides` replace
-    autoencoder_weights, sosnet_weights, mask_source, device or precision (the node's fallbacks).
+    """The per-pair stage named by a full set of settings values.
+
+    `model_overrides` replace autoencoder_weights, sosnet_weights, mask_source, device or
+    precision (the node's fallbacks).
 
     Raises ValueError (a bad value), OSError (a missing file), RuntimeError.
     """
@@ -173,9 +175,11 @@ def _is_setting(name: str) -> bool:
 
 
 def live_update(stage: PairStage, values: Mapping[str, Any]) -> Callable[[], None]:
-    """Check the live settings in `values` (the node's full set, changes merged in) against `stage`
-    and return the function that applies them between two pairs. ValueError, changing nothing,
-    when a value or a combination is refused (e.g. fixed_min above fixed_max).
+    """Check the live settings in `values` against `stage`; return the function that applies them.
+
+    `values` is the node's full set, changes merged in; the function applies them between two
+    pairs. ValueError, changing nothing, when a value or a combination is refused (e.g.
+    fixed_min above fixed_max).
     """
     config = stage.pipeline.config.replace(
         **{k: values[k] for k in PIPELINE_SETTINGS if k in values}

@@ -1,4 +1,4 @@
-"""Device and precision choices: `auto|cpu|cuda[:N]` and `fp32|fp16|bf16`, validated with clear errors."""
+"""Device and precision choices, `auto|cpu|cuda[:N]` and `fp32|fp16|bf16`, with clear errors."""
 
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 
 
 def check_precision(precision: str, device: torch.device) -> str:
-    """Validate a precision for a device; fp16 needs CUDA (CPU half convolutions are slow or missing)."""
+    """Validate a precision for a device; fp16 needs CUDA.
+
+    CPU half convolutions are slow or missing.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":

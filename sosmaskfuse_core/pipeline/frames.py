@@ -1,4 +1,4 @@
-"""Camera frames to pipeline inputs: gain control, colour handling, registration and resizing, once each.
+"""Camera frames to pipeline inputs: gain control, colour, registration and resizing, once each.
 
 `FramePreparer` turns a decoded thermal and visible frame (in their own encodings) into the two
 8-bit images the pipeline fuses, already at the processing size:
@@ -49,15 +49,19 @@ def parse_homography(values: Sequence[float] | np.ndarray | None) -> np.ndarray 
 
 
 def pixel_scaling(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
-    """The 3x3 map of pixel coordinates from a `src_wh` grid to a `dst_wh` grid of the same view
-    (pixel centres aligned, as OpenCV's resize maps them).
+    """The 3x3 map of pixel coordinates from a `src_wh` grid to a `dst_wh` grid of the same view.
+
+    Pixel centres are aligned, as OpenCV's resize maps them.
     """
     sx, sy = dst_wh[0] / src_wh[0], dst_wh[1] / src_wh[1]
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
 def resize(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """`image` at `size_wh` (area averaging when it shrinks, bilinear when it grows); no copy if equal."""
+    """`image` at `size_wh`: area averaging when it shrinks, bilinear when it grows.
+
+    No copy if the size is already `size_wh`.
+    """
     h, w = image.shape[:2]
     if (w, h) == tuple(size_wh):
         return image
@@ -73,7 +77,7 @@ def register_thermal(
     homography: np.ndarray | None,
     size_wh: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The thermal image in the visible camera's pixel grid, at `size_wh` (default: the visible size).
+    """The thermal image in the visible camera's pixel grid, at `size_wh` (default: visible size).
 
     With a homography (thermal pixel -> visible pixel at the visible camera's own resolution) the
     thermal image is warped once, straight to the target grid (pixels it does not cover are 0);
@@ -147,8 +151,9 @@ class FramePreparer:
         return ir, vis
 
     def mask(self, mask: np.ndarray, visible_wh: tuple[int, int]) -> np.ndarray:
-        """A mask given in the visible camera's grid, at the processing size (ValueError if the
-        mask is not of the visible image's size).
+        """A mask given in the visible camera's grid, at the processing size.
+
+        ValueError if the mask is not of the visible image's size.
         """
         if (mask.shape[1], mask.shape[0]) != tuple(visible_wh):
             raise ValueError(

@@ -43,8 +43,10 @@ MIN_SIZE = 16
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What the pipeline computes. The defaults are the paper's; user-facing fields take their
-    defaults and checks from the settings table (`sosmaskfuse_core.settings.table`).
+    """What the pipeline computes (the defaults are the paper's).
+
+    User-facing fields take their defaults and checks from the settings table
+    (`sosmaskfuse_core.settings.table`).
 
     fusion_mode: `imvf` (the paper) or the mask-free baselines `sca` and `addition`.
     mu: IMV-F foreground weight of the thermal features (0..1).
@@ -94,8 +96,9 @@ class PipelineConfig:
 
 @dataclass
 class FusionResult:
-    """One fused pair. Arrays (or tensors, for tensor inputs) of the processed size; a field the
-    caller did not ask for (`fuse_batch(outputs=...)`) is None.
+    """One fused pair, as arrays (or tensors, for tensor inputs) of the processed size.
+
+    A field the caller did not ask for (`fuse_batch(outputs=...)`) is None.
 
     mask: float32 H x W in [0, 1], the mask the fusion used.
     mask_u8: uint8 H x W, round(255 * mask).

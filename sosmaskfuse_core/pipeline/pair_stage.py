@@ -1,4 +1,4 @@
-"""The per-pair stage: one synchronised thermal + visible pair (and an optional mask) to the images to publish.
+"""The per-pair stage: a synchronised thermal + visible pair (and mask) to the images to publish.
 
 The ROS node, `sosmaskfuse bag` and `sosmaskfuse fuse` all fuse through a `PairStage`, so
 "offline equals live" holds by construction: the same preparation (gain control, colour,
@@ -74,7 +74,10 @@ class PairStage:
         self.with_mask = with_mask
 
     def replace_preparer(self, **changes) -> FramePreparer:
-        """Swap in a preparer with some fields changed (one assignment: a pair in flight keeps the old)."""
+        """Swap in a preparer with some fields changed.
+
+        It is one assignment: a pair in flight keeps the old preparer.
+        """
         self.preparer = dataclasses.replace(self.preparer, **changes)
         return self.preparer
 
@@ -107,7 +110,7 @@ class PairStage:
         """Fuse one pair (ValueError or RuntimeError when it cannot be fused)."""
         return self.fuse([self.prepare(thermal, visible, mask)])[0]
 
-    # --- several pairs ----------------------------------------------------------------------------
+    # --- several pairs ---------------------------------------------------------------------------
 
     def fuse(self, pairs: Sequence[PreparedPair]) -> list[PairOutputs]:
         """Fuse prepared pairs of one size in one pipeline pass."""
@@ -129,8 +132,10 @@ class PairStage:
     def run(
         self, pairs: Sequence[tuple[Frame, Frame, Frame | None]]
     ) -> list[PairOutputs | Exception]:
-        """Prepare and fuse many pairs, one pass per size; the result for a pair that cannot be
-        prepared or fused is its exception, so one bad pair costs only itself.
+        """Prepare and fuse many pairs, one pass per size.
+
+        The result for a pair that cannot be prepared or fused is its exception, so one bad pair
+        costs only itself.
         """
         results: list[PairOutputs | Exception | None] = [None] * len(pairs)
         groups: dict[tuple, list[tuple[int, PreparedPair]]] = {}

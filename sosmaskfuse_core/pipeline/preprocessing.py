@@ -1,4 +1,4 @@
-"""Pre- and post-processing of SOSMaskFuse, exactly as the reference computes it (docs/algorithm.md).
+"""Pre- and post-processing of SOSMaskFuse, exactly as the reference does it (docs/algorithm.md).
 
 Everything here works on torch tensors so the same code runs on the CPU and on the GPU:
 images are N x C x H x W; 3-channel images are in OpenCV's B, G, R channel order.
@@ -23,7 +23,10 @@ PAPER_SOS_SIZE = (640, 480)  # width, height
 
 
 def luma_u8(image: torch.Tensor) -> torch.Tensor:
-    """8-bit gray of an N x C x H x W uint8 image: 1 channel passes, 3 (BGR) or 4 (BGRA) -> PIL-style luma."""
+    """8-bit gray of an N x C x H x W uint8 image.
+
+    1 channel passes; 3 (BGR) or 4 (BGRA) channels become PIL-style luma.
+    """
     if image.shape[1] == 1:
         return image
     if image.shape[1] not in (3, 4):
@@ -34,7 +37,7 @@ def luma_u8(image: torch.Tensor) -> torch.Tensor:
 
 
 def resize_bilinear(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize with half-pixel centres and no antialiasing (OpenCV INTER_LINEAR on float)."""
+    """Bilinear resize, half-pixel centres, no antialiasing (OpenCV INTER_LINEAR on float)."""
     if tuple(x.shape[-2:]) == tuple(size_hw):
         return x
     return F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False)
@@ -68,7 +71,7 @@ def sos_input(
 
 
 def logit_to_probability(logit: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """Upsample the SOS logit to the image size (bilinear, align_corners=True) and apply the sigmoid."""
+    """Sigmoid of the SOS logit upsampled to the image size (bilinear, align_corners=True)."""
     if tuple(logit.shape[-2:]) != tuple(size_hw):
         logit = F.interpolate(logit.float(), size=size_hw, mode="bilinear", align_corners=True)
     return torch.sigmoid(logit.float())
@@ -101,5 +104,5 @@ def minmax_to_u8(out: torch.Tensor) -> torch.Tensor:
 
 
 def clip_to_u8(out: torch.Tensor) -> torch.Tensor:
-    """Round and clip the decoder's gray levels to 0..255 (no per-frame stretch: stable on video)."""
+    """Round and clip decoder gray levels to 0..255 (no per-frame stretch: stable on video)."""
     return torch.round(out.float()).clamp_(0, 255).to(torch.uint8)

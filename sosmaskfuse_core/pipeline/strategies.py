@@ -1,4 +1,4 @@
-"""Weight-free feature fusion strategies: IMV-F (the paper), and the mask-free SCA and addition baselines.
+"""Weight-free fusion strategies: IMV-F (the paper) and the mask-free SCA and addition baselines.
 
 All functions take encoder feature maps N x C x H x W of one level and return the fused
 map of the same shape. They are applied level by level (docs/algorithm.md, IMV-F).
@@ -51,7 +51,10 @@ def imvf(
 
 
 def addition(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-    """Mean of the two feature maps (DenseFuse's addition, halved to keep the decoder's input scale)."""
+    """Mean of the two feature maps.
+
+    DenseFuse's addition, halved to keep the decoder's input scale.
+    """
     return 0.5 * (ir + vis)
 
 

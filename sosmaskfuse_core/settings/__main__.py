@@ -1,4 +1,4 @@
-"""`python -m sosmaskfuse_core.settings`: print config/sosmaskfuse.yaml, generated from the settings table."""
+"""`python -m sosmaskfuse_core.settings`: print config/sosmaskfuse.yaml, made from the settings."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The one table of user-facing settings: name, type, default, range or choices, live or not, description.
+"""The one table of user settings: name, type, default, range or choices, live or not, description.
 
 Every setting of the fusion node and of the offline jobs is declared here once. The ROS
 parameter descriptors (`sosmaskfuse_ros.params`), the command-line options of `fuse` and
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# --- vocabularies ---------------------------------------------------------------------------------
+# --- vocabularies --------------------------------------------------------------------------------
 
 FUSION_MODES = ("imvf", "sca", "addition")
 OUTPUT_SCALINGS = ("minmax", "clip")
@@ -45,7 +45,8 @@ GROUPS = {
     "agc": "thermal gain control for 16-bit counts",
     "inputs": "inputs",
     "reporting": "reporting",
-    "synthetic": "synthetic cameras",  # the synthetic_cameras node's own settings (sosmaskfuse_ros)
+    # the synthetic_cameras node's own settings (sosmaskfuse_ros)
+    "synthetic": "synthetic cameras",
 }
 
 
@@ -83,8 +84,10 @@ class Setting:
         return self.flag or "--" + self.name.replace("_", "-")
 
     def parse(self, value: Any) -> Any:
-        """`value` as this setting holds it, then checked: for `optional_float`, "" (how a ROS
-        parameter or YAML file says "unset") is None and a numeric string is its number.
+        """`value` as this setting holds it, then checked.
+
+        For `optional_float`, "" (how a ROS parameter or YAML file says "unset") is None and a
+        numeric string is its number.
         """
         if self.kind == "optional_float":
             if value is None or (isinstance(value, str) and not value.strip()):
@@ -101,7 +104,7 @@ class Setting:
         return self.check(value)
 
     def check(self, value: Any) -> Any:
-        """`value` if it is valid for this setting, else ValueError naming the setting and the rule."""
+        """`value` if valid for this setting, else ValueError naming the setting and the rule."""
         if value is None:
             if self.kind in ("optional_float", "floats"):
                 return None
@@ -175,7 +178,8 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "auto",
         "sosnet (SOS network), thermal (classical hot-object mask, no "
-        "network), topic (masks on the 'mask' topic), auto (sosnet if weights exist, else thermal)",
+        "network), topic (masks on the 'mask' topic), "
+        "auto (sosnet if weights exist, else thermal)",
         "models",
         choices=MASK_SOURCES,
     ),

@@ -1,4 +1,4 @@
-"""`config/sosmaskfuse.yaml`, written from the settings table (the file is generated, never edited).
+"""`config/sosmaskfuse.yaml`, written from the settings table (the file is generated, not edited).
 
     python -m sosmaskfuse_core.settings > config/sosmaskfuse.yaml
 

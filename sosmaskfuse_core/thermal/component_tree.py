@@ -1,4 +1,4 @@
-"""Hot-object candidates of a thermal frame as a component tree of thresholded levels, scored and cut optimally.
+"""Hot-object candidates as a component tree of thresholded levels, scored and cut optimally.
 
 Steps 2 to 7 of the method in `hot_object_mask`: threshold levels, filter and score the
 connected components, accept them on absolute and relative floors, select the best
@@ -14,8 +14,9 @@ from .mask_config import ThermalMaskConfig
 
 
 def _noise_sigma(small: np.ndarray) -> float:
-    """Robust pixel-noise estimate of the working image: scaled MAD of the residual after a
-    3x3 box blur (fine texture and sensor noise; larger structures barely contribute).
+    """Robust pixel-noise estimate of the working image: scaled MAD of a 3x3 box blur's residual.
+
+    It measures fine texture and sensor noise; larger structures barely contribute.
     """
     r = (small - cv2.blur(small, (3, 3)))[::2, ::2]  # subsample: the median is costly
     return float(np.median(np.abs(r)) * 1.4826 * 1.125)  # 1.125: box-blur residual -> sigma
@@ -162,9 +163,10 @@ def _grow(
     ar: np.ndarray,
     cfg: ThermalMaskConfig,
 ) -> np.ndarray:
-    """Optional growth: a larger candidate that overlaps the selection joins it if its contrast
-    is at least ``grow_rel`` times that of the selected pixels inside it and its area at most
-    ``grow_area`` times their count.
+    """Optional growth: a larger candidate that overlaps the selection may join it.
+
+    It joins if its contrast is at least ``grow_rel`` times that of the selected pixels inside
+    it and its area at most ``grow_area`` times their count.
     """
     seed_g = np.zeros(out.shape, np.float32)
     for i, (lab, sel) in enumerate(zip(labs, selected)):

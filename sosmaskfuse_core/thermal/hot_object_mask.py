@@ -57,11 +57,11 @@ does a frame in which nothing reaches ``min_contrast``. A frame without any pers
 clearly warm object (a lamp, an engine) still marks it, as a saliency network would.
 
 Defaults: ``seed_rel``, ``upright`` and ``brightness_power`` are a point of
-``sosmaskfuse_core.evaluation.mask_quality.DEFAULT_GRID`` picked to favour night street scenes (people only)
-while keeping the 20 hand-labelled TNO masks (people, vehicles, a helicopter) above 0.53 IoU;
-``docs/thermal_mask.md`` gives the cross-validated figures on both sets. The upright prior
-is the main trade-off: lower ``upright`` (e.g. 0.8) suits scenes where vehicles matter as much
-as people.
+``sosmaskfuse_core.evaluation.mask_quality.DEFAULT_GRID`` picked to favour night street scenes
+(people only) while keeping the 20 hand-labelled TNO masks (people, vehicles, a helicopter)
+above 0.53 IoU; ``docs/thermal_mask.md`` gives the cross-validated figures on both sets. The
+upright prior is the main trade-off: lower ``upright`` (e.g. 0.8) suits scenes where vehicles
+matter as much as people.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ __all__ = [
 
 
 def _to_gray_float(thermal: np.ndarray, black_hot: bool = False) -> np.ndarray:
-    """HxW / HxWx1 / HxWx3 (BGR) / HxWx4 array of any numeric dtype -> HxW array that
-    cv2.resize accepts (uint8, uint16 or float32), finite (non-finite pixels get the coldest
-    finite value: the minimum, or the maximum for ``black_hot``).
+    """HxW / HxWx1 / HxWx3 (BGR) / HxWx4 array of any numeric dtype -> HxW array for cv2.resize.
+
+    The result is uint8, uint16 or float32, which cv2.resize accepts, and finite (non-finite
+    pixels get the coldest finite value: the minimum, or the maximum for ``black_hot``).
     """
     a = np.asarray(thermal)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -111,8 +112,9 @@ def _to_gray_float(thermal: np.ndarray, black_hot: bool = False) -> np.ndarray:
 
 
 def _percentiles(x: np.ndarray, qs: tuple[float, ...], bins: int = 1024) -> list[float]:
-    """Approximate percentiles of a float32 image from a histogram (much faster than
-    np.percentile; resolution (max - min) / bins).
+    """Approximate percentiles of a float32 image from a histogram.
+
+    Much faster than np.percentile; the resolution is (max - min) / bins.
     """
     lo, hi = float(x.min()), float(x.max())
     if not hi > lo:
@@ -152,8 +154,9 @@ def normalize_thermal(
 
 
 def _feather(binary: np.ndarray, width: float) -> np.ndarray:
-    """Soft version of a {0, 1} mask: sigmoid of the signed distance to its boundary, with the
-    0.5 level on the boundary and a 12 %-88 % ramp ``width`` pixels wide.
+    """Soft version of a {0, 1} mask: sigmoid of the signed distance to its boundary.
+
+    The 0.5 level lies on the boundary and the 12 %-88 % ramp is ``width`` pixels wide.
     """
     if width <= 0 or not binary.any() or binary.all():
         return binary.astype(np.float32)
@@ -165,7 +168,10 @@ def _feather(binary: np.ndarray, width: float) -> np.ndarray:
 
 
 def _halo(binary: np.ndarray, radius: float, level: float) -> Optional[np.ndarray]:
-    """``level`` x (the binary mask dilated by ``radius`` px, blurred with sigma radius / 2), or None."""
+    """``level`` x (the binary mask dilated by ``radius`` px and blurred), or None.
+
+    The blur's sigma is radius / 2.
+    """
     if radius <= 0 or level <= 0:
         return None
     r = max(1, int(round(radius)))

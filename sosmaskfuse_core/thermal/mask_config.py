@@ -1,4 +1,7 @@
-"""Settings of the classical hot-object mask (ThermalMaskConfig), validated; the method is in hot_object_mask."""
+"""Settings of the classical hot-object mask (ThermalMaskConfig), validated.
+
+The method itself is in hot_object_mask.
+"""
 
 from __future__ import annotations
 

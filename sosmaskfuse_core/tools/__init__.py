@@ -1,4 +1,4 @@
-"""Offline tools: fuse a bag or a folder as the node would, make bags from videos, the synthetic street.
+"""Offline tools: fuse a bag or folder as the node would, make bags from videos, synthetic street.
 
 Library code only; each has its command line in `sosmaskfuse_core.commands`.
 """

@@ -1,4 +1,7 @@
-"""A contact sheet: rows of thermal | visible | mask | fused tiles with column titles, as one BGR image."""
+"""A contact sheet: rows of thermal | visible | mask | fused tiles, as one BGR image.
+
+The columns have titles.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuse the thermal/visible pairs of a rosbag2 recording into a new bag, exactly as the fusion node would.
+"""Fuse the thermal/visible pairs of a rosbag2 recording into a new bag, exactly as the node would.
 
 `BagFusion(src, dst, job, stage).run()` reads the input bag (a folder with metadata.yaml, or a
 single .mcap/.db3 file), pairs the two image topics by header stamp with message_filters'
@@ -185,7 +185,10 @@ class BagFusion:
     # --- the run -----------------------------------------------------------------------------
 
     def run(self, progress: Progress | None = None) -> BagReport:
-        """Read, pair, fuse, write. A `progress` without a total gets the number of pairs to expect."""
+        """Read, pair, fuse, write.
+
+        A `progress` without a total gets the number of pairs to expect.
+        """
         start = time.perf_counter()
         report = self.report
         try:
@@ -229,7 +232,8 @@ class BagFusion:
                 "mask_source 'topic' and a mask topic go together: give --mask-topic with "
                 "--mask-source topic"
                 if uses_masks
-                else f"a mask topic is given but the mask source is {self.stage.pipeline.mask_source!r}"
+                else "a mask topic is given but the mask source is "
+                f"{self.stage.pipeline.mask_source!r}"
             )
         self.report.fused_topic, mask_topic = self.job.output_topics()
         self.report.mask_topic = mask_topic if self.stage.with_mask else None

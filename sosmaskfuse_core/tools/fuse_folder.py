@@ -28,8 +28,10 @@ class FolderReport:
 
 
 def fuse_pair(stage: PairStage, paths: tuple[Path, ...], out: Path, stem: str) -> None:
-    """Read one pair (and its mask, when `paths` has three entries), fuse it and write
-    `out/mask/<stem>.png` and `out/fused/<stem>.png`. Raises ImageReadError, ValueError, OSError.
+    """Read one pair (and its mask, when `paths` has three entries), fuse it and write the images.
+
+    Writes `out/mask/<stem>.png` and `out/fused/<stem>.png`. Raises ImageReadError, ValueError,
+    OSError.
     """
     thermal = read_image(paths[0], cv2.IMREAD_COLOR)
     visible = read_image(paths[1], cv2.IMREAD_COLOR)

@@ -45,7 +45,7 @@ def gray_to_counts(gray: np.ndarray) -> np.ndarray:
     return (MONO16_OFFSET + MONO16_GAIN * gray.astype(np.uint16)).astype(np.uint16)
 
 
-# --- frame sources ---------------------------------------------------------------------------------
+# --- frame sources -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -81,7 +81,8 @@ def video_frames(ir_video: Path, vis_video: Path) -> FrameSource:
     rate = rates[1] or rates[0] or None
     if rates[0] and rates[1] and abs(rates[0] - rates[1]) > 0.01 * rates[1]:
         print(
-            f"warning: {ir_video.name} runs at {rates[0]:g} fps, {vis_video.name} at {rates[1]:g} fps; "
+            f"warning: {ir_video.name} runs at {rates[0]:g} fps, "
+            f"{vis_video.name} at {rates[1]:g} fps; "
             "frames are paired by index",
             file=sys.stderr,
         )
@@ -143,7 +144,7 @@ def folder_frames(ir_dir: Path, vis_dir: Path) -> FrameSource:
     return source
 
 
-# --- writing -----------------------------------------------------------------------------------------
+# --- writing -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,13 @@ class BagLayout:
     def __post_init__(self) -> None:
         if self.thermal_encoding not in THERMAL_ENCODINGS:
             raise ValueError(
-                f"thermal encoding {self.thermal_encoding!r}: expected {' or '.join(THERMAL_ENCODINGS)}"
+                f"thermal encoding {self.thermal_encoding!r}: "
+                f"expected {' or '.join(THERMAL_ENCODINGS)}"
             )
         if self.visible_encoding not in VISIBLE_ENCODINGS:
             raise ValueError(
-                f"visible encoding {self.visible_encoding!r}: expected {' or '.join(VISIBLE_ENCODINGS)}"
+                f"visible encoding {self.visible_encoding!r}: "
+                f"expected {' or '.join(VISIBLE_ENCODINGS)}"
             )
         if self.storage not in STORAGES:
             raise ValueError(f"storage {self.storage!r}: expected one of {', '.join(STORAGES)}")
@@ -212,7 +215,10 @@ def write_bag(
     max_frames: int | None = None,
     progress: Progress | None = None,
 ) -> MakeBagReport:
-    """Write the source's pairs as a new bag. ValueError if it has no pairs (nothing is created then)."""
+    """Write the source's pairs as a new bag.
+
+    ValueError if it has no pairs (nothing is created then).
+    """
     rate = (source.rate or FOLDER_RATE) if rate is None else rate
     if not rate > 0:
         raise ValueError(f"rate {rate}: must be positive")
@@ -262,4 +268,4 @@ def write_bag(
     return report
 
 
-# --- command line ----------------------------------------------------------------------------------
+# --- command line --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A deterministic moving street scene rendered as thermal counts, visible RGB and its ground-truth object mask.
+"""A deterministic moving street scene: thermal counts, visible RGB, ground-truth object mask.
 
 `SyntheticScene(width, height, seed=...)` precomputes a static background (sky, buildings,
 trees, sidewalks, a sun-warmed road with lane markings) and places people walking along the
@@ -88,7 +88,7 @@ class _Car:
 
 
 class _Painter:
-    """Draws one shape into the visible, thermal and mask layers at once (coordinates in pixels)."""
+    """Draws one shape into the visible, thermal and mask layers at once (pixel coordinates)."""
 
     def __init__(self, visible: np.ndarray, thermal: np.ndarray, mask: np.ndarray) -> None:
         self.visible, self.thermal, self.mask = visible, thermal, mask
@@ -120,7 +120,7 @@ class _Painter:
 
 
 class SyntheticScene:
-    """A street with walking people and driving cars; `render(t)` gives one frame of each camera."""
+    """A street with walking people and driving cars; `render(t)` gives a frame of each camera."""
 
     def __init__(
         self,
@@ -231,7 +231,8 @@ class SyntheticScene:
                         th[sl] = wall + (180 if lit else 110)
             x += bw + rng.uniform(0, 0.03) * w
 
-        # lane markings (cooler than the asphalt in the thermal image: white paint reflects the sun)
+        # lane markings (cooler than the asphalt in the thermal image: white paint reflects
+        # the sun)
         thick = max(1, int(round(0.008 * h)))
         for ly in _EDGE_LINES:
             yy = int(round(ly * h))
@@ -435,7 +436,7 @@ class SyntheticScene:
         return SceneFrame(thermal, visible, mask)
 
     def camera_matrix(self, camera: str) -> np.ndarray:
-        """3x3 pinhole K of the `visible` or `thermal` camera (same field of view, HFOV_DEG wide)."""
+        """3x3 pinhole K of camera `visible` or `thermal` (same field of view, HFOV_DEG wide)."""
         if camera not in ("visible", "thermal"):
             raise ValueError(f"camera {camera!r}: expected 'visible' or 'thermal'")
         w, h = (self.width, self.height) if camera == "visible" else self.thermal_size

@@ -1,4 +1,4 @@
-"""Training the IMV-F autoencoder to reconstruct gray images (the paper's loss), with resumable runs.
+"""Training the IMV-F autoencoder to reconstruct gray images (the paper's loss), in resumable runs.
 
 Loss MSE(out, x) + w * (1 - MS-SSIM(out, x)) on gray levels 0..255, Adam. The paper's
 settings are the defaults (batch 4, lr 1e-4, w = 100, whole images resized to 256 x 256
@@ -66,8 +66,9 @@ class AutoencoderTrainConfig:
 def reconstruction_quality(
     model: IMVFAutoencoder, images: list[np.ndarray], device: torch.device
 ) -> dict[str, float]:
-    """Mean PSNR and SSIM (scikit-image, data_range 255) of full-resolution reconstructions,
-    the output rounded and clipped to 8 bits as an image would be stored.
+    """Mean PSNR and SSIM (scikit-image, data_range 255) of full-resolution reconstructions.
+
+    The output is rounded and clipped to 8 bits, as an image would be stored.
     """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -188,8 +189,8 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
             if val_images:
                 entry.update(reconstruction_quality(model, val_images, device))
                 print(
-                    f"validation at step {state.step}: PSNR {entry['psnr']:.2f} dB, SSIM {entry['ssim']:.4f} "
-                    f"on {entry['images']} held-out images",
+                    f"validation at step {state.step}: PSNR {entry['psnr']:.2f} dB, "
+                    f"SSIM {entry['ssim']:.4f} on {entry['images']} held-out images",
                     file=stream or sys.stderr,
                 )
             state.history.append(entry)

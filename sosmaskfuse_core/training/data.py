@@ -25,7 +25,10 @@ class DataError(ValueError):
 
 
 def find_images(folders: Sequence[str | Path]) -> list[Path]:
-    """Image files under the folders (recursively), sorted; DataError if a folder is missing or empty."""
+    """Image files under the folders (recursively), sorted.
+
+    DataError if a folder is missing or empty.
+    """
     found: list[Path] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
@@ -35,7 +38,8 @@ def find_images(folders: Sequence[str | Path]) -> list[Path]:
         )
         if not files:
             raise DataError(
-                f"{folder}: no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES)[:6])}, ...)"
+                f"{folder}: no image files "
+                f"(looked for {', '.join(sorted(IMAGE_SUFFIXES)[:6])}, ...)"
             )
         found.extend(files)
     return found
@@ -57,8 +61,10 @@ def split_holdout(
 
 
 def load_gray(paths: Sequence[Path], min_size: int = 0) -> tuple[list[np.ndarray], list[str]]:
-    """8-bit gray images (OpenCV luma for colour files); unreadable or too small files are skipped
-    with a warning and returned as reasons, so one bad file never stops a run.
+    """8-bit gray images (OpenCV luma for colour files), and the reasons for files skipped.
+
+    Unreadable or too small files are skipped with a warning and returned as reasons, so one bad
+    file never stops a run.
     """
     images, skipped = [], []
     for path in paths:
@@ -80,8 +86,10 @@ def load_gray(paths: Sequence[Path], min_size: int = 0) -> tuple[list[np.ndarray
 
 @dataclass(frozen=True)
 class CropSpec:
-    """How a training sample is cut from an image: a random `crop` (ours) or the whole image
-    resized to `resize` x `resize` with nearest interpolation (the paper's COCO setting).
+    """How a training sample is cut from an image: a random crop or the whole image, resized.
+
+    A random `crop` (ours), or the whole image resized to `resize` x `resize` with nearest
+    interpolation (the paper's COCO setting).
     """
 
     crop: int | None = 64
@@ -102,7 +110,10 @@ class CropSpec:
 def sample_batch(
     images: Sequence[np.ndarray], spec: CropSpec, batch_size: int, seed: int, step: int
 ) -> torch.Tensor:
-    """Batch `step` of a run: B x 1 x S x S float gray levels 0..255, a pure function of its arguments."""
+    """Batch `step` of a run: B x 1 x S x S float gray levels 0..255.
+
+    A pure function of its arguments.
+    """
     rng = np.random.default_rng([seed, step])
     out = np.empty((batch_size, 1, spec.size, spec.size), np.float32)
     for b in range(batch_size):

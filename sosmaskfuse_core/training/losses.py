@@ -1,4 +1,4 @@
-"""Losses and image-quality measures for training: SSIM, MS-SSIM (torch, differentiable) and PSNR."""
+"""Losses and image-quality measures of training: SSIM, MS-SSIM (torch, differentiable), PSNR."""
 
 from __future__ import annotations
 

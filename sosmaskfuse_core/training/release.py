@@ -1,4 +1,4 @@
-"""From a training run to shipped weights: strip the optimizer state, store fp16, keep the metadata."""
+"""Training run to shipped weights: strip the optimizer state, store fp16, keep the metadata."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sosmaskfuse_core.models.checkpoints import (
 
 
 def export_weights(run: Path, out: Path, half: bool) -> dict:
-    """A release checkpoint: the model and its metadata, no optimizer state; fp16 tensors with `half`."""
+    """A release checkpoint: model and metadata, no optimizer state; fp16 tensors with `half`."""
     arch, _ = identify(read_file(run))
     loader = load_sosnet if arch == sos_hrnet.ARCHITECTURE else load_autoencoder
     model, meta = loader(run)

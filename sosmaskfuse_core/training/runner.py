@@ -1,4 +1,4 @@
-"""What both training loops share: resumable checkpoints with metadata, NaN guard, device and AMP."""
+"""What both training loops share: resumable checkpoints with metadata, NaN guard, device, AMP."""
 
 from __future__ import annotations
 

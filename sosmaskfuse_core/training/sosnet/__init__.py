@@ -6,7 +6,8 @@ truth read as 3 channels, / 255, resized bilinearly and averaged to one channel 
 target); BCE-with-logits; SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 4, 200 epochs,
 lr / 10 at epochs 100 and 150, seed 118; HRNetV2-W30, optionally initialised from an ImageNet
 HRNetV2-W30 checkpoint. Not from the paper: random horizontal flips, the held-out validation and
-the lighter networks for CPU training. The command line is `sosmaskfuse_core.commands.train_sosnet`.
+the lighter networks for CPU training. The command line is
+`sosmaskfuse_core.commands.train_sosnet`.
 """
 
 from .config import PRESETS, SOSNetTrainConfig, hrnet_config, resolve_architecture

@@ -1,4 +1,7 @@
-"""Settings of an SOS network training run, and the HRNetV2 architecture they choose (presets, overrides)."""
+"""Settings of an SOS network training run, and the HRNetV2 architecture they choose.
+
+The architecture comes from presets and overrides.
+"""
 
 from __future__ import annotations
 
@@ -143,8 +146,9 @@ def _file_architecture(obj, path: Path | str) -> HRNetConfig | None:
 def resolve_architecture(
     cfg: SOSNetTrainConfig, source: Path | str | None = None, obj=None
 ) -> HRNetConfig:
-    """The run's network: from the options, else from `obj` (loaded from `source`, a checkpoint
-    of ours), else the paper's W30.
+    """The run's network: from the options, else from `obj`, else the paper's W30.
+
+    `obj` is loaded from `source`, a checkpoint of ours.
     """
     given = hrnet_config(
         cfg.config,

@@ -1,4 +1,4 @@
-"""Training data of the SOS network: thermal image + mask pairs, held-out splits, prepared batches."""
+"""SOS network training data: thermal image + mask pairs, held-out splits, prepared batches."""
 
 from __future__ import annotations
 
@@ -35,8 +35,10 @@ LAYOUTS = (("Inf", "GT"), ("ir", "mask"))
 
 @dataclass
 class MaskSample:
-    """One thermal image and its mask, as read (uint8, H x W x C; C = 1 when the file's three
-    channels are equal, which is what OpenCV's 3-channel read of a gray file gives).
+    """One thermal image and its mask, as read (uint8, H x W x C).
+
+    C = 1 when the file's three channels are equal, which is what OpenCV's 3-channel read of a
+    gray file gives.
     """
 
     stem: str
@@ -122,6 +124,7 @@ def _compact(image: np.ndarray) -> np.ndarray:
 
 def read_samples(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[list[MaskSample], list[str]]:
     """Read pairs as 3-channel BGR uint8 (OpenCV's imread default; 16-bit files become 8-bit).
+
     Unreadable files are skipped with the reason; a mask of another size than its image is kept
     (it is resized anyway, as the reference does) with a warning.
     """
@@ -161,8 +164,9 @@ def load_folder(root: str | Path) -> DataSet:
 def kfold_split(
     stems: Sequence[str], folds: int, fold: int, seed: int
 ) -> tuple[list[str], list[str]]:
-    """(train stems, held-out stems) for fold `fold` of `folds`: the stems, sorted and shuffled
-    by `seed`, cut into `folds` near-equal parts; deterministic.
+    """(train stems, held-out stems) for fold `fold` of `folds`; deterministic.
+
+    The stems, sorted and shuffled by `seed`, are cut into `folds` near-equal parts.
     """
     stems = sorted(stems)
     if folds < 2:
@@ -219,7 +223,10 @@ def split_data(cfg: SOSNetTrainConfig) -> tuple[list[MaskSample], list[MaskSampl
 
 
 def prepare(sample: MaskSample, size_wh: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(network input 1 x H x W, soft target 1 x H x W) of a sample, as in docs/algorithm.md, section 3."""
+    """(network input 1 x H x W, soft target 1 x H x W) of a sample.
+
+    As in docs/algorithm.md, section 3.
+    """
     thermal = torch.from_numpy(np.ascontiguousarray(sample.thermal)).permute(2, 0, 1)[None]
     x = sos_input(thermal, size_wh)[0]
     mask = (
@@ -255,8 +262,9 @@ class PreparedSet:
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[list[int], list[bool]]:
-    """Sample indices and flips of batch `step`: epochs are permutations of the training set
-    (the last batch of an epoch may be short), a pure function of (n, batch_size, seed, step).
+    """Sample indices and flips of batch `step`, a pure function of (n, batch_size, seed, step).
+
+    Epochs are permutations of the training set (the last batch of an epoch may be short).
     """
     per_epoch = math.ceil(n / batch_size)
     epoch, i = divmod(step, per_epoch)

@@ -1,4 +1,7 @@
-"""Initialising the SOS network: ImageNet HRNet backbones (stem averaged to one channel), ours, the authors'."""
+"""Initialising the SOS network from ImageNet HRNet backbones, our weights or the authors'.
+
+An ImageNet backbone's stem is averaged to one input channel.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ def _strip_module_prefix(state: dict) -> dict:
 
 
 def init_from_imagenet(model: SOSNet, state: dict, path: str) -> dict:
-    """Copy an ImageNet HRNet backbone into `model`: head keys dropped, the stem conv averaged
-    over its input channels when the model has fewer, `last_layer` left as initialised.
+    """Copy an ImageNet HRNet backbone into `model`, its head keys dropped.
+
+    The stem conv is averaged over its input channels when the model has fewer; `last_layer` is
+    left as initialised.
 
     Strict about the backbone: a missing, unexpected or mis-shaped key is a CheckpointError
     naming the key and the file (BatchNorm's `num_batches_tracked` may be absent).
@@ -102,7 +107,7 @@ def read_init(path: str) -> tuple[str, object]:
 
 
 def initialise(model: SOSNet, path: str, layout: str, obj) -> dict:
-    """Load --init weights into `model` (see read_init); returns what was done, for the metadata."""
+    """Load --init weights into `model` (see read_init); returns what was done for the metadata."""
     if layout == "imagenet":
         return init_from_imagenet(model, _strip_module_prefix(checkpoints._unwrap(obj)), path)
     source, meta = checkpoints.load_sosnet(

@@ -1,4 +1,7 @@
-"""The SOS network's training loop: BCE on soft targets, SGD with step decay, validation, resumable checkpoints."""
+"""The SOS network's training loop: BCE on soft targets, SGD with step decay, validation.
+
+Runs are resumable from their checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +60,10 @@ def mask_quality(
     amp: bool = False,
     threshold: float = 0.5,
 ) -> dict:
-    """Mean IoU, F-measure (beta^2 = 0.3) and MAE of the predicted masks against the held-out masks,
-    at each mask's own resolution (the logit upsampled as at inference), and per image.
+    """Mean IoU, F-measure (beta^2 = 0.3) and MAE of the predictions against the held-out masks.
+
+    They are computed at each mask's own resolution (the logit upsampled as at inference), and
+    also per image.
 
     The conventions are `mask_metrics`' (as `sosmaskfuse eval-mask` scores the classical mask):
     IoU and F on the probability thresholded at `threshold` against the mask at >= 0.5, MAE on
@@ -108,8 +113,9 @@ def train(
     stream=None,
     stop_at_step: int | None = None,
 ) -> dict:
-    """Run (or resume) training; returns the final metadata. Raises DataError, ValueError,
-    CheckpointError, NonFiniteLoss.
+    """Run (or resume) training; returns the final metadata.
+
+    Raises DataError, ValueError, CheckpointError, NonFiniteLoss.
 
     `stop_at_step` ends this call (after a checkpoint) once that many steps are done, as an
     interruption would; `resume=True` later continues the run exactly.
@@ -249,8 +255,8 @@ def train(
                 entry.update(quality)
                 print(
                     f"validation at epoch {state.epoch}: IoU {quality['iou']:.4f}, F-measure "
-                    f"{quality['f_measure']:.4f}, MAE {quality['mae']:.4f} on {quality['images']} held-out "
-                    f"masks",
+                    f"{quality['f_measure']:.4f}, MAE {quality['mae']:.4f} "
+                    f"on {quality['images']} held-out masks",
                     file=stream or sys.stderr,
                 )
                 for old in state.history:  # per-image figures only for the latest validation
