@@ -48,7 +48,9 @@ setup(
             "ros-jazzy-rosgraph-msgs",
             "ros-jazzy-ament-index-python",
         ],
-        "test": ["pytest", "pillow", "ruff"],
+        # the onnxruntime backend and `sosmaskfuse export-onnx` (docs/performance.md)
+        "onnx": ["onnx", "onnxruntime"],
+        "test": ["pytest", "pillow", "ruff", "onnx", "onnxruntime"],
     },
     zip_safe=True,
     entry_points={

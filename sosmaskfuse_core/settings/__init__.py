@@ -6,6 +6,7 @@ and the launch files all read `table.SETTINGS`.
 
 from .table import (
     AGC_MODES,
+    BACKENDS,
     BAG,
     FUSE,
     FUSION_MODES,
@@ -28,6 +29,7 @@ from .yaml_file import render as render_yaml
 
 __all__ = [
     "AGC_MODES",
+    "BACKENDS",
     "BAG",
     "FUSE",
     "FUSION_MODES",
