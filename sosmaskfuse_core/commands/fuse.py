@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(pairing.pairs)} pairs on {stage.pipeline.device}; {sources}", file=sys.stderr)
+    where = f"{stage.pipeline.device}, {stage.pipeline.backend.name} backend"
+    print(f"{len(pairing.pairs)} pairs on {where}; {sources}", file=sys.stderr)
     for path, reason in pairing.unmatched:
         log.warning("skipped %s: %s", path, reason)
     progress = Progress(len(pairing.pairs), "fuse")
