@@ -6,7 +6,17 @@ Each module holds a sub-command's argparse definition and its run function.
 own (`play`, `demo`) through the `sosmaskfuse.commands` entry-point group, which `cli` reads.
 """
 
-from . import bag, eval_mask, evaluate, fuse, make_bag, train_autoencoder, train_sosnet, weights
+from . import (
+    bag,
+    eval_mask,
+    evaluate,
+    export_onnx,
+    fuse,
+    make_bag,
+    train_autoencoder,
+    train_sosnet,
+    weights,
+)
 
 CORE_COMMANDS = (
     fuse,
@@ -15,6 +25,7 @@ CORE_COMMANDS = (
     train_autoencoder,
     train_sosnet,
     weights,
+    export_onnx,
     bag,
     make_bag,
 )

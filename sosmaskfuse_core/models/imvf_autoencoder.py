@@ -105,12 +105,13 @@ def upsample_to(reference: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Nearest x2 upsampling of `x`, reflection-padded to `reference`'s height and width.
 
     A shortfall d is padded floor(d/2) before and d - floor(d/2) after (the reference's
-    inference-time upsampler; for even sizes it is plain x2 upsampling).
+    inference-time upsampler; for even sizes it is plain x2 upsampling). In an ONNX export the
+    padding is always written (zero for even sizes), so one file serves every size.
     """
     x = F.interpolate(x, scale_factor=2.0, mode="nearest")
     dh = reference.shape[-2] - x.shape[-2]
     dw = reference.shape[-1] - x.shape[-1]
-    if dh or dw:
+    if torch.onnx.is_in_onnx_export() or dh or dw:
         x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="reflect")
     return x
 
