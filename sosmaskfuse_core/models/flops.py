@@ -34,12 +34,27 @@ def conv_macs(model: nn.Module, run: Callable[[], Any]) -> int:
     return total
 
 
-def fused_pair_gflop(autoencoder: nn.Module, height: int, width: int) -> dict[str, float]:
-    """GFLOP of one fused pair at height x width: the encoder on 4 images, the decoder once."""
-    x = torch.zeros(4, 1, height, width)
-    ae = autoencoder.float().cpu()
+def fused_pair_gflop(
+    autoencoder: nn.Module, height: int, width: int, device: str | torch.device = "cpu"
+) -> dict[str, float]:
+    """GFLOP of one fused pair at height x width: the encoder on 4 images, the decoder once.
+
+    The networks run once on zeros (on `device`, in fp32) for their shapes.
+    """
+    x = torch.zeros(4, 1, height, width, device=device)
+    ae = autoencoder.float().to(device)
     with torch.inference_mode():
         feats = [f[:1] for f in ae.encoder(x)]
     encoder = conv_macs(ae.encoder, lambda: ae.encoder(x))
     decoder = conv_macs(ae.decoder, lambda: ae.decoder(feats))
     return {"encoder": 2 * encoder / 1e9, "decoder": 2 * decoder / 1e9}
+
+
+def network_gflop(
+    model: nn.Module, height: int, width: int, device: str | torch.device = "cpu"
+) -> float:
+    """GFLOP of one forward pass of a 1-image network (e.g. the SOS network) at height x width."""
+    model = model.float().to(device)
+    channels = getattr(getattr(model, "config", None), "in_channels", 1)
+    x = torch.zeros(1, channels, height, width, device=device)
+    return 2 * conv_macs(model, lambda: model(x)) / 1e9

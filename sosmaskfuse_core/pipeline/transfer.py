@@ -115,7 +115,7 @@ class Uploader:
             total += _padded(_nbytes(tensors[i]))
         staging = self._staging(total)
         for i, offset in zip(host, offsets):
-            t = tensors[i].contiguous()
+            t = tensors[i]  # copy_ reads any strides: the one host copy, into pinned memory
             staging[offset : offset + _nbytes(t)].view(t.dtype).view(t.shape).copy_(t)
         on_device = staging[:total].to(self.device, non_blocking=True)
         self._done = torch.cuda.Event()
