@@ -54,8 +54,32 @@ class AutoencoderConfig:
         )
 
 
+# oneDNN's convolution with the ReLU fused in (what torch.compile emits on the CPU), if present
+_CONV_RELU = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+
+
+def _fusable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Inference on the CPU in NHWC, fp32 or bf16: one oneDNN call does convolution + ReLU."""
+    return (
+        _CONV_RELU is not None
+        and not torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.dtype == conv.weight.dtype
+        and x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not torch.onnx.is_in_onnx_export()
+        and not torch.jit.is_tracing()
+    )
+
+
 class ConvLayer(nn.Module):
-    """Reflection padding k//2, a k x k convolution with bias, ReLU (also on the output layer)."""
+    """Reflection padding k//2, a k x k convolution with bias, ReLU (also on the output layer).
+
+    The ReLU runs in place on the convolution's fresh output (no second large buffer); in
+    NHWC inference on the CPU it is fused into the convolution (`_fusable`). Both compute the
+    same numbers as conv followed by relu.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__()
@@ -65,7 +89,10 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
             x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        return F.relu(self.conv(x))
+        if _fusable(x, self.conv):
+            conv = self.conv
+            return _CONV_RELU(x, conv.weight, conv.bias, [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
+        return F.relu(self.conv(x), inplace=True)
 
 
 class DenseBlockLight(nn.Module):
