@@ -259,3 +259,33 @@ def test_the_decoder_count_matches_its_architecture():
     gflop = fused_pair_gflop(IMVFAutoencoder(), 32, 48)
     assert gflop["decoder"] == pytest.approx(2 * per_pixel * 32 * 48 / 1e9, rel=1e-12)
     assert gflop["encoder"] < 0.05 * gflop["decoder"]
+
+
+# --- the decoder's fused CPU path ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h, w", [(12, 16), (13, 17)])
+def test_the_fused_concatenation_is_exactly_cat_upsample_pad(h, w):
+    from sosmaskfuse_core.models.imvf_autoencoder import cat_upsampled_padded, upsample_to
+
+    gen = torch.Generator().manual_seed(h)
+    parts = [torch.randn(2, c, h, w, generator=gen) for c in (3, 5)]
+    low = torch.randn(2, 4, h // 2, w // 2, generator=gen)
+    expected = torch.nn.functional.pad(
+        torch.cat([*parts, upsample_to(parts[0], low)], 1), (1, 1, 1, 1), mode="reflect"
+    )
+    got = cat_upsampled_padded(parts, low)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("h, w", [(32, 48), (45, 61)])
+def test_the_decoders_fused_cpu_path_computes_the_plain_one(h, w):
+    model = small_autoencoder()
+    x = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(1)) * 255
+    with torch.inference_mode():
+        plain = model.decoder(model.encoder(x))  # NCHW: the plain path
+        fused_model = model.to(memory_format=torch.channels_last)
+        feats = [f.contiguous(memory_format=torch.channels_last) for f in fused_model.encoder(x)]
+        fused = fused_model.decoder(feats)
+    assert torch.allclose(plain, fused, rtol=1e-5, atol=1e-5 * plain.abs().max().item())

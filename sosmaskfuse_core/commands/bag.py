@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
     )
     print(
         f"{args.input} -> {args.output}: pairing {' + '.join(job.input_topics)} "
-        f"on {stage.pipeline.device}; {sources}",
+        f"on {stage.pipeline.device} ({stage.pipeline.backend.name} backend); {sources}",
         file=stream,
     )
     progress = Progress(None, "bag", unit="pairs", stream=stream)
