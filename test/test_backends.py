@@ -289,3 +289,25 @@ def test_the_decoders_fused_cpu_path_computes_the_plain_one(h, w):
         feats = [f.contiguous(memory_format=torch.channels_last) for f in fused_model.encoder(x)]
         fused = fused_model.decoder(feats)
     assert torch.allclose(plain, fused, rtol=1e-5, atol=1e-5 * plain.abs().max().item())
+
+
+def test_the_strategy_computes_the_formula_operation_for_operation():
+    """In-place updates change no bit of IMV-F (fp32, NCHW and NHWC)."""
+    from sosmaskfuse_core.pipeline.strategies import EPS, imvf
+
+    def formula(a, b, c, d, mu):
+        px, py = b.mean(dim=(2, 3), keepdim=True), d.mean(dim=(2, 3), keepdim=True)
+        channel = (px / (px + py + EPS)) * b + (py / (px + py + EPS)) * d
+        ex, ey = torch.exp(b.mean(dim=1, keepdim=True)), torch.exp(d.mean(dim=1, keepdim=True))
+        spatial = (ex / (ex + ey + EPS)) * b + (ey / (ex + ey + EPS)) * d
+        s = (3.0 * channel + spatial) / 4.0
+        w = s / (s + d + EPS)
+        return (mu * a + (1.0 - mu) * c) + 0.6 * (w * s + (1.0 - w) * d) + 0.4 * d
+
+    gen = torch.Generator().manual_seed(0)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        a, b, c, d = (
+            (torch.rand(2, 8, 13, 17, generator=gen) * 5).contiguous(memory_format=fmt)
+            for _ in range(4)
+        )
+        assert torch.equal(imvf(a, b, c, d, 0.7), formula(a, b, c, d, 0.7))
