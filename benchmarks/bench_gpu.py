@@ -10,9 +10,10 @@ rounded down to a multiple of 32), the shipped autoencoder (or the lite one), Nu
 per call after the first two (eager, then capture). Columns: median ms per pair, pairs/s, the
 first two calls (eager + capture), peak CUDA memory of the row, the rate (SOS network and
 autoencoder convolutions, counted from the models, over the time), and the fraction of pixels of
-the fused image within 1 (fp32) / 3 (fp16, bf16) gray levels of the fp32 eager row. fp32
-convolutions use TF32 where PyTorch's cuDNN default allows it. Rows that would outrun
---budget seconds are left out and listed. Without a CUDA device it says so and exits 0.
+the fused image within 1 (fp32) / 3 (fp16, bf16) gray levels of the fp32 eager row. fp32 is
+plain fp32 (the pipeline turns TF32 off for it); fp16 and bf16 use the tensor cores. Rows
+that would outrun --budget seconds are left out and listed. Without a CUDA device it says so
+and exits 0.
 """
 
 from __future__ import annotations

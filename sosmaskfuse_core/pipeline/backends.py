@@ -13,6 +13,7 @@ odd sizes never pays for a capture), keeping the last few sizes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections import OrderedDict
@@ -119,6 +120,8 @@ class TorchBackend:
     fp16/bf16 run on a converted copy of the weights (made once per precision), so inputs and
         weights are cast once rather than at every layer; fp32 runs the modules as given.
     cuda_graphs: on CUDA, replay a captured graph per input size (`GraphCache`).
+    fp32 on CUDA is plain fp32: TF32 convolutions (PyTorch's cuDNN default) are turned off for
+    its calls, so fp32 results stay those of the CPU; fp16/bf16 are the fast precisions.
     """
 
     name = "torch"
@@ -151,6 +154,17 @@ class TorchBackend:
             self._copies[key] = copy.deepcopy(master).to(DTYPES[precision])
         return self._copies[key]
 
+    def _numerics(self, precision: str):
+        if self.device.type != "cuda" or precision != "fp32":
+            return contextlib.nullcontext()
+        cudnn = torch.backends.cudnn
+        return cudnn.flags(
+            enabled=cudnn.enabled,
+            benchmark=cudnn.benchmark,
+            deterministic=cudnn.deterministic,
+            allow_tf32=False,
+        )
+
     def _input(self, x: torch.Tensor, precision: str) -> torch.Tensor:
         return x.to(DTYPES[precision], memory_format=self.memory_format)
 
@@ -162,8 +176,9 @@ class TorchBackend:
         return decoder([self._input(f, precision) for f in feats]).float()
 
     def _fuse_eager(self, ir, vis, mask, mode: str, mu: float, precision: str) -> torch.Tensor:
-        feats = self.encode(encoder_batch(ir, vis, mask, mode), precision)
-        return self.decode(fuse_levels(mode, feats, ir.shape[0], mu), precision)
+        with self._numerics(precision):
+            feats = self.encode(encoder_batch(ir, vis, mask, mode), precision)
+            return self.decode(fuse_levels(mode, feats, ir.shape[0], mu), precision)
 
     def fuse(
         self,
@@ -188,7 +203,8 @@ class TorchBackend:
         """The SOS network's logit (fp32) for its normalised input."""
 
         def run(x):
-            return self._module("sosnet", precision)(self._input(x, precision)).float()
+            with self._numerics(precision):
+                return self._module("sosnet", precision)(self._input(x, precision)).float()
 
         if self.graphs is None:
             return run(x)
