@@ -19,6 +19,7 @@ from pathlib import Path
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
 from sosmaskfuse_core.formats.image_files import pair_by_stem
 from sosmaskfuse_core.pipeline.builder import build_stage
+from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import FUSE
 from sosmaskfuse_core.tools.fuse_folder import fuse_folder
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if stage.pipeline.device.type == "cpu":
+        retain_freed_host_memory()  # reuse freed buffers: no page faults per layer
     where = f"{stage.pipeline.device}, {stage.pipeline.backend.name} backend"
     print(f"{len(pairing.pairs)} pairs on {where}; {sources}", file=sys.stderr)
     for path, reason in pairing.unmatched:
