@@ -37,9 +37,11 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def scene_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A synthetic street (8-bit thermal, BGR visible, its 0/255 mask) at width x height."""
-    frame = SyntheticScene(width, height, seed=0).render(1.0)
+def scene_pair(
+    width: int, height: int, t: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic street at time t (8-bit thermal, BGR visible, a soft 8-bit mask)."""
+    frame = SyntheticScene(width, height, seed=0).render(t)
     counts = frame.thermal.astype(np.float32)
     thermal = stretch_to_uint8(counts, *np.percentile(counts, (1, 99)))
     visible = cv2.cvtColor(frame.visible, cv2.COLOR_RGB2BGR)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
 from sosmaskfuse_core.formats.image_files import pair_by_stem
@@ -75,14 +78,20 @@ def run(args: argparse.Namespace) -> int:
         log.warning("skipped %s: %s", path, reason)
     progress = Progress(len(pairing.pairs), "fuse")
 
+    done_at: list[float] = []
+
     def on_pair(stem: str, ok: bool) -> None:
+        done_at.append(time.perf_counter())
         progress.step(stem, ok=ok)
 
     start = time.perf_counter()
     report = fuse_folder(pairing, stage, args.out, on_pair)
     progress.close()
     elapsed = time.perf_counter() - start
-    rate = f" ({elapsed / report.fused:.2f} s/pair)" if report.fused else ""
+    rate = f" ({elapsed / report.fused:.2f} s/pair" if report.fused else ""
+    if len(done_at) > 2:  # the first pair also pays for one-time set-up (kernels, buffers)
+        rate += f"; median after the first: {statistics.median(np.diff(done_at)):.3g} s"
+    rate += ")" if rate else ""
     print(
         f"fused {report.fused} of {report.total} pairs in {elapsed:.1f} s{rate} -> {args.out}",
         file=sys.stderr,
