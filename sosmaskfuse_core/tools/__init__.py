@@ -4,7 +4,7 @@ Library code only; each has its command line in `sosmaskfuse_core.commands`.
 """
 
 from .contact_sheet import contact_sheet
-from .fuse_bag import BagFusion, BagJob, BagJobError, BagReport, common_namespace
+from .fuse_bag import BagFusion, BagJob, BagJobError, BagReport, common_namespace, fuse_bag
 from .fuse_folder import FolderReport, fuse_folder, fuse_pair
 from .make_bag import (
     BagLayout,
@@ -31,6 +31,7 @@ __all__ = [
     "common_namespace",
     "contact_sheet",
     "folder_frames",
+    "fuse_bag",
     "fuse_folder",
     "fuse_pair",
     "gray_to_counts",

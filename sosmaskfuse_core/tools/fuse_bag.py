@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.serde import SerdeError
 
 from sosmaskfuse_core import __version__
@@ -141,6 +141,7 @@ class BagReport:
     not_copied: list[str] = field(default_factory=list)  # topics whose type could not be described
     seconds: float = 0.0
     interrupted: bool = False
+    error: str = ""  # why the run stopped early: an unreadable input, a failed write (fuse_bag)
 
     @property
     def unpaired(self) -> dict[str, int]:
@@ -161,6 +162,32 @@ class _Message:
     frame: Frame
     log_time: int
     stamp: int
+
+
+def fuse_bag(
+    src: str | Path,
+    dst: str | Path,
+    job: BagJob,
+    stage: PairStage,
+    sources: Any,
+    progress: Progress | None = None,
+) -> BagReport:
+    """One bag fused into the new bag `dst`, as `sosmaskfuse bag` (and each fleet worker) runs it.
+
+    `sources` (the models' account from `build_stage`) goes into the bag's custom_data. An
+    unreadable input or a failed write (ReaderError, WriterError, OSError) ends the run with
+    `report.error` set (`report.storage` is empty if the output was never opened); Ctrl-C ends
+    it with `report.interrupted`. Either way the bag written so far is valid and closed.
+    BagJobError when the job does not fit the bag (nothing is written then).
+    """
+    fusion = BagFusion(src, dst, job, stage, custom_data={"sosmaskfuse.models": str(sources)})
+    try:
+        fusion.run(progress)
+    except KeyboardInterrupt:
+        pass
+    except (ReaderError, WriterError, OSError) as exc:  # an unreadable input, a full disk
+        fusion.report.error = str(exc)
+    return fusion.report
 
 
 class BagFusion:
