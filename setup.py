@@ -48,7 +48,11 @@ setup(
             "ros-jazzy-rosgraph-msgs",
             "ros-jazzy-ament-index-python",
         ],
-        "test": ["pytest", "pillow", "ruff"],
+        # `sosmaskfuse fleet`: many bags on a Ray cluster (a local one by default); the client
+        # extra (grpcio) lets it join a cluster by a ray://HOST:10001 address as well
+        "fleet": ["ray[client]>=2.40"],
+        # the fleet tests run on a real local Ray
+        "test": ["pytest", "pillow", "ruff", "ray>=2.40"],
     },
     zip_safe=True,
     entry_points={

@@ -4,9 +4,20 @@ Each module holds a sub-command's argparse definition and its run function.
 
 `CORE_COMMANDS` are the sub-commands that need no ROS runtime; the ROS package registers its
 own (`play`, `demo`) through the `sosmaskfuse.commands` entry-point group, which `cli` reads.
+`fleet` imports Ray only when it runs (Ray is an optional extra).
 """
 
-from . import bag, eval_mask, evaluate, fuse, make_bag, train_autoencoder, train_sosnet, weights
+from . import (
+    bag,
+    eval_mask,
+    evaluate,
+    fleet,
+    fuse,
+    make_bag,
+    train_autoencoder,
+    train_sosnet,
+    weights,
+)
 
 CORE_COMMANDS = (
     fuse,
@@ -17,6 +28,7 @@ CORE_COMMANDS = (
     weights,
     bag,
     make_bag,
+    fleet,
 )
 
 __all__ = ["CORE_COMMANDS"]

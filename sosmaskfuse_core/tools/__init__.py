@@ -1,6 +1,7 @@
 """Offline tools: fuse a bag or folder as the node would, make bags from videos, synthetic street.
 
-Library code only; each has its command line in `sosmaskfuse_core.commands`.
+Library code only; each has its command line in `sosmaskfuse_core.commands`. The subpackage
+`fleet` fuses many bags on Ray (imported on its own: Ray is optional).
 """
 
 from .contact_sheet import contact_sheet
