@@ -69,8 +69,7 @@ def kind_text(setting: table.Setting) -> str:
         return f"double[{setting.length}]" if setting.length else "double[]"
     text = names[setting.kind]
     if setting.range is not None and setting.kind != "optional_float":
-        lo, hi = setting.range
-        text += f" in [{lo:g}, {hi:g}]"
+        text += f" in {setting.range_text}"
     return text
 
 
