@@ -79,7 +79,10 @@ class Setting:
         lo, hi = self.range
         left = "(" if self.open_range or self.open_low else "["
         right = ")" if self.open_range else "]"
-        return f"{left}{lo:g}, {hi:g}{right}"
+        def text(v: float) -> str:
+            return str(v) if isinstance(v, int) else f"{v:g}"
+
+        return f"{left}{text(lo)}, {text(hi)}{right}"
 
     def parse(self, value: Any) -> Any:
         """`value` as this setting holds it, then checked.

@@ -21,6 +21,14 @@ HEADER = """\
 # "start-up" ones are read-only once the node has started.
 # The launch files' arguments device, mask_source, autoencoder_weights and sosnet_weights override
 # the values below.
+# QoS: inputs are best effort, outputs reliable, keep last 5 (REP-2003). Change them per topic with
+# rclpy's read-only QoS override parameters (fully qualified topic names; history, depth,
+# reliability), for example under ros__parameters:
+#   qos_overrides:
+#     /camera/thermal/image_raw:
+#       subscription:
+#         reliability: reliable
+#         depth: 10
 /**:
   ros__parameters:
 """
