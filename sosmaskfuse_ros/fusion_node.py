@@ -91,6 +91,16 @@ def _overrides() -> QoSOverridingOptions:
     return QoSOverridingOptions.with_default_policies()
 
 
+def _qos(profile: QoSProfile) -> QoSProfile:
+    """A copy of `profile`: rclpy applies the QoS overrides to the profile object it is given."""
+    return QoSProfile(
+        history=profile.history,
+        depth=profile.depth,
+        reliability=profile.reliability,
+        durability=profile.durability,
+    )
+
+
 class FusionNode(LifecycleNode):
     """Pairs the thermal and visible inputs, fuses each pair, publishes the results."""
 
@@ -203,13 +213,13 @@ class FusionNode(LifecycleNode):
                         CompressedImage if use_compressed else Image,
                         _TOPICS[role] + ("/compressed" if use_compressed else ""),
                         lambda msg, i=index, r=role: self._on_image(i, r, msg),
-                        INPUT_QOS,
+                        _qos(INPUT_QOS),
                         qos_overriding_options=_overrides(),
                     )
                 )
             self._subs.append(
                 self.create_subscription(
-                    CameraInfo, "visible/camera_info", self._on_camera_info, INPUT_QOS
+                    CameraInfo, "visible/camera_info", self._on_camera_info, _qos(INPUT_QOS)
                 )
             )
         except (RuntimeError, InvalidQosOverridesError) as exc:
@@ -260,7 +270,7 @@ class FusionNode(LifecycleNode):
     def _create_publishers(self, values: dict) -> None:
         def pub(kind, topic):
             return self.create_lifecycle_publisher(
-                kind, topic, OUTPUT_QOS, qos_overriding_options=_overrides()
+                kind, topic, _qos(OUTPUT_QOS), qos_overriding_options=_overrides()
             )
 
         self._pubs = {
