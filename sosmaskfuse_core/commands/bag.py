@@ -130,6 +130,8 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
         error = str(exc)
     finally:
         progress.close()
+    if error and str(args.input) not in error:
+        error = f"{args.input}: {error}"
     if error and not fusion.report.storage:  # failed before the output was opened
         print(f"error: {error}", file=stream)
         return 2
@@ -174,6 +176,7 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
         ("pairs not fused", report.failed),
     ):
         if items:
-            say(f"  {len(items)} {title}:")
+            where = f" in {report.source}" if report.source else ""
+            say(f"  {len(items)} {title}{where}:")
             for item in items:
                 say(f"    {item}")

@@ -79,6 +79,7 @@ class Setting:
         lo, hi = self.range
         left = "(" if self.open_range or self.open_low else "["
         right = ")" if self.open_range else "]"
+
         def text(v: float) -> str:
             return str(v) if isinstance(v, int) else f"{v:g}"
 
