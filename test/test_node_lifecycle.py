@@ -278,3 +278,29 @@ def test_a_bogus_qos_override_is_a_clear_configure_error(session, tiny_checkpoin
         assert "reliability" in node.report.config_error and "bogus" in node.report.config_error
     finally:
         session.remove(node)
+
+
+def test_set_parameters_over_dds_cannot_delete_or_retype(rig):
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    r = rig()
+    client = r.tester.create_client(
+        SetParameters, f"{r.node.get_fully_qualified_name()}/set_parameters"
+    )
+
+    def set_one(name, value: ParameterValue):
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+        return _call(r.tester, client, request).results[0]
+
+    unset = set_one("mask_threshold", ParameterValue(type=ParameterType.PARAMETER_NOT_SET))
+    assert not unset.successful and "cannot be undeclared" in unset.reason
+    as_bool = set_one(
+        "mask_threshold", ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True)
+    )
+    assert not as_bool.successful
+    good = set_one(
+        "mask_threshold", ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.3)
+    )
+    assert good.successful and r.node.pipeline.config.mask_threshold == 0.3
