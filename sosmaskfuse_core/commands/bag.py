@@ -183,6 +183,7 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
         ("pairs not fused", report.failed),
     ):
         if items:
-            say(f"  {len(items)} {title}:")
+            where = f" in {report.source}" if report.source else ""
+            say(f"  {len(items)} {title}{where}:")
             for item in items:
                 say(f"    {item}")

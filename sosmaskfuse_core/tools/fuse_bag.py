@@ -130,6 +130,7 @@ class BagReport:
     """What a run did, filled in as it goes (so an interrupted run still has its account)."""
 
     storage: str = ""
+    source: str = ""  # the input bag, for messages
     fused_topic: str = ""
     mask_topic: str | None = None
     frames: dict[str, int] = field(default_factory=dict)  # decoded frames per input topic
@@ -186,7 +187,8 @@ def fuse_bag(
     except KeyboardInterrupt:
         pass
     except (ReaderError, WriterError, OSError) as exc:  # an unreadable input, a full disk
-        fusion.report.error = str(exc)
+        error = str(exc)
+        fusion.report.error = error if str(src) in error else f"{src}: {error}"
     return fusion.report
 
 
@@ -205,7 +207,7 @@ class BagFusion:
         self.job = job
         self.stage = stage
         self.custom_data = dict(custom_data or {})
-        self.report = BagReport()
+        self.report = BagReport(source=str(self.src))
         self._store = typestore()
         self._image_cls = self._store.types[IMAGE]
 
@@ -397,7 +399,6 @@ class BagFusion:
             msg = self._image_cls(header=visible.header, **fields._asdict())
             writer.write(conn, visible.log_time, self._store.serialize_cdr(msg, IMAGE))
 
-    @staticmethod
-    def _skip(where: list[Skipped], item: Skipped) -> None:
+    def _skip(self, where: list[Skipped], item: Skipped) -> None:
         where.append(item)
-        log.warning("skipped %s", item)
+        log.warning("%s: skipped %s", self.src, item)
