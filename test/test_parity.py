@@ -1,40 +1,60 @@
-"""Numeric parity with the reference implementation on the shared fixture (synthetic weights)."""
+"""Numeric parity with the reference implementation, on its fixture kept in test/fixtures/parity.
 
-import importlib.util
+The expected outputs were computed by the authors' reference code with synthetic weights; this
+test rebuilds those weights (test/parity_recipe.py) in the authors' file layout, runs ours and
+compares. It needs nothing outside the repository. The key/shape schema of the authors' files
+is ../shared/spec/checkpoint_schemas.json where that exists, else its copy in the fixture
+folder (test/test_parity_fixture.py checks that the copies are the same as the originals).
+"""
+
 import json
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from conftest import REPO, SHARED
+from parity_recipe import SEEDS, synthetic_state_dict
 
 from sosmaskfuse_core import cli
+
+FIXTURE = REPO / "test" / "fixtures" / "parity"
+SCHEMAS = SHARED / "spec" / "checkpoint_schemas.json"
+
+
+def schema_file():
+    """The authors' checkpoint schema: the original beside the repository, else our copy."""
+    return SCHEMAS if SCHEMAS.is_file() else FIXTURE / "checkpoint_schemas.json"
 
 
 @pytest.fixture(scope="module")
 def reference_weights(tmp_path_factory):
-    """The authors'-layout checkpoint files built by the fixture's recipe."""
-    fixture = shared_path("fixtures", "parity")
-    spec = importlib.util.spec_from_file_location("weights_recipe", fixture / "weights_recipe.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    schemas = json.loads(shared_path("spec", "checkpoint_schemas.json").read_text())
+    """The authors'-layout checkpoint files with the fixture's synthetic weights."""
+    schemas = json.loads(schema_file().read_text())
     root = tmp_path_factory.mktemp("weights")
-    torch.save(recipe.fill_state_dict(schemas["autoencoder"], 1000), root / "Epoch_model_1.model")
-    torch.save(recipe.fill_state_dict(schemas["sosnet"], 2000), root / "normal_epoch_170.pth")
-    return root / "Epoch_model_1.model", root / "normal_epoch_170.pth", fixture
+    ae, sos = root / "Epoch_model_1.model", root / "normal_epoch_170.pth"
+    torch.save(synthetic_state_dict(schemas["autoencoder"], SEEDS["autoencoder"]), ae)
+    torch.save(synthetic_state_dict(schemas["sosnet"], SEEDS["sosnet"]), sos)
+    return ae, sos
+
+
+def test_the_fixture_is_complete():
+    cases = sorted(p.stem[len("expected_") :] for p in FIXTURE.glob("expected_*.npz"))
+    assert cases == ["c_480x640"]
+    for stem in cases:
+        for side in ("ir", "vis"):
+            assert (FIXTURE / "inputs" / side / f"{stem}.png").is_file()
 
 
 def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
-    ae_path, sos_path, fixture = reference_weights
+    ae_path, sos_path = reference_weights
     code = cli.main(
         [
             "fuse",
             "--ir",
-            str(fixture / "inputs" / "ir"),
+            str(FIXTURE / "inputs" / "ir"),
             "--vis",
-            str(fixture / "inputs" / "vis"),
+            str(FIXTURE / "inputs" / "vis"),
             "--out",
             str(tmp_path),
             "--autoencoder",
@@ -46,7 +66,7 @@ def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
         ]
     )
     assert code == 0
-    for npz in sorted(fixture.glob("expected_*.npz")):
+    for npz in sorted(FIXTURE.glob("expected_*.npz")):
         stem = npz.stem[len("expected_") :]
         expected = np.load(npz)
         mask = cv2.imread(str(tmp_path / "mask" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
@@ -60,11 +80,11 @@ def test_sos_probability_and_raw_output_match(reference_weights):
     from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
     from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline
 
-    ae_path, sos_path, fixture = reference_weights
+    ae_path, sos_path = reference_weights
     pipe = FusionPipeline(load_autoencoder(ae_path)[0], load_sosnet(sos_path)[0], device="cpu")
-    expected = np.load(fixture / "expected_c_480x640.npz")
-    ir = cv2.imread(str(fixture / "inputs" / "ir" / "c_480x640.png"))
-    vis = cv2.imread(str(fixture / "inputs" / "vis" / "c_480x640.png"))
+    expected = np.load(FIXTURE / "expected_c_480x640.npz")
+    ir = cv2.imread(str(FIXTURE / "inputs" / "ir" / "c_480x640.png"))
+    vis = cv2.imread(str(FIXTURE / "inputs" / "vis" / "c_480x640.png"))
     assert np.abs(pipe.mask(ir) - expected["sos_prob"]).max() < 1e-4
     # With the reference's own 8-bit mask the decoder output agrees to float rounding.
     raw = pipe(ir, vis, mask=expected["mask_u8"]).raw
