@@ -20,8 +20,10 @@ tensors of the fixture's own recipe there.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -62,3 +64,16 @@ def synthetic_state_dict(schema: Sequence[Sequence], seed: int) -> dict[str, tor
             )
         state[key] = tensor
     return state
+
+
+def authors_schemas() -> dict[str, list]:
+    """The authors' checkpoint schemas ([key, shape, dtype] rows per network).
+
+    The original in ../shared/spec where present, else the copy kept with the parity fixture
+    (test/fixtures/parity/checkpoint_schemas.json).
+    """
+    here = Path(__file__).resolve().parent
+    original = here.parent.parent / "shared" / "spec" / "checkpoint_schemas.json"
+    copy = here / "fixtures" / "parity" / "checkpoint_schemas.json"
+    path = original if original.is_file() else copy
+    return json.loads(path.read_text())

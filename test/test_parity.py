@@ -7,30 +7,22 @@ is ../shared/spec/checkpoint_schemas.json where that exists, else its copy in th
 folder (test/test_parity_fixture.py checks that the copies are the same as the originals).
 """
 
-import json
-
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SHARED
-from parity_recipe import SEEDS, synthetic_state_dict
+from conftest import REPO
+from parity_recipe import SEEDS, authors_schemas, synthetic_state_dict
 
 from sosmaskfuse_core import cli
 
 FIXTURE = REPO / "test" / "fixtures" / "parity"
-SCHEMAS = SHARED / "spec" / "checkpoint_schemas.json"
-
-
-def schema_file():
-    """The authors' checkpoint schema: the original beside the repository, else our copy."""
-    return SCHEMAS if SCHEMAS.is_file() else FIXTURE / "checkpoint_schemas.json"
 
 
 @pytest.fixture(scope="module")
 def reference_weights(tmp_path_factory):
     """The authors'-layout checkpoint files with the fixture's synthetic weights."""
-    schemas = json.loads(schema_file().read_text())
+    schemas = authors_schemas()
     root = tmp_path_factory.mktemp("weights")
     ae, sos = root / "Epoch_model_1.model", root / "normal_epoch_170.pth"
     torch.save(synthetic_state_dict(schemas["autoencoder"], SEEDS["autoencoder"]), ae)
