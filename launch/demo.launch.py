@@ -6,13 +6,15 @@ r"""Try SOSMaskFuse with no cameras: synthetic cameras, the fusion node and opti
 The node is the one of sosmaskfuse.launch.py with CPU-friendly settings: fusion at 160x128
 (the IMV-F autoencoder costs about 50 GFLOP a frame there, 200 at the cameras' 320x256) and
 output_scaling clip (no frame-to-frame flicker). The camera topics are the node's own relative
-names, so everything lands in `namespace`.
+names, so everything lands in `namespace` (the cameras' visible/camera_info included, which the
+node turns into camera_info for the fused image). `fastdds_profile` applies a Fast DDS profile to
+both nodes, e.g. config/fastdds_large_images.xml.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -82,6 +84,20 @@ def generate_launch_description():
                 "autoencoder_weights", **setting_argument("autoencoder_weights")
             ),
             DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
+            DeclareLaunchArgument(
+                "fastdds_profile",
+                default_value="",
+                description="Fast DDS XML profile for both nodes "
+                "(FASTRTPS_DEFAULT_PROFILES_FILE), e.g. <share>/config/fastdds_large_images.xml; "
+                "empty: the environment's",
+            ),
+            SetEnvironmentVariable(
+                "FASTRTPS_DEFAULT_PROFILES_FILE",
+                LaunchConfiguration("fastdds_profile"),
+                condition=IfCondition(
+                    PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])
+                ),
+            ),
             DeclareLaunchArgument(
                 "rviz",
                 default_value="false",

@@ -4,12 +4,17 @@ r"""Launch the SOSMaskFuse fusion node on a thermal and a visible camera topic.
       thermal_topic:=/flir/image_raw visible_topic:=/rgb/image_raw
 
 Parameters come from `params_file` (default: the installed config/sosmaskfuse.yaml); the
-arguments use_sim_time, device, mask_source, autoencoder_weights and sosnet_weights
-override it. Outputs: <namespace>/fused_image, <namespace>/sos_mask, /diagnostics.
+arguments use_sim_time, device, mask_source, autoencoder_weights, sosnet_weights and autostart
+override it. The visible camera's camera_info is read next to `visible_topic`
+(/rgb/image_raw -> /rgb/camera_info). Outputs: <namespace>/fused_image, <namespace>/camera_info,
+<namespace>/sos_mask, /diagnostics. `fastdds_profile` points FASTRTPS_DEFAULT_PROFILES_FILE at a
+Fast DDS profile, e.g. the shipped config/fastdds_large_images.xml for camera-sized images on
+best-effort topics.
 """
 
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -33,7 +38,8 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "visible_topic",
                 default_value="/visible/image_raw",
-                description="visible camera sensor_msgs/Image topic (rgb8, bgr8, mono8, ...)",
+                description="visible camera sensor_msgs/Image topic (rgb8, bgr8, mono8, bayer, "
+                "yuv422, ...); its camera_info is read beside it",
             ),
             DeclareLaunchArgument(
                 "params_file",
@@ -59,6 +65,20 @@ def generate_launch_description():
                 "autoencoder_weights", **setting_argument("autoencoder_weights")
             ),
             DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
+            DeclareLaunchArgument("autostart", **setting_argument("autostart")),
+            DeclareLaunchArgument(
+                "fastdds_profile",
+                default_value="",
+                description="Fast DDS XML profile for the node (FASTRTPS_DEFAULT_PROFILES_FILE), "
+                "e.g. <share>/config/fastdds_large_images.xml; empty: the environment's",
+            ),
+            SetEnvironmentVariable(
+                "FASTRTPS_DEFAULT_PROFILES_FILE",
+                LaunchConfiguration("fastdds_profile"),
+                condition=IfCondition(
+                    PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])
+                ),
+            ),
             Node(
                 package="sosmaskfuse_ros",
                 executable="sosmaskfuse_node",
@@ -81,6 +101,9 @@ def generate_launch_description():
                         "sosnet_weights": ParameterValue(
                             LaunchConfiguration("sosnet_weights"), value_type=str
                         ),
+                        "autostart": ParameterValue(
+                            LaunchConfiguration("autostart"), value_type=bool
+                        ),
                     },
                 ],
                 remappings=[
@@ -88,6 +111,12 @@ def generate_launch_description():
                     ("visible/image_raw", visible_topic),
                     ("thermal/image_raw/compressed", [thermal_topic, "/compressed"]),
                     ("visible/image_raw/compressed", [visible_topic, "/compressed"]),
+                    (  # image_transport's rule: camera_info beside the image topic
+                        "visible/camera_info",
+                        PythonExpression(
+                            ["'/'.join('", visible_topic, "'.split('/')[:-1] + ['camera_info'])"]
+                        ),
+                    ),
                 ],
             ),
         ]

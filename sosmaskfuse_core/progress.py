@@ -46,11 +46,10 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = (self.count - self.initial) / elapsed
         parts = [f"{self.label}: {self.count}" + (f"/{self.total}" if self.total else "")]
-        parts.append(
-            f"{rate:.2f} {self.unit}/s"
-            if rate >= 0.1
-            else f"{1 / max(rate, 1e-9):.1f} s/{self.unit}"
-        )
+        if rate > 0:  # nothing done yet: no rate to show
+            parts.append(
+                f"{rate:.2f} {self.unit}/s" if rate >= 0.1 else f"{1 / rate:.1f} s/{self.unit}"
+            )
         if self.total and rate > 0:
             parts.append(f"ETA {_clock(max(self.total - self.count, 0) / rate)}")
         if self.failed:
@@ -65,7 +64,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.tty and self.count:
+        if self.tty and self._last:  # a line was drawn: end it
             self.stream.write("\n")
             self.stream.flush()
 

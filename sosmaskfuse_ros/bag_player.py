@@ -6,6 +6,8 @@ message package is importable plays, with nothing converted. Pacing follows the 
 message i is due ``(t_i - t_start) / rate`` seconds after playback started. With a clock rate,
 /clock carries the playback time, ``clock_hz`` times a second while waiting and the message's
 own log time just before each message, so a node with use_sim_time sees the bag's time.
+The player reads and waits on a `Timekeeper` (real monotonic time by default; tests give one
+whose sleep advances a counter, so pacing is checked exactly without waiting).
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ from rosgraph_msgs.msg import Clock
 from sosmaskfuse_core.formats.rosbag_io import NS_PER_SECOND, format_time
 
 PUBLISHER_DEPTH = 10  # what `ros2 bag play` offers
+STOP_CHECK = 0.1  # longest sleep (s): how late a set `stop` is noticed
+
+
+@dataclass(frozen=True)
+class Timekeeper:
+    """The time playback is paced by: `now()` in seconds, `sleep(seconds)`."""
+
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
 
 
 def message_class(msgtype: str) -> type:
@@ -105,6 +116,7 @@ class BagPlayer:
         topics: list[str] | None = None,
         loop: bool = False,
         start_offset: float = 0.0,
+        timekeeper: Timekeeper | None = None,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate {rate}: must be positive")
@@ -113,6 +125,7 @@ class BagPlayer:
         if not start_offset >= 0:
             raise ValueError(f"start offset {start_offset}: must not be negative")
         self.node, self.rate, self.clock_hz, self.loop = node, rate, clock_hz, loop
+        self.time = timekeeper or Timekeeper()
         self.report = PlayReport()
         self.reader = Reader(Path(bag))
         self.reader.open()
@@ -175,7 +188,7 @@ class BagPlayer:
         block: playback pauses meanwhile (the schedule shifts by the time it took), as a paused
         `ros2 bag play` does. Tests use it to wait until a node has caught up.
         """
-        started = time.monotonic()
+        started = self.time.now()
         stop = stop or threading.Event()
         connections = [c for c in self._connections if c.id in self._by_connection]
         try:
@@ -188,22 +201,22 @@ class BagPlayer:
             self.report.interrupted = True
             raise
         finally:
-            self.report.seconds = time.monotonic() - started
+            self.report.seconds = self.time.now() - started
         return self.report
 
     def _play_once(
         self, connections: list[Connection], hold: Hold | None, stop: threading.Event
     ) -> None:
-        wall0 = time.monotonic()
+        wall0 = self.time.now()
         self._next_clock = wall0
         self._last_clock = -1
         for conn, log_time, raw in self.reader.messages(connections, start=self.start):
             if not self._wait(log_time, wall0, stop):
                 return
             if hold is not None:
-                held = time.monotonic()
+                held = self.time.now()
                 hold(conn.topic, log_time)
-                wall0 += time.monotonic() - held
+                wall0 += self.time.now() - held
             self._publish_clock(log_time)
             self._by_connection[conn.id].publish(raw if isinstance(raw, bytes) else bytes(raw))
             self.report.published[conn.topic] += 1
@@ -213,7 +226,7 @@ class BagPlayer:
         """Sleep until ``log_time`` is due, publishing /clock meanwhile; False if stopped."""
         due = wall0 + (log_time - self.start) / NS_PER_SECOND / self.rate
         while not stop.is_set():
-            now = time.monotonic()
+            now = self.time.now()
             if now >= due:
                 return True
             wake = due
@@ -223,7 +236,7 @@ class BagPlayer:
                     self._publish_clock(min(playback, log_time))
                     self._next_clock = now + 1.0 / self.clock_hz
                 wake = min(due, self._next_clock)
-            time.sleep(min(wake - now, 0.1))  # wake up at least every 0.1 s to notice `stop`
+            self.time.sleep(min(wake - now, STOP_CHECK))  # wake up to notice `stop`
         return False
 
     def _publish_clock(self, ns: int) -> None:

@@ -1,69 +1,115 @@
-"""`sosmaskfuse_node`: time-synchronised thermal + visible images in, SOS mask and fused image out.
+"""`sosmaskfuse_node`: a managed node; thermal + visible images in, mask and fused image out.
 
 Topics (relative; remap them at launch):
   in   thermal/image_raw, visible/image_raw   sensor_msgs/Image (or <topic>/compressed with
                                               input_transport:=compressed)
+  in   visible/camera_info                    the visible camera's calibration (optional)
   in   mask                                   sensor_msgs/Image mono8, with mask_source:=topic
   out  fused_image                            mono8, or bgr8 with color_output
+  out  fused_image/compressed                 JPEG, with publish_compressed
+  out  camera_info                            the visible calibration at the fused size
   out  sos_mask                               mono8 (publish_mask)
   out  /diagnostics                           diagnostic_msgs/DiagnosticArray
 
-Output headers are the visible frame's header (stamp and frame_id): the fused image lives
-in the visible camera's pixel grid (the thermal image is warped or resized into it).
+Lifecycle (rclpy's LifecycleNode; `<node>/change_state`, `<node>/get_state`): configure checks
+every parameter and loads the models (with the fallbacks of `model_loading`), activate
+subscribes and enables the publishers, deactivate unsubscribes (models stay loaded), cleanup
+frees the models. With `autostart` (the default) the node walks to active by itself.
 
-Inference runs on a worker thread behind a latest-wins slot: when fusion is slower than the
-cameras, waiting pairs are replaced by newer ones (counted as dropped), so latency stays
-bounded by one processing time.
+Output headers are the visible frame's header (stamp and frame_id): the fused image lives in
+the visible camera's pixel grid. Inference runs on a worker thread behind a latest-wins slot:
+when fusion is slower than the cameras, waiting pairs are replaced by newer ones (counted as
+dropped), so no queue builds up.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import signal
-import time
+import threading
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from sosmaskfuse_core.formats.image_codec import ImageDecodeError, fill_image_msg, message_to_array
+from sosmaskfuse_core.formats.approx_sync import stamp_to_ns
+from sosmaskfuse_core.formats.image_codec import (
+    fill_compressed_msg,
+    fill_image_msg,
+    message_to_array,
+)
 from sosmaskfuse_core.pipeline import builder
-from sosmaskfuse_core.pipeline.devices import check_precision, resolve_device
+from sosmaskfuse_core.pipeline.health import NonFiniteOutputError
 from sosmaskfuse_core.pipeline.pair_stage import Frame as StageFrame
-from sosmaskfuse_core.pipeline.pair_stage import PairStage
 from sosmaskfuse_core.settings import table
 
 from . import params
+from .camera_info import fused_camera_info
+from .diagnostics import InputMonitor, KeyedThrottle
 from .latest_worker import LatestWorker
+from .model_loading import load_models
+from .node_report import NodeReport
 from .pair_sync import Frame, make_synchronizer
 
 _INPUTS = ("thermal", "visible", "mask")
+_TOPICS = {"thermal": "thermal/image_raw", "visible": "visible/image_raw", "mask": "mask"}
+#: Today's QoS, overridable per topic with rclpy's qos_overrides parameters (REP-2003).
+INPUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT
+)
+OUTPUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
+)
+_SETTING_NAMES = frozenset(s.name for s in params.node_settings())
+_SUCCESS, _FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-def _qos(reliability: str, depth: int) -> QoSProfile:
+def _logged(transition):
+    """A transition callback that logs what it raised (rclpy turns it into a silent ERROR)."""
+
+    @functools.wraps(transition)
+    def callback(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return transition(self, state)
+        except Exception as exc:
+            self.report.config_error = f"{transition.__name__[3:]} failed: {exc!r}"
+            self.get_logger().error(self.report.config_error)
+            return TransitionCallbackReturn.ERROR
+
+    return callback
+
+
+def _overrides() -> QoSOverridingOptions:
+    return QoSOverridingOptions.with_default_policies()
+
+
+def _qos(profile: QoSProfile) -> QoSProfile:
+    """A copy of `profile`: rclpy applies the QoS overrides to the profile object it is given."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.BEST_EFFORT
-        if reliability == "best_effort"
-        else ReliabilityPolicy.RELIABLE,
+        history=profile.history,
+        depth=profile.depth,
+        reliability=profile.reliability,
+        durability=profile.durability,
     )
 
 
-class FusionNode(Node):
-    """Pairs the thermal and visible inputs, fuses each pair, publishes the results.
-
-    Each pair goes through a `PairStage`.
-    """
+class FusionNode(LifecycleNode):
+    """Pairs the thermal and visible inputs, fuses each pair, publishes the results."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sosmaskfuse", **kwargs)
-        p = params.declare_all(self)
-        self._p = p
+        self._declare_errors = dict(
+            e.split(": ", 1) for e in params.declare_parameters(self, params.node_settings())
+        )
+        self._p: dict[str, Any] = {}
         self.counts = {
             "received": dict.fromkeys(_INPUTS, 0),
             "bad": dict.fromkeys(_INPUTS, 0),
@@ -71,57 +117,28 @@ class FusionNode(Node):
             "published": 0,
             "failed": 0,
         }
-        self._latency_ms: list[float] = []
-        self._last_error = ""
-
-        self.stage, self.sources = self._build_stage(p)
-        self.get_logger().info(
-            f"fusing on {self.pipeline.device} ({self.pipeline.config.precision}); {self.sources}"
-        )
-
-        out_qos = _qos(p["output_reliability"], p["qos_depth"])
-        self.fused_pub = self.create_publisher(Image, "fused_image", out_qos)
-        self.mask_pub = self.create_publisher(Image, "sos_mask", out_qos)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-
-        n_inputs = 3 if self.pipeline.mask_source == "topic" else 2
-        self.sync = make_synchronizer(
-            n_inputs, p["sync_queue_size"], p["sync_slop"], self._on_pair
-        )
+        self.stage = None
+        self.sources = None
+        self.sync = None
+        self.monitors: dict[str, InputMonitor] = {}
+        self._pubs: dict[str, Any] = {}
+        self._subs: list = []
+        self._active = False
+        self._camera_info: CameraInfo | None = None
+        self._stage_lock = threading.Lock()  # cleanup waits for a pair in flight
+        self._throttle = KeyedThrottle(5.0)
+        self.report = NodeReport(self)
         self.worker: LatestWorker[tuple[Frame, ...]] = LatestWorker(
             self._process, name="sosmaskfuse-fusion"
         )
-
-        in_qos = _qos(p["input_reliability"], p["qos_depth"])
-        compressed = p["input_transport"] == "compressed"
-        self._subs = []
-        for index, (role, topic) in enumerate(
-            (("thermal", "thermal/image_raw"), ("visible", "visible/image_raw"), ("mask", "mask"))[
-                :n_inputs
-            ]
-        ):
-            use_compressed = compressed and role != "mask"
-            self._subs.append(
-                self.create_subscription(
-                    CompressedImage if use_compressed else Image,
-                    topic + "/compressed" if use_compressed else topic,
-                    lambda msg, i=index, r=role: self._on_image(i, r, msg),
-                    in_qos,
-                )
-            )
-        self.get_logger().info(
-            f"pairing {', '.join(s.topic_name for s in self._subs)} "
-            f"({self.sync.name} ApproximateTime, "
-            f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)"
-        )
-
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self._start_value("diagnostics_period"), self.report.publish)
+        if self._start_value("log_period") > 0:
+            self.create_timer(self._start_value("log_period"), self.report.log_summary)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
-        self._last_report = (self.get_clock().now().nanoseconds, self._snapshot())
-        self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
-        if p["log_period"] > 0:
-            self._last_log = self._last_report
-            self.create_timer(p["log_period"], self._log_summary)
+        if self._start_value("autostart") and self.trigger_configure() == _SUCCESS:
+            self.trigger_activate()
 
     @property
     def pipeline(self):
@@ -133,205 +150,263 @@ class FusionNode(Node):
         """The stage's FramePreparer (gain control, registration, processing size)."""
         return self.stage.preparer
 
-    # --- start-up ---------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """The lifecycle state's label: unconfigured, inactive, active, finalized."""
+        return self._state_machine.current_state[1]
 
-    def _build_stage(self, p: dict) -> tuple[PairStage, builder.ModelSources]:
-        """The configured stage; a bad device, precision or weights file does not stop the node.
+    def _start_value(self, name: str) -> Any:
+        """A parameter needed before configure: its value, or the default if it is refused."""
+        setting = table.by_name(name)
+        try:
+            return params.to_setting(setting, self.get_parameter(name).value)
+        except (ValueError, ParameterUninitializedException):  # refused, or an unset list
+            return setting.default
 
-        Only what failed is replaced by its default (device: CPU; precision: fp32; autoencoder: the
-        shipped one; SOS network: none, mask from the best source left), with an error in the log
-        and in the diagnostics. The user's other choices are kept.
-        """
-        errors: list[str] = []
-        device, precision = p["device"], p["precision"]
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @_logged
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.report.config_error = ""
         try:
-            resolved = resolve_device(device)
-        except ValueError as exc:
-            errors.append(str(exc))
-            device, resolved = "cpu", resolve_device("cpu")
-        try:
-            check_precision(precision, resolved)
-        except ValueError as exc:
-            errors.append(str(exc))
-            precision = "fp32"
-        for error in errors:
-            self.get_logger().error(f"cannot use the configured device/precision: {error}")
-        ae, sos, mask = (
-            p["autoencoder_weights"] or None,
-            p["sosnet_weights"] or None,
-            p["mask_source"],
+            if self._declare_errors:
+                raise ValueError("; ".join(f"{k}: {v}" for k, v in self._declare_errors.items()))
+            values = table.check_values(params.read_values(self, params.node_settings()))
+            loaded = load_models(values, self.get_logger().error)
+            self._create_publishers(values)
+        except (ValueError, RuntimeError, InvalidQosOverridesError) as exc:
+            self.report.config_error = f"cannot configure: {exc}"
+            self.get_logger().error(self.report.config_error)
+            self._destroy_publishers()
+            return _FAILURE
+        self._p = values
+        with self._stage_lock:
+            self.stage, self.sources = loaded.stage, loaded.sources
+        self.report.fallback = loaded.fallback
+        n_inputs = 3 if self.pipeline.mask_source == "topic" else 2
+        self.monitors = {
+            role: InputMonitor(
+                self.resolve_topic_name(_TOPICS[role]),
+                values["input_min_rate"],
+                values["input_max_rate"],
+                values["max_stamp_age"],
+            )
+            for role in _INPUTS[:n_inputs]
+        }
+        self.get_logger().info(
+            f"fusing on {self.pipeline.device} ({self.pipeline.config.precision}); {self.sources}"
         )
-        fallback_mask = "topic" if mask == "topic" else "auto"
-        attempts = [(ae, sos, mask)]
-        if ae:
-            attempts.append((None, sos, mask))
-        if sos or mask == "sosnet":
-            attempts.append((ae, None, fallback_mask))
-            if ae:
-                attempts.append((None, None, fallback_mask))
-        for ae_path, sos_path, mask_source in attempts:
-            try:
-                stage, sources = builder.build_stage(
-                    p,
-                    autoencoder_weights=ae_path or "",
-                    sosnet_weights=sos_path or "",
-                    mask_source=mask_source,
-                    device=device,
-                    precision=precision,
+        return _SUCCESS
+
+    @_logged
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self._p
+        self.sync = make_synchronizer(
+            len(self.monitors), p["sync_queue_size"], p["sync_slop"], self._on_pair
+        )
+        compressed = p["input_transport"] == "compressed"
+        try:
+            for index, role in enumerate(self.monitors):
+                use_compressed = compressed and role != "mask"
+                self._subs.append(
+                    self.create_subscription(
+                        CompressedImage if use_compressed else Image,
+                        _TOPICS[role] + ("/compressed" if use_compressed else ""),
+                        lambda msg, i=index, r=role: self._on_image(i, r, msg),
+                        _qos(INPUT_QOS),
+                        qos_overriding_options=_overrides(),
+                    )
                 )
-            except (ValueError, OSError, RuntimeError) as exc:
-                errors.append(str(exc))
-                self.get_logger().error(f"cannot use the configured models: {exc}")
-                continue
-            if errors:
-                self._last_error = (
-                    f"running fallback ({sources}, {stage.pipeline.device} "
-                    f"{stage.pipeline.config.precision}) because: {errors[0]}"
+            self._subs.append(
+                self.create_subscription(
+                    CameraInfo, "visible/camera_info", self._on_camera_info, _qos(INPUT_QOS)
                 )
-                self.get_logger().error(self._last_error)
-            return stage, sources
-        raise RuntimeError("no usable models: " + "; ".join(errors))
+            )
+        except (RuntimeError, InvalidQosOverridesError) as exc:
+            self.report.config_error = f"cannot activate: {exc}"
+            self.get_logger().error(self.report.config_error)
+            self._destroy_subscriptions()
+            return _FAILURE
+        self._active = True
+        self.report.config_error = ""
+        self.get_logger().info(
+            f"pairing {', '.join(s.topic_name for s in self._subs[:-1])} "
+            f"({self.sync.name} ApproximateTime, "
+            f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)"
+        )
+        return super().on_activate(state)
+
+    @_logged
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_subscriptions()
+        self.get_logger().info("inactive: not fusing (models stay loaded)")
+        return super().on_deactivate(state)
+
+    @_logged
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: models freed")
+        return _SUCCESS
+
+    @_logged
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_subscriptions()
+        self._release()
+        return _SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.on_shutdown(state)
+        return _SUCCESS
+
+    def _release(self) -> None:
+        self._destroy_publishers()
+        with self._stage_lock:
+            self.stage = self.sources = None
+        self.monitors = {}
+        self.report.fallback = ""
+
+    def _create_publishers(self, values: dict) -> None:
+        def pub(kind, topic):
+            return self.create_lifecycle_publisher(
+                kind, topic, _qos(OUTPUT_QOS), qos_overriding_options=_overrides()
+            )
+
+        self._pubs = {
+            "fused": pub(Image, "fused_image"),
+            "mask": pub(Image, "sos_mask"),
+            "camera_info": pub(CameraInfo, "camera_info"),
+        }
+        if values["publish_compressed"]:
+            self._pubs["compressed"] = pub(CompressedImage, "fused_image/compressed")
+
+    def _destroy_publishers(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+
+    def _destroy_subscriptions(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
 
     # --- executor thread: receive, validate, pair --------------------------------------------
 
     def _on_image(self, index: int, role: str, msg: Any) -> None:
+        """Decode, check and pair one message; a bad one is counted and logged, never raised."""
         self.counts["received"][role] += 1
         try:
+            monitor = self.monitors[role]
+            monitor.message(stamp_to_ns(msg.header.stamp) / 1e9, self._now_s())
             image, encoding = message_to_array(
-                msg, name=f"{role} image"
+                msg, name=f"{role} image", max_pixels=self._p["max_input_pixels"]
             )  # as `sosmaskfuse bag` decodes
-            self.sync.add(index, Frame(msg.header, encoding, image, time.monotonic_ns()))
-        except (
-            ImageDecodeError,
-            ValueError,
-        ) as exc:  # bad pixels, or a stamp the synchroniser refuses
+            self.sync.add(index, Frame(msg.header, encoding, image))
+        except Exception as exc:  # a bad message (ImageDecodeError, a refused stamp) or worse
+            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self.counts["bad"][role] += 1
-            self.get_logger().warning(
-                f"dropped a {role} message: {exc}", throttle_duration_sec=5.0
-            )
+            if role in self.monitors:
+                self.monitors[role].bad(reason)
+            if self._throttle.allow((role, re.sub(r"\d+", "#", reason)[:60])):
+                self.get_logger().warning(f"dropped a {role} message: {reason}")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
 
     def _on_pair(self, *frames: Frame) -> None:
         self.counts["pairs"] += 1
         self.worker.offer(frames)
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
 
     # --- worker thread: fuse and publish -----------------------------------------------------
 
     def _process(self, frames: tuple[Frame, ...]) -> None:
         thermal, visible = frames[0], frames[1]
         mask = StageFrame(frames[2].image, frames[2].encoding) if len(frames) > 2 else None
-        try:
-            out = self.stage(
-                StageFrame(thermal.image, thermal.encoding),
-                StageFrame(visible.image, visible.encoding),
-                mask,
-            )
-        except (ValueError, RuntimeError) as exc:
-            self.counts["failed"] += 1
-            self._last_error = str(exc)
-            self.get_logger().warning(f"could not fuse a pair: {exc}", throttle_duration_sec=5.0)
-            return
-        if not self.context.ok():  # shut down (Ctrl-C) while fusing: nothing left to publish to
-            return
-        header = (
-            visible.header
-        )  # PairStage.HEADER_FROM: the fused image lies in the visible camera's grid
-        self.fused_pub.publish(fill_image_msg(Image(), out.fused, out.fused_encoding, header))
+        with self._stage_lock:
+            if self.stage is None or not self._active:
+                return  # deactivated (or cleaned up) while the pair waited
+            try:
+                out = self.stage(
+                    StageFrame(thermal.image, thermal.encoding),
+                    StageFrame(visible.image, visible.encoding),
+                    mask,
+                )
+            except (ValueError, RuntimeError) as exc:
+                self.counts["failed"] += 1
+                self.report.pair_failed(exc, error=isinstance(exc, NonFiniteOutputError))
+                if self._throttle.allow(("fusion", type(exc).__name__)):
+                    self.get_logger().warning(f"could not fuse a pair: {exc}")
+                return
+            if not self.context.ok() or not self._active:
+                return  # shut down (Ctrl-C) or deactivated while fusing: nothing to publish
+            self._publish(visible.header, out)
+
+    def _publish(self, header, out) -> None:
+        """The outputs of one pair, all with the visible frame's header (PairStage.HEADER_FROM)."""
+        self._pubs["fused"].publish(fill_image_msg(Image(), out.fused, out.fused_encoding, header))
         if out.mask is not None:
-            self.mask_pub.publish(fill_image_msg(Image(), out.mask, out.mask_encoding, header))
+            self._pubs["mask"].publish(
+                fill_image_msg(Image(), out.mask, out.mask_encoding, header)
+            )
+        if "compressed" in self._pubs:
+            msg = fill_compressed_msg(
+                CompressedImage(), out.fused, "jpeg", header, jpeg_quality=self._p["jpeg_quality"]
+            )
+            self._pubs["compressed"].publish(msg)
+        info = self._camera_info
+        if info is not None:
+            height, width = out.fused.shape[:2]
+            self._pubs["camera_info"].publish(fused_camera_info(info, header, width, height))
         self.counts["published"] += 1
-        latency = (time.monotonic_ns() - max(thermal.received_ns, visible.received_ns)) / 1e6
-        self._latency_ms = (self._latency_ms + [latency])[-100:]
+        self.report.pair_published(stamp_to_ns(header.stamp))
 
     # --- parameters ----------------------------------------------------------------------------
 
+    def _current_values(self) -> dict:
+        """The configured settings; before configure, each parameter's value or its default."""
+        if self._p:
+            return dict(self._p)
+        return {s.name: self._start_value(s.name) for s in params.node_settings()}
+
     def _live_values(self, changes: list[Parameter]) -> dict:
         """The node's settings with `changes` merged in, as the table holds them (ValueError)."""
-        values = dict(self._p)
+        values = self._current_values()
         for change in changes:
-            values[change.name] = params.to_setting(table.by_name(change.name), change.value)
+            if change.name in values:
+                values[change.name] = params.check_change(table.by_name(change.name), change)
         return values
 
     def _validate_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        changes = [c for c in changes if c.name in _SETTING_NAMES]  # not qos_overrides.*
+        if not changes:
+            return SetParametersResult(successful=True)
         try:
-            builder.live_update(self.stage, self._live_values(changes))
+            values = self._live_values(changes)
+            if self.stage is not None:
+                builder.live_update(self.stage, values)
+            else:
+                builder.frame_preparer(values)  # the combinations (e.g. agc_min < agc_max)
         except (ValueError, TypeError, KeyError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, changes: list[Parameter]) -> None:
+        changes = [c for c in changes if c.name in _SETTING_NAMES]
+        if not changes:
+            return
         values = self._live_values(changes)
-        builder.live_update(self.stage, values)()
-        self._p = values
+        stage = self.stage
+        if stage is not None:  # applied between two pairs (the pipeline's own lock)
+            builder.live_update(stage, values)()
+            self._p = values
+        for change in changes:
+            self._declare_errors.pop(change.name, None)
         self.get_logger().info(
             "parameters set: " + ", ".join(f"{c.name}={c.value!r}" for c in changes)
-        )
-
-    # --- reporting -------------------------------------------------------------------------------
-
-    def _snapshot(self) -> dict:
-        return {
-            "thermal": self.counts["received"]["thermal"],
-            "visible": self.counts["received"]["visible"],
-            "pairs": self.counts["pairs"],
-            "published": self.counts["published"],
-        }
-
-    def _rates(self, last: tuple[int, dict]) -> tuple[dict, tuple[int, dict]]:
-        now, snap = self.get_clock().now().nanoseconds, self._snapshot()
-        dt = (now - last[0]) / 1e9
-        rates = {k: (snap[k] - last[1][k]) / dt if dt > 0 else 0.0 for k in snap}
-        return rates, (now, snap)
-
-    def _publish_diagnostics(self) -> None:
-        rates, self._last_report = self._rates(self._last_report)
-        lat = sorted(self._latency_ms)
-        bad = sum(self.counts["bad"].values())
-        status = DiagnosticStatus(
-            name=f"{self.get_fully_qualified_name()}: fusion",
-            hardware_id=str(self.pipeline.device),
-        )
-        status.level, status.message = DiagnosticStatus.OK, "fusing"
-        if self.counts["published"] == 0 and not self.counts["pairs"]:
-            status.level, status.message = (
-                DiagnosticStatus.WARN,
-                "waiting for thermal/visible pairs",
-            )
-        if self._last_error:
-            status.level, status.message = DiagnosticStatus.WARN, self._last_error[:200]
-        values = {
-            "thermal rate (Hz)": f"{rates['thermal']:.2f}",
-            "visible rate (Hz)": f"{rates['visible']:.2f}",
-            "pair rate (Hz)": f"{rates['pairs']:.2f}",
-            "output rate (Hz)": f"{rates['published']:.2f}",
-            "latency mean (ms)": f"{sum(lat) / len(lat):.1f}" if lat else "",
-            "latency max (ms)": f"{lat[-1]:.1f}" if lat else "",
-            "pairs": str(self.counts["pairs"]),
-            "published": str(self.counts["published"]),
-            "dropped pairs (stale)": str(self.worker.dropped),
-            "failed pairs": str(self.counts["failed"]),
-            "bad messages": str(bad),
-            **{f"bad {k} messages": str(v) for k, v in self.counts["bad"].items()},
-            "device": str(self.pipeline.device),
-            "precision": self.pipeline.config.precision,
-            "autoencoder": self.sources.autoencoder,
-            "mask source": self.sources.mask,
-            "fusion mode": self.pipeline.config.fusion_mode,
-            "mu": str(self.pipeline.config.mu),
-            "sync": self.sync.name,
-        }
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
-
-    def _log_summary(self) -> None:
-        rates, self._last_log = self._rates(self._last_log)
-        lat = self._latency_ms
-        self.get_logger().info(
-            f"in {rates['thermal']:.1f}/{rates['visible']:.1f} Hz, "
-            f"out {rates['published']:.1f} Hz, "
-            f"latency {sum(lat) / len(lat) if lat else 0:.0f} ms, dropped {self.worker.dropped}, "
-            f"bad {sum(self.counts['bad'].values())}, failed {self.counts['failed']}"
         )
 
     def destroy_node(self) -> None:

@@ -3,16 +3,23 @@
 The executor thread `offer`s each new item; if the worker is still busy with an earlier one,
 an item already waiting in the slot is replaced (and counted as dropped). Latency is thus
 bounded by one processing time, however fast the inputs arrive.
+
+An exception from processing one item is logged with its traceback, counted (`failed`) and kept
+(`errors`: the formatted tracebacks, oldest first, at most `MAX_ERRORS`); the worker goes on
+with the next item. Tests assert that `errors` stayed empty.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+MAX_ERRORS = 100  # tracebacks kept; `failed` counts them all
 
 
 class LatestWorker(Generic[T]):
@@ -26,6 +33,7 @@ class LatestWorker(Generic[T]):
         self.dropped = 0
         self.processed = 0
         self.failed = 0
+        self.errors: list[str] = []  # tracebacks of the exceptions processing raised
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -52,6 +60,8 @@ class LatestWorker(Generic[T]):
                 self._process(item)
                 self.processed += 1
             except Exception:  # the worker must outlive any one bad item
+                if len(self.errors) < MAX_ERRORS:
+                    self.errors.append(traceback.format_exc())
                 self.failed += 1
                 log.exception("processing failed")
 

@@ -1,6 +1,6 @@
 """ApproximateTime pairing of the node's inputs: message_filters where installed, else our own.
 
-Both backends pair with the same rules (`sosmaskfuse_core.approx_sync` reimplements
+Both backends pair with the same rules (`sosmaskfuse_core.formats.approx_sync` reimplements
 message_filters' ApproximateTimeSynchronizer and is tested against it). Items fed in need a
 `header.stamp`; the node feeds `Frame`s, decoded once, so a bad message never gets paired.
 """
@@ -24,7 +24,6 @@ class Frame:
     header: Any
     encoding: str
     image: np.ndarray
-    received_ns: int  # monotonic clock, for latency
 
 
 class _BuiltinSync:

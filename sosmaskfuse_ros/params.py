@@ -1,9 +1,10 @@
 """The fusion node's ROS parameters, from the settings table: descriptors, declaration, values.
 
 Every node setting of `sosmaskfuse_core.settings.table` becomes one parameter of the same name:
-its type, default, description, range (FloatingPointRange / IntegerRange), choices (in the
-descriptor's additional_constraints and checked on every set) and read-only-ness (start-up
-settings) all come from the table. `config/sosmaskfuse.yaml` is generated from the same table.
+its type, default, description, range (FloatingPointRange / IntegerRange), choices or pattern
+(in the descriptor's additional_constraints and checked on every set) and read-only-ness
+(start-up settings) all come from the table. `config/sosmaskfuse.yaml` is generated from the
+same table. Parameters are never undeclared and keep their type (`check_change`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import (
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    ParameterUninitializedException,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -23,6 +29,10 @@ _PARAMETER_TYPES = {
     "int": Parameter.Type.INTEGER,
     "float": Parameter.Type.DOUBLE,
     "floats": Parameter.Type.DOUBLE_ARRAY,
+}
+#: The types a dynamically typed setting may take ("" = unset, or a number).
+_ALLOWED_TYPES = {
+    "optional_float": (Parameter.Type.STRING, Parameter.Type.DOUBLE, Parameter.Type.INTEGER),
 }
 
 
@@ -41,6 +51,10 @@ def descriptor(setting: table.Setting) -> ParameterDescriptor:
     )
     if setting.choices:
         d.additional_constraints = "one of: " + ", ".join(setting.choices)
+    elif setting.pattern:
+        d.additional_constraints = setting.pattern_text or setting.pattern
+    elif setting.open_low or setting.open_range:
+        d.additional_constraints = f"in {setting.range_text}"
     if setting.range is not None and setting.kind == "float":
         lo, hi = setting.range
         d.floating_point_range = [
@@ -64,19 +78,53 @@ def parameter_default(setting: table.Setting) -> Any:
     return setting.default
 
 
+def declare_parameters(node: Node, settings: tuple[table.Setting, ...]) -> list[str]:
+    """Declare `settings` on `node`, never failing; returns what was wrong with given values.
+
+    A value rclpy itself refuses (the wrong type, outside the descriptor's range) is reported
+    and the parameter is declared with its default instead, so the node still comes up (and
+    stays unconfigured, saying why).
+    """
+    errors = []
+    for setting in settings:
+        try:
+            node.declare_parameter(setting.name, parameter_default(setting), descriptor(setting))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            errors.append(f"{setting.name}: {exc}")
+            node.declare_parameter(
+                setting.name,
+                parameter_default(setting),
+                descriptor(setting),
+                ignore_override=True,
+            )
+    return errors
+
+
+def read_values(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
+    """The declared parameters' values as the table holds them (ValueError names a bad one).
+
+    A list declared without a value (the homography) is None.
+    """
+    values = {}
+    for setting in settings:
+        try:
+            value = node.get_parameter(setting.name).value
+        except ParameterUninitializedException:
+            value = None
+        values[setting.name] = to_setting(setting, value)
+    return values
+
+
 def declare(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
     """Declare `settings` on `node`; returns name -> value as the table holds it.
 
     The value is None for an unset number or list. ValueError names a start-up value the
     setting refuses.
     """
-    values = {}
-    for setting in settings:
-        param = node.declare_parameter(
-            setting.name, parameter_default(setting), descriptor(setting)
-        )
-        values[setting.name] = to_setting(setting, param.value)
-    return values
+    errors = declare_parameters(node, settings)
+    if errors:
+        raise ValueError(errors[0])
+    return read_values(node, settings)
 
 
 def declare_all(node: Node) -> dict[str, Any]:
@@ -94,3 +142,20 @@ def to_setting(setting: table.Setting, value: Any) -> Any:
     if setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return setting.parse(value)
+
+
+def check_change(setting: table.Setting, param: Parameter) -> Any:
+    """A live change's value as the table holds it; ValueError for one that is refused.
+
+    Parameters keep their type and are never undeclared: a NOT_SET value, or a value of
+    another type for a dynamically typed parameter (`mask_threshold`: "" or a double), is
+    refused with the reason.
+    """
+    if param.type_ == Parameter.Type.NOT_SET:
+        unset = ' (set it to "" to unset it)' if setting.kind == "optional_float" else ""
+        raise ValueError(f"{setting.name} cannot be undeclared{unset}")
+    allowed = _ALLOWED_TYPES.get(setting.kind, (_PARAMETER_TYPES.get(setting.kind),))
+    if param.type_ not in allowed:
+        names = " or ".join(t.name.lower() for t in allowed)
+        raise ValueError(f"{setting.name} is a {names} parameter, not {param.type_.name.lower()}")
+    return to_setting(setting, param.value)

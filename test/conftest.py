@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +12,47 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
-# Every test session gets its own DDS domain, so parallel runs on one machine never cross-talk.
-# Set before anything imports rclpy; a domain given from outside is respected.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
+#: DDS domains for test sessions. Fast DDS on one host has valid ports for 0..101 (232 with few
+#: participants); 0 is every ROS install's default, and tutorials, robots and colcon's domain
+#: coordinator mostly take the low ids, so the sessions stay in the upper half.
+TEST_DOMAINS = range(51, 102)
+_DOMAIN_LOCKS: list = []  # open lock files: a claimed domain stays claimed while we run
+
+
+def claim_domain_id(pid: int | None = None, lock_dir: Path | None = None) -> int:
+    """A domain for this test session: derived from the process id, never one held by another.
+
+    Starting at ``TEST_DOMAINS[pid % len]``, the first domain whose lock file (in ``lock_dir``,
+    default the temp folder) no other process holds is locked until this process exits; so two
+    sessions on one host never share a domain, whatever their process ids. Without file locks
+    (not POSIX) the pid-derived domain is used as it is.
+    """
+    pid = os.getpid() if pid is None else pid
+    start = pid % len(TEST_DOMAINS)
+    order = [TEST_DOMAINS[(start + k) % len(TEST_DOMAINS)] for k in range(len(TEST_DOMAINS))]
+    try:
+        import fcntl
+    except ImportError:
+        return order[0]
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "sosmaskfuse-test-ros-domains"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for domain in order:
+        handle = open(lock_dir / f"{domain}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCKS.append(handle)
+        return domain
+    return order[0]  # every domain is taken: share the pid-derived one
+
+
+# Every test session gets its own DDS domain, so parallel runs on one machine never cross-talk
+# (namespaces, /clock and all); discovery stays on this host. Set before anything imports
+# rclpy; a domain given from outside is respected. Subprocesses inherit both.
+if "ROS_DOMAIN_ID" not in os.environ:
+    os.environ["ROS_DOMAIN_ID"] = str(claim_domain_id())
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

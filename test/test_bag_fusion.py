@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
+import PIL.Image
 import pytest
 import yaml
 from bag_helpers import (
@@ -23,12 +28,12 @@ from bag_helpers import (
     tiny_pipeline,
     write_bag,
 )
+from conftest import REPO
 from rosbags.interfaces import QosReliability
 
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.formats.image_codec import image_to_array
 from sosmaskfuse_core.formats.rosbag_io import IMAGE, qos_profile, typestore
-from sosmaskfuse_core.pipeline.frames import FramePreparer
 from sosmaskfuse_core.pipeline.pair_stage import PairStage
 from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, common_namespace
 
@@ -100,13 +105,14 @@ def test_every_pair_is_fused_with_the_visible_header_and_inputs_are_copied(
             and (m.height, m.width) == (48, 64)
             for _, m, _ in out
         )
-    # the same frames through the node's steps (frame preparation, then the pipeline) give the
-    # same image
-    th, vis = got[THERMAL][2][1], visible[2][1]
-    ir, v = FramePreparer().prepare(
-        image_to_array(th), th.encoding, image_to_array(vis), vis.encoding
-    )
-    expected = pipeline(ir, v)
+    # the pipeline on frames prepared by hand gives the same image: the counts through the
+    # default 1/99 percentile stretch (numpy's percentile), the visible rgb8 through PIL's luma
+    counts = image_to_array(got[THERMAL][2][1])
+    low, high = np.percentile(counts, [1, 99])
+    ir = np.rint(np.clip((counts - low) * 255 / (high - low), 0, 255)).astype(np.uint8)
+    luma = np.array(PIL.Image.fromarray(image_to_array(visible[2][1])).convert("L"))
+    assert ir.std() > 50 and luma.std() > 20  # the hand-made inputs have contrast
+    expected = pipeline(ir, luma)
     assert (
         np.abs(image_to_array(got[FUSED][2][1]).astype(int) - expected.fused.astype(int)).max()
         <= 1
@@ -247,6 +253,74 @@ def test_an_interrupted_run_leaves_a_valid_bag_of_what_was_done(tmp_path, storag
     assert len(got[FUSED]) == len(got[MASK]) == 2
     assert len(got[VISIBLE]) == 4  # copied up to the message that completed the second batch
     assert conns[FUSED].msgcount == 2
+
+
+def _sigint_default():
+    """In the child: Ctrl-C raises KeyboardInterrupt even when the test runner ignores SIGINT.
+
+    A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    inherited SIG_IGN.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_to_a_real_bag_process_leaves_a_valid_bag_and_exits_130(tmp_path):
+    """A real SIGINT, mid-run, to `sosmaskfuse bag` in its own process.
+
+    The signal is sent when the process reports its first fused pair; 400 pairs at batch size 1
+    leave it seconds of work, so the signal arrives mid-run with no timing in the test.
+    """
+    ae, sos = save_tiny_checkpoints(tmp_path)
+    pairs = 400
+    write_bag(tmp_path / "in", "mcap", pair_entries(pairs))
+    command = [
+        sys.executable,
+        "-m",
+        "sosmaskfuse_core.cli",
+        "bag",
+        "--in",
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "out"),
+        "--thermal-topic",
+        THERMAL,
+        "--visible-topic",
+        VISIBLE,
+        "--autoencoder",
+        ae,
+        "--sosnet",
+        sos,
+        "--device",
+        "cpu",
+        "--batch-size",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default
+    )
+    before = []
+    try:
+        for line in proc.stderr:  # the progress line comes after the first pair is written
+            before.append(line)
+            if line.startswith("bag: "):
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(before) + rest
+    assert any(line.startswith("bag: ") for line in before), text
+    assert proc.returncode == 130, text
+    got, conns = read_bag(tmp_path / "out")  # closed properly: metadata, index and all
+    done = len(got[FUSED])
+    assert 0 < done < pairs, f"{done} of {pairs} pairs: the signal did not arrive mid-run"
+    assert f"interrupted: fused {done} pairs" in text
+    assert len(got[MASK]) == done and conns[FUSED].msgcount == done
+    visible = [stamp_of(m) for _, m, _ in got[VISIBLE]]
+    assert [stamp_of(m) for _, m, _ in got[FUSED]] == visible[:done]
 
 
 def test_job_checks_topics_before_writing_anything(tmp_path, pipeline):

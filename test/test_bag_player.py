@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import cv2
 import numpy as np
@@ -47,7 +46,7 @@ from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob
 from sosmaskfuse_core.tools.make_bag import BagLayout, folder_frames
 from sosmaskfuse_core.tools.make_bag import write_bag as make_bag
 from sosmaskfuse_ros import bag_player  # noqa: E402
-from sosmaskfuse_ros.bag_player import BagPlayer  # noqa: E402
+from sosmaskfuse_ros.bag_player import STOP_CHECK, BagPlayer, Timekeeper  # noqa: E402
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 
 _counter = iter(range(1_000_000))
@@ -94,6 +93,24 @@ def test_bag_type_hashes_are_the_ones_rclpy_reports(session, tmp_path):
     assert {c.msgtype: c.digest for c in conns.values()} == {IMAGE: reported[IMAGE]}
 
 
+class FakeTime:
+    """A Timekeeper's time that moves only when the player sleeps: pacing with no waiting."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.t, self.sleeps = start, []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+    def keeper(self) -> Timekeeper:
+        return Timekeeper(now=self.now, sleep=self.sleep)
+
+
 def test_plays_raw_bytes_with_recorded_qos_pacing_and_clock(session, player_node, tmp_path):
     ns = f"/p{next(_counter)}"
     t0 = 50 * SEC
@@ -137,6 +154,7 @@ def test_plays_raw_bytes_with_recorded_qos_pacing_and_clock(session, player_node
         lambda m: clocks.append(m.clock.sec * SEC + m.clock.nanosec),
         QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
     )
+    fake = FakeTime()
     with BagPlayer(
         player_node,
         tmp_path / "bag",
@@ -144,6 +162,7 @@ def test_plays_raw_bytes_with_recorded_qos_pacing_and_clock(session, player_node
         clock_hz=50,
         topics=[f"{ns}/a", f"{ns}/latched"],
         start_offset=0.1,
+        timekeeper=fake.keeper(),
     ) as player:
         assert (
             player.publishers[f"{ns}/a"].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
@@ -158,8 +177,20 @@ def test_plays_raw_bytes_with_recorded_qos_pacing_and_clock(session, player_node
                 and player.clock_publisher.get_subscription_count() >= 1
             )
         )
+        sent = []  # (playback time, /clock value) of every /clock message, as published
+        publish_clock = player.clock_publisher.publish
+        player.clock_publisher.publish = lambda m: (
+            sent.append((fake.t, m.clock.sec * SEC + m.clock.nanosec)),
+            publish_clock(m),
+        )
         published_at = []
-        report = player.play(hold=lambda topic, t: published_at.append(time.monotonic()))
+
+        def hold(topic, log_time):  # lockstep with delivery: the burst loses nothing
+            assert wait_for(lambda: len(got) == len(raw) == len(published_at), 10)
+            published_at.append((fake.t, log_time))
+
+        started = fake.t
+        report = player.play(hold=hold)
     assert wait_for(
         lambda: len(got) == 4 and len(raw) == 4 and clocks and clocks[-1] == t0 + 4 * SEC // 10
     )
@@ -171,9 +202,49 @@ def test_plays_raw_bytes_with_recorded_qos_pacing_and_clock(session, player_node
     assert [_stamp(m) for m in got] == [t0 + i * SEC // 10 for i in range(1, 5)]
     bag, _ = read_bag(tmp_path / "bag")
     assert raw == [r for _, _, r in bag[f"{ns}/a"][1:]]  # the recorded bytes, unchanged
-    spread = published_at[-1] - published_at[0]
-    assert 0.15 <= spread < 1.0, spread  # 0.3 s of bag at rate 2
-    assert clocks == sorted(clocks) and len(clocks) >= 5
+    # pacing: message i is due (t_i - start) / rate after playback began, on the player's clock
+    start = t0 + SEC // 10
+    assert [log for _, log in published_at] == [t0 + i * SEC // 10 for i in range(1, 5)]
+    offsets = [at - started for at, _ in published_at]
+    assert offsets == pytest.approx([(log - start) / SEC / 2.0 for _, log in published_at])
+    assert offsets == pytest.approx([0.0, 0.05, 0.1, 0.15])
+    assert report.seconds == pytest.approx(0.15)  # 0.3 s of bag at rate 2
+    assert max(fake.sleeps) <= STOP_CHECK
+    # /clock carries the playback time, (now - began) * rate after the start: every 1/50 s of
+    # playback time while waiting, and each message's own log time just before it
+    values = [value for _, value in sent]
+    assert values == sorted(values) and len(values) >= 5
+    assert values == [start + round((at - started) * 2.0 * SEC) for at, _ in sent]
+    times = sorted({round(at - started, 9) for at, _ in sent})
+    assert times == [0.0, 0.02, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.14, 0.15]
+    assert all((at, log) in sent for at, log in published_at)
+    assert clocks == sorted(clocks) and clocks[-1] == values[-1]
+
+
+def test_sleeps_are_cut_to_notice_stop(player_node, tmp_path):
+    ns = f"/s{next(_counter)}"
+    write_bag(
+        tmp_path / "bag",
+        "mcap",
+        [
+            (f"{ns}/x", i * 2 * SEC, image_msg(np.zeros((2, 2), np.uint8), "mono8", i))
+            for i in (1, 2)
+        ],
+    )
+    fake, stop = FakeTime(), threading.Event()
+
+    def sleep(seconds):
+        fake.sleep(seconds)
+        if fake.t - 100.0 >= 1.0 - 1e-9:  # one second into the 2 s gap: Ctrl-C, say
+            stop.set()
+
+    with BagPlayer(
+        player_node, tmp_path / "bag", timekeeper=Timekeeper(now=fake.now, sleep=sleep)
+    ) as player:
+        report = player.play(stop=stop)
+    assert report.published == {f"{ns}/x": 1}
+    assert fake.sleeps == pytest.approx([STOP_CHECK] * 10)  # never more than STOP_CHECK at once
+    assert report.seconds == pytest.approx(1.0)
 
 
 def test_stop_and_loop(session, player_node, tmp_path):

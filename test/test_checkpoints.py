@@ -152,3 +152,106 @@ def test_differing_stem_alias_uses_the_authors_loader_order(tmp_path, authors_so
     del state[hr.AUTHORS_STEM_ALIAS]
     with pytest.raises(ck.CheckpointError, match="missing key 'encoder_thermal_conv1.weight'"):
         ck.load_sosnet(_save(tmp_path, state, "y.pth"))
+
+
+# --- malformed files of our format: a clear CheckpointError, never a KeyError or a huge build ---
+
+
+def _our_file(tmp_path, model, name="ours.pt", **changes):
+    """Our checkpoint of `model` with top-level entries (or config values) replaced."""
+    ck.save_checkpoint(tmp_path / name, model)
+    obj = torch.load(tmp_path / name, weights_only=True)
+    config_changes = changes.pop("config_changes", {})
+    obj["config"] = {**obj["config"], **config_changes}
+    for key in changes.pop("drop_config", ()):
+        del obj["config"][key]
+    obj.update(changes)
+    torch.save(obj, tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def small_autoencoder():
+    torch.manual_seed(6)
+    return ae.IMVFAutoencoder(ae.AutoencoderConfig(widths=(8, 16, 24, 32), stem_channels=4))
+
+
+@pytest.mark.parametrize(
+    "changes,text",
+    [
+        ({"drop_config": ["widths"]}, "config has no 'widths'"),
+        ({"config": None}, "'config' is missing or not a dict"),
+        ({"state_dict": None}, "'state_dict' is missing or not a dict"),
+        ({"state_dict": [1, 2]}, "'state_dict' is missing or not a dict"),
+        ({"metadata": [1, 2]}, "'metadata' is a list, not a dict"),
+        (
+            {"config_changes": {"widths": [8, 16, 24]}},
+            r"config widths = \[8, 16, 24\]; expected 4",
+        ),
+        ({"config_changes": {"widths": "wide"}}, "config widths = 'wide'; expected 4 items"),
+        ({"config_changes": {"stem_channels": 0}}, r"stem_channels = 0; expected an integer in"),
+        ({"config_changes": {"stem_channels": 4.5}}, r"stem_channels = 4.5; expected an integer"),
+        (
+            {"config_changes": {"widths": [w * 20 for w in (64, 112, 160, 208)]}},
+            r"config widths = 1280; expected an integer in \[1, 1024\]",
+        ),
+    ],
+)
+def test_malformed_autoencoder_files_give_a_clear_error(
+    tmp_path, small_autoencoder, changes, text
+):
+    path = _our_file(tmp_path, small_autoencoder, **changes)
+    with pytest.raises(ck.CheckpointError, match=rf"ours\.pt: .*{text}"):
+        ck.load_autoencoder(path)
+
+
+def test_a_state_dict_that_does_not_fit_its_config_is_refused_before_the_model_is_built(
+    tmp_path, small_autoencoder, monkeypatch
+):
+    built_on = []
+    real = ck.ae.IMVFAutoencoder
+
+    class Recording(real):
+        def __init__(self, *a, **k):
+            built_on.append(torch.get_default_device().type)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(ck.ae, "IMVFAutoencoder", Recording)
+    path = _our_file(
+        tmp_path, small_autoencoder, config_changes={"widths": [640, 1000, 1000, 1000]}
+    )
+    with pytest.raises(ck.CheckpointError, match="has shape .* the model expects"):
+        ck.load_autoencoder(path)
+    assert built_on == ["meta"]  # compared on storage-less tensors only: nothing was allocated
+    model, _ = ck.load_autoencoder(_our_file(tmp_path, small_autoencoder, name="fine.pt"))
+    assert built_on == ["meta", "meta", "cpu"] and isinstance(model, real)
+
+
+@pytest.mark.parametrize(
+    "changes,text",
+    [
+        ({"drop_config": ["stage_channels"]}, "config has no 'stage_channels'"),
+        ({"config_changes": {"stage_channels": [[4, 8], [4, 8, 16]]}}, "expected 3 items"),
+        ({"config_changes": {"stage_channels": [[4], [4, 8, 16], [4, 8, 16, 32]]}}, "expected 2"),
+        ({"config_changes": {"in_channels": 0}}, r"in_channels = 0; expected an integer in \[1"),
+        ({"config_changes": {"bn_momentum": "x"}}, "bad config"),
+        ({"state_dict": None}, "'state_dict' is missing or not a dict"),
+    ],
+)
+def test_malformed_sosnet_files_give_a_clear_error(tmp_path, tiny_sosnet, changes, text):
+    path = _our_file(tmp_path, tiny_sosnet, **changes)
+    with pytest.raises(ck.CheckpointError, match=rf"ours\.pt: .*{text}"):
+        ck.load_sosnet(path)
+
+
+def test_non_string_keys_and_a_non_tensor_stem_alias_are_named(
+    tmp_path, authors_autoencoder_state, authors_sosnet_file
+):
+    state = dict(authors_autoencoder_state)
+    state[7] = torch.zeros(1)
+    with pytest.raises(ck.CheckpointError, match="state dict key 7 is not a string"):
+        ck.load_autoencoder(_save(tmp_path, state))
+    sos = torch.load(authors_sosnet_file[0], weights_only=True)
+    sos[hr.AUTHORS_STEM_ALIAS] = [1, 2, 3]
+    with pytest.raises(ck.CheckpointError, match="missing key 'encoder_thermal_conv1.weight'"):
+        ck.load_sosnet(_save(tmp_path, sos, "z.pth"))

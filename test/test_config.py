@@ -18,7 +18,7 @@ pytest.importorskip(
     reason="the parameter table needs rcl_interfaces (ROS 2 Jazzy wheels or a native install)",
 )
 
-from sosmaskfuse_core.settings import render_yaml, table  # noqa: E402
+from sosmaskfuse_core.settings import render_yaml  # noqa: E402
 from sosmaskfuse_ros.params import node_settings, parameter_default  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "sosmaskfuse.yaml"
@@ -122,9 +122,16 @@ def test_rviz_config_shows_the_four_images_with_matching_qos():
         if d["Class"] == "rviz_default_plugins/Image"
     }
     assert set(images) == {"/thermal/image_raw", "/visible/image_raw", "/sos_mask", "/fused_image"}
-    wording = {"best_effort": "Best Effort", "reliable": "Reliable"}
-    camera_qos = wording[table.default("input_reliability")]
-    output_qos = wording[table.default("output_reliability")]
+    from rclpy.qos import ReliabilityPolicy
+
+    from sosmaskfuse_ros.fusion_node import INPUT_QOS, OUTPUT_QOS
+
+    wording = {
+        ReliabilityPolicy.BEST_EFFORT: "Best Effort",
+        ReliabilityPolicy.RELIABLE: "Reliable",
+    }
+    camera_qos = wording[INPUT_QOS.reliability]
+    output_qos = wording[OUTPUT_QOS.reliability]
     for topic, display in images.items():
         qos = display["Topic"]
         assert qos["Reliability Policy"] == (camera_qos if "image_raw" in topic else output_qos), (

@@ -483,9 +483,12 @@ def test_message_to_array_names_the_encoding_of_either_kind():
     rgb = array_to_image_fields(bgr, "rgb8")
     image, encoding = message_to_array(SimpleNamespace(**rgb._asdict()))
     assert encoding == "rgb8" and image.shape == (3, 4, 3)
-    ok, colour16 = cv2.imencode(".png", np.zeros((3, 4, 3), np.uint16))
+    ok, colour16 = cv2.imencode(".png", np.full((3, 4, 3), 65535, np.uint16))
+    image, encoding = message_to_array(_compressed("png", colour16.reshape(-1)))
+    assert encoding == "bgr16" and image.dtype == np.uint16 and (image == 65535).all()
+    ok, rgba16 = cv2.imencode(".png", np.zeros((3, 4, 4), np.uint16))
     with pytest.raises(ImageDecodeError, match="x: decoded to a uint16 array of shape"):
-        message_to_array(_compressed("png", colour16.reshape(-1)), name="x")
+        message_to_array(_compressed("png", rgba16.reshape(-1)), name="x")
 
 
 def test_compress_errors():

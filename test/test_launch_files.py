@@ -163,3 +163,44 @@ def test_launch_descriptions_build(path):
     assert isinstance(description, LaunchDescription)
     assert {a.name for a in description.get_launch_arguments()} == set(_declared(_tree(path)))
     assert "sosmaskfuse_ros" in LaunchIntrospector().format_launch_description(description)
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=IDS)
+def test_a_fast_dds_profile_can_be_given_to_the_nodes(path):
+    tree = _tree(path)
+    assert "fastdds_profile" in _declared(tree)
+    (env,) = _calls(tree, "SetEnvironmentVariable")
+    assert _first_string(env) == "FASTRTPS_DEFAULT_PROFILES_FILE"
+    assert _keyword(env, "condition") is not None  # an empty argument leaves the environment
+    assert (REPO / "config" / "fastdds_large_images.xml").is_file()
+
+
+def _remapping(tree, name: str) -> ast.AST:
+    for _, call in _our_nodes(tree):
+        for pair in getattr(_keyword(call, "remappings"), "elts", []):
+            if ast.literal_eval(pair.elts[0]) == name:
+                return pair.elts[1]
+    raise AssertionError(f"no remapping of {name}")
+
+
+@pytest.mark.parametrize(
+    "topic,expected",
+    [
+        ("/rgb/image_raw", "/rgb/camera_info"),
+        ("/visible/image_raw", "/visible/camera_info"),
+        ("/a/b/image_color", "/a/b/camera_info"),
+        ("image_raw", "camera_info"),
+    ],
+)
+def test_the_visible_camera_info_is_read_beside_the_visible_topic(topic, expected):
+    """The remapping's PythonExpression, evaluated as launch would with the topic filled in."""
+    expression = _remapping(
+        _tree(REPO / "launch" / "sosmaskfuse.launch.py"), "visible/camera_info"
+    )
+    assert getattr(expression.func, "id", None) == "PythonExpression"
+    parts = expression.args[0].elts
+    text = "".join(
+        p.value if isinstance(p, ast.Constant) else topic  # the one LaunchConfiguration
+        for p in parts
+    )
+    assert eval(text) == expected  # noqa: S307 (our own launch file's expression)

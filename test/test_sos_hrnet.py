@@ -1,11 +1,11 @@
 """HRNetV2-W30 SOS network blocks against hand-checked small cases, and its key mappings."""
 
-import json
+import math
 
-import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SHARED
+from official_hrnet import HEAD_PREFIXES, W30, official_hrnet_keys
+from parity_recipe import authors_schemas
 
 from sosmaskfuse_core.models import sos_hrnet as hr
 
@@ -118,11 +118,68 @@ def test_w30_has_the_papers_parameter_count():
     assert sum(p.numel() for p in hr.SOSNet().parameters()) == 26_015_425
 
 
+def test_backbone_names_and_shapes_are_the_official_hrnet_ones():
+    """An ImageNet HRNetV2-W30 checkpoint loads by name into the backbone.
+
+    The official key list is written out from the published code in test/official_hrnet.py;
+    ours must be it, in the same order, minus the classification head, for 3 and 1 inputs.
+    """
+    for in_ch in (3, 1):
+        net = hr.SOSNet(hr.HRNetConfig(in_channels=in_ch))
+        ours = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        official = official_hrnet_keys(**{**W30, "in_ch": in_ch})
+        backbone = {k: s for k, s in official.items() if not k.startswith(HEAD_PREFIXES)}
+        assert list(k for k in ours if not k.startswith("last_layer.")) == list(backbone)
+        assert {k: s for k, s in ours.items() if not k.startswith("last_layer.")} == backbone
+
+
+def test_the_official_key_list_has_the_published_sizes():
+    """HRNetV2-W30-C: 37.7 M parameters (HRNet-Image-Classification's table), 1956 tensors."""
+    keys = official_hrnet_keys(**W30)
+    params = sum(math.prod(s) for k, s in keys.items() if not k.endswith("num_batches_tracked"))
+    assert 37.7e6 <= params < 37.8e6, params
+    assert len(keys) == 1956
+
+
+# The authors' stem Sequential (ALGORITHM.md section 1): [0] conv, [1] BN, [3] conv, [4] BN,
+# [6] layer1; transitions and stages renamed with a prefix.
+AUTHORS_NAMES = (
+    ("layer_thermal_1.0.", "conv1."),
+    ("layer_thermal_1.1.", "bn1."),
+    ("layer_thermal_1.3.", "conv2."),
+    ("layer_thermal_1.4.", "bn2."),
+    ("layer_thermal_1.6.", "layer1."),
+    ("layer_thermal_transition", "transition"),
+    ("layer_thermal_stage", "stage"),
+)
+
+
+def test_the_authors_sos_network_is_the_official_backbone_under_their_names():
+    schema = authors_schemas()["sosnet"]
+    renamed = {}
+    for key, shape, _ in schema:
+        if key == "encoder_thermal_conv1.weight":  # the stem conv stored a second time
+            assert shape == [64, 1, 3, 3]
+            continue
+        for theirs, official in AUTHORS_NAMES:
+            if key.startswith(theirs):
+                key = official + key[len(theirs) :]
+                break
+        renamed[key] = tuple(shape)
+    official = official_hrnet_keys(**{**W30, "in_ch": 1})
+    backbone = {k: s for k, s in official.items() if not k.startswith(HEAD_PREFIXES)}
+    head = {k: s for k, s in renamed.items() if k.startswith("last_layer.")}
+    assert {k: s for k, s in renamed.items() if not k.startswith("last_layer.")} == backbone
+    assert head["last_layer.0.weight"] == (450, 450, 1, 1) and head["last_layer.3.weight"] == (
+        1,
+        450,
+        1,
+        1,
+    )
+
+
 def test_key_mapping_covers_the_authors_schema():
-    path = SHARED / "spec" / "checkpoint_schemas.json"
-    if not path.exists():
-        pytest.skip("../shared/spec is absent")
-    schema = json.loads(path.read_text())["sosnet"]
+    schema = authors_schemas()["sosnet"]
     ours = hr.SOSNet().state_dict()
     mapped = {hr.authors_to_ours(k): s for k, s, _ in schema if hr.authors_to_ours(k) is not None}
     assert set(mapped) == set(ours)

@@ -1,9 +1,8 @@
-"""The synthetic street scene: deterministic, moving, hot objects where the mask says, fast."""
+"""The synthetic street scene: deterministic, moving, hot objects where the mask says."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import cv2
 import numpy as np
@@ -95,12 +94,3 @@ def test_bad_sizes_are_refused():
         SyntheticScene(8, 256)
     with pytest.raises(ValueError):
         SyntheticScene(320, 256, thermal_size=(0, 10))
-
-
-def test_rendering_is_fast(scene):
-    times = []
-    for i in range(15):
-        start = time.perf_counter()
-        scene.render(i * 0.1)
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.025, times  # a few ms on one core; lenient for loaded CI machines

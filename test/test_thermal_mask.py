@@ -1,11 +1,10 @@
-"""Thermal hot-object mask: synthetic scenes with known answers, input types, configuration, speed.
+"""Thermal hot-object mask: synthetic scenes with known answers, input types, configuration.
 
 When ../shared/data is present, also the cross-validated IoU on the TNO hand masks.
 """
 
 import dataclasses
 import os
-import time
 
 import cv2
 import numpy as np
@@ -285,17 +284,6 @@ def test_no_feather_and_no_halo_give_a_binary_mask():
     img, _ = blob_scene()
     m = thermal_hot_object_mask(img, ThermalMaskConfig(feather=0.0, halo=0.0, work_size=320))
     assert set(np.unique(m)) <= {0.0, 1.0}
-
-
-def test_fast_enough_for_a_video_stream():
-    img, _ = blob_scene(h=512, w=640, seed=7)
-    masker = ThermalHotObjectMasker()
-    masker(img)
-    t0 = time.perf_counter()
-    for _ in range(10):
-        masker(img)
-    per_frame = (time.perf_counter() - t0) / 10
-    assert per_frame < 0.05  # a few ms in practice; generous bound for shared CI
 
 
 needs_tno = pytest.mark.skipif(

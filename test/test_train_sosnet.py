@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from official_hrnet import HEAD_PREFIXES, W30, official_hrnet_state
 
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.models import checkpoints
@@ -285,26 +286,24 @@ def test_nonfinite_weights_are_never_saved(tmp_path):
         checkpoints.load_sosnet(tmp_path / "big.pt")  # whatever was kept is finite
 
 
-def imagenet_state(cfg: HRNetConfig, seed: int = 3) -> dict:
-    """A synthetic official-HRNet ImageNet classifier state dict for a 3-channel `cfg` network."""
-    torch.manual_seed(seed)
-    net = SOSNet(HRNetConfig(**{**cfg.__dict__, "in_channels": 3}))
-    state = {k: v for k, v in net.state_dict().items() if not k.startswith("last_layer.")}
-    state.update(
-        {
-            "incre_modules.0.0.conv1.weight": torch.zeros(2, 4, 1, 1),
-            "downsamp_modules.0.0.weight": torch.zeros(2, 2, 3, 3),
-            "final_layer.0.weight": torch.zeros(8, 2, 1, 1),
-            "classifier.weight": torch.zeros(1000, 8),
-            "classifier.bias": torch.zeros(1000),
-        }
-    )
-    return state
+# The TINY network's width, stem and depths in the official HRNet classifier's terms.
+TINY_OFFICIAL = dict(
+    width=4, stem=8, layer1_blocks=1, stage_modules=(1, 1, 1), blocks_per_branch=1
+)
+
+
+def imagenet_state(seed: int = 3, **overrides) -> dict:
+    """A synthetic official-HRNet ImageNet classifier checkpoint of the TINY width and depths.
+
+    Its keys are written out from the published code (test/official_hrnet.py), head and all,
+    not taken from our SOSNet.
+    """
+    return official_hrnet_state(seed, **{**TINY_OFFICIAL, **overrides})
 
 
 def test_init_from_imagenet_averages_the_stem_and_drops_the_head(tmp_path):
     cfg = ts.hrnet_config(**TINY)
-    state = imagenet_state(cfg)
+    state = imagenet_state()
     path = tmp_path / "hrnetv2_w4_imagenet.pth"
     torch.save(state, path)
     layout, obj = ts.read_init(str(path))
@@ -317,7 +316,10 @@ def test_init_from_imagenet_averages_the_stem_and_drops_the_head(tmp_path):
     info = ts.initialise(model, str(path), layout, obj)
     ours = model.state_dict()
     assert torch.allclose(ours["conv1.weight"], state["conv1.weight"].mean(dim=1, keepdim=True))
-    assert info["stem_averaged_from"] == [8, 3, 3, 3] and info["dropped_head_keys"] == 5
+    head = [k for k in state if k.startswith(HEAD_PREFIXES)]
+    assert len(head) == 4 * 24 + 3 * 7 + 7 + 2  # incre_modules, downsamp_modules, final, fc
+    assert info["stem_averaged_from"] == [8, 3, 3, 3] and info["dropped_head_keys"] == len(head)
+    assert info["backbone_keys"] == len(state) - len(head)
     assert torch.equal(
         ours["stage4.0.branches.3.0.conv2.weight"], state["stage4.0.branches.3.0.conv2.weight"]
     )
@@ -347,10 +349,39 @@ def test_init_from_imagenet_averages_the_stem_and_drops_the_head(tmp_path):
         )
 
 
+def test_the_published_w30_imagenet_layout_initialises_the_paper_network():
+    """The full official HRNetV2-W30-C key list (as the published checkpoint has it)."""
+    state = official_hrnet_state(5, **W30)
+    model = SOSNet(ts.hrnet_config())
+    info = ts.initialise(model, "hrnetv2_w30_imagenet_pretrained.pth", "imagenet", state)
+    head = [k for k in state if k.startswith(HEAD_PREFIXES)]
+    assert info["dropped_head_keys"] == len(head) == 126
+    assert info["stem_averaged_from"] == [64, 3, 3, 3]
+    ours = model.state_dict()
+    assert torch.equal(
+        ours["stage4.2.fuse_layers.3.0.2.0.weight"], state["stage4.2.fuse_layers.3.0.2.0.weight"]
+    )
+    assert torch.equal(ours["transition3.3.0.0.weight"], state["transition3.3.0.0.weight"])
+    assert torch.allclose(ours["conv1.weight"], state["conv1.weight"].mean(dim=1, keepdim=True))
+
+
+def test_checkpoints_saved_before_num_batches_tracked_load_too(tmp_path):
+    """PyTorch < 0.4.1 wrote no num_batches_tracked (the HRNet releases may lack it)."""
+    state = imagenet_state(tracked=False)
+    assert not any(k.endswith("num_batches_tracked") for k in state)
+    torch.save(state, tmp_path / "old.pth")
+    model = SOSNet(ts.hrnet_config(**TINY))
+    info = ts.initialise(
+        model, str(tmp_path / "old.pth"), *ts.read_init(str(tmp_path / "old.pth"))
+    )
+    assert info["layout"] == "imagenet"
+    assert torch.equal(model.state_dict()["layer1.0.conv3.weight"], state["layer1.0.conv3.weight"])
+
+
 def test_cli_init_from_imagenet_then_fine_tune_from_our_checkpoint(tmp_path, capsys):
     data = make_data(tmp_path / "d", n=4)
     path = tmp_path / "imagenet.pth"
-    torch.save({"state_dict": imagenet_state(ts.hrnet_config(**TINY))}, path)
+    torch.save({"state_dict": imagenet_state()}, path)
     first = tmp_path / "first.pt"
     rc, err = _run(
         ["--data", str(data), "--out", str(first), "--epochs", "1", "--init", str(path)], capsys

@@ -4,6 +4,7 @@ Each module holds a sub-command's argparse definition and its run function.
 
 `CORE_COMMANDS` are the sub-commands that need no ROS runtime; the ROS package registers its
 own (`play`, `demo`) through the `sosmaskfuse.commands` entry-point group, which `cli` reads.
+`fleet` imports Ray only when it runs (Ray is an optional extra).
 """
 
 from . import (
@@ -11,6 +12,7 @@ from . import (
     eval_mask,
     evaluate,
     export_onnx,
+    fleet,
     fuse,
     make_bag,
     train_autoencoder,
@@ -28,6 +30,7 @@ CORE_COMMANDS = (
     export_onnx,
     bag,
     make_bag,
+    fleet,
 )
 
 __all__ = ["CORE_COMMANDS"]

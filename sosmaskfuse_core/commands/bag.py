@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-
-from rosbags.rosbag2 import ReaderError, WriterError
+from typing import Any
 
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
 from sosmaskfuse_core.formats.rosbag_io import STORAGES
@@ -41,7 +41,7 @@ from sosmaskfuse_core.pipeline.builder import build_stage
 from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import BAG
-from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, BagReport
+from sosmaskfuse_core.tools.fuse_bag import BagJob, BagJobError, BagReport, fuse_bag
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -67,6 +67,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="BAG",
         help="output bag folder (must not exist)",
     )
+    add_job_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_job_options(p: argparse.ArgumentParser) -> None:
+    """Topics, output layout, batch size and the node's settings: all of a bag job but its paths.
+
+    `sosmaskfuse fleet` takes the same options.
+    """
     p.add_argument(
         "--thermal-topic", required=True, help="sensor_msgs/Image or CompressedImage topic"
     )
@@ -84,24 +94,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--mask-topic", metavar="TOPIC", help="recorded masks, with --mask-source topic"
     )
     add_setting_options(p, BAG)
-    p.set_defaults(func=run)
-    return p
+
+
+def job_from_args(args: argparse.Namespace, values: Mapping[str, Any] | None = None) -> BagJob:
+    """The BagJob of add_job_options' options (ValueError for bad values).
+
+    `values`: the settings values of `args` (`setting_values(args, BAG)`), if already read.
+    """
+    values = setting_values(args, BAG) if values is None else values
+    return BagJob(
+        thermal_topic=args.thermal_topic,
+        visible_topic=args.visible_topic,
+        output_namespace=args.output_namespace,
+        sync_queue_size=values["sync_queue_size"],
+        sync_slop=values["sync_slop"],
+        batch_size=args.batch_size,
+        storage=args.out_storage,
+        mask_topic=args.mask_topic,
+    )
 
 
 def run(args: argparse.Namespace, *, stream=None) -> int:
     stream = stream or sys.stderr
     try:
         values = setting_values(args, BAG)
-        job = BagJob(
-            thermal_topic=args.thermal_topic,
-            visible_topic=args.visible_topic,
-            output_namespace=args.output_namespace,
-            sync_queue_size=values["sync_queue_size"],
-            sync_slop=values["sync_slop"],
-            batch_size=args.batch_size,
-            storage=args.out_storage,
-            mask_topic=args.mask_topic,
-        )
+        job = job_from_args(args, values)
         if args.output.exists():
             raise ValueError(f"{args.output} exists; choose a new output bag")
         if not args.input.exists():
@@ -112,37 +129,29 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
         return 2
     if stage.pipeline.device.type == "cpu":
         retain_freed_host_memory()  # reuse freed buffers: no page faults per layer
-    fusion = BagFusion(
-        args.input, args.output, job, stage, custom_data={"sosmaskfuse.models": str(sources)}
-    )
     print(
         f"{args.input} -> {args.output}: pairing {' + '.join(job.input_topics)} "
         f"on {stage.pipeline.device} ({stage.pipeline.backend.name} backend); {sources}",
         file=stream,
     )
     progress = Progress(None, "bag", unit="pairs", stream=stream)
-    error = ""
     try:
-        fusion.run(progress)
-    except KeyboardInterrupt:
-        pass
+        report = fuse_bag(args.input, args.output, job, stage, sources, progress)
     except BagJobError as exc:
         print(f"error: {exc}", file=stream)
         return 2
-    except (ReaderError, WriterError, OSError) as exc:  # an unreadable input, a full disk
-        error = str(exc)
     finally:
         progress.close()
-    if error and not fusion.report.storage:  # failed before the output was opened
-        print(f"error: {error}", file=stream)
+    if report.error and not report.storage:  # failed before the output was opened
+        print(f"error: {report.error}", file=stream)
         return 2
-    print_summary(fusion.report, args.output, stream)
-    if error:
-        print(f"error: stopped early: {error}", file=stream)
+    print_summary(report, args.output, stream)
+    if report.error:
+        print(f"error: stopped early: {report.error}", file=stream)
         return 2
-    if fusion.report.interrupted:
+    if report.interrupted:
         return 130
-    return 1 if fusion.report.skipped else 0
+    return 1 if report.skipped else 0
 
 
 def print_summary(report: BagReport, output: Path, stream=None) -> None:
@@ -177,6 +186,7 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
         ("pairs not fused", report.failed),
     ):
         if items:
-            say(f"  {len(items)} {title}:")
+            where = f" in {report.source}" if report.source else ""
+            say(f"  {len(items)} {title}{where}:")
             for item in items:
                 say(f"    {item}")

@@ -1,6 +1,7 @@
 """ROS data formats without ROS: image messages, ApproximateTime pairing, rosbag2 I/O, image files.
 
-Image messages are converted to and from arrays.
+Image messages are converted to and from arrays by one codec (`image_codec`, built on `pixels`,
+`camera_encodings` and `compressed`), which the node and the bag tool share.
 
 Nothing here imports rclpy: the codec works on rclpy messages and rosbags dataclasses alike, the
 synchroniser reproduces message_filters' rules, and bags are read and written with `rosbags`.
@@ -14,10 +15,14 @@ from .approx_sync import (
     stamp_to_ns,
 )
 from .image_codec import (
+    CAMERA_ENCODINGS,
+    DEFAULT_MAX_PIXELS,
     ENCODINGS,
+    SUPPORTED,
     ImageDecodeError,
     array_to_compressed,
     array_to_image_fields,
+    compressed_size,
     fill_compressed_msg,
     fill_image_msg,
     image_to_array,
@@ -25,6 +30,7 @@ from .image_codec import (
     to_bgr,
     to_gray,
     to_luma,
+    to_uint8,
 )
 from .image_files import (
     ImageReadError,
@@ -46,13 +52,16 @@ from .rosbag_io import (
 )
 
 __all__ = [
+    "CAMERA_ENCODINGS",
     "COMPRESSED_IMAGE",
+    "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUEUE_SIZE",
     "DEFAULT_SLOP",
     "ENCODINGS",
     "IMAGE",
     "IMAGE_TYPES",
     "STORAGES",
+    "SUPPORTED",
     "ApproximateTimeSync",
     "ImageDecodeError",
     "ImageReadError",
@@ -60,6 +69,7 @@ __all__ = [
     "array_to_compressed",
     "array_to_image_fields",
     "closing_writer",
+    "compressed_size",
     "copy_connection",
     "fill_compressed_msg",
     "fill_image_msg",
@@ -74,6 +84,7 @@ __all__ = [
     "to_bgr",
     "to_gray",
     "to_luma",
+    "to_uint8",
     "typestore",
     "write_image",
 ]

@@ -116,9 +116,27 @@ def load_state_strict(
     to_theirs: Callable[[str], str],
 ) -> None:
     """Copy `state` (keys in the file's layout) into `model`; a key problem names key and file."""
-    ours = model.state_dict()
+    model.load_state_dict(check_state(model.state_dict(), state, path, to_ours, to_theirs))
+
+
+def check_state(
+    ours: dict,
+    state: dict,
+    path: str,
+    to_ours: Callable[[str], str | None],
+    to_theirs: Callable[[str], str],
+) -> dict[str, torch.Tensor]:
+    """`state` in our key names, checked against `ours` (shapes and dtypes; meta tensors do).
+
+    CheckpointError names the first key that is missing, unexpected, mis-shaped, of another
+    kind, not a tensor or not finite.
+    """
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: the state dict is a {type(state).__name__}, not a dict")
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{path}: state dict key {key!r} is not a string")
         name = to_ours(key)
         if name is None:
             continue
@@ -147,7 +165,87 @@ def load_state_strict(
             f"{path}: missing key {to_theirs(missing[0])!r}"
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
         )
+    return mapped
+
+
+# --- our files: config and contents checked before anything is built ----------------------------
+
+#: Sanity caps on config values (inclusive): the paper's networks are far inside them, and a
+#: file declaring more would cost gigabytes to build before its weights could be compared.
+AUTOENCODER_CAPS = {"widths": (4, 1, 1024), "stem_channels": (None, 1, 256)}
+SOSNET_CAPS = {
+    "in_channels": (None, 1, 4),
+    "stem_channels": (None, 1, 512),
+    "layer1_blocks": (None, 1, 16),
+    "stage_channels": ((2, 3, 4), 1, 1024),
+    "stage_modules": (3, 1, 16),
+    "blocks_per_branch": (None, 1, 16),
+    "num_classes": (None, 1, 16),
+}
+
+
+def _config(path: str, obj: dict, cls, caps: dict):
+    """The config dataclass of one of our files, every capped value checked first."""
+    config = obj.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: 'config' is missing or not a dict")
+    for field, (shape, lo, hi) in caps.items():
+        if field not in config:
+            raise CheckpointError(f"{path}: config has no {field!r}")
+        _check_capped(path, field, config[field], shape, lo, hi)
+    try:
+        return cls.from_dict(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: bad config ({type(exc).__name__}: {exc})") from None
+
+
+def _check_capped(path: str, field: str, value: Any, shape: Any, lo: int, hi: int) -> None:
+    """Check a capped config value: an int in [lo, hi], or lists of them.
+
+    `shape` None is one int, an int is a list of that many, a tuple a list of lists whose
+    lengths are its items.
+    """
+    if shape is None:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise CheckpointError(
+                f"{path}: config {field} = {value!r}; expected an integer in [{lo}, {hi}]"
+            )
+        return
+    count = len(shape) if isinstance(shape, tuple) else shape
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        raise CheckpointError(f"{path}: config {field} = {value!r}; expected {count} items")
+    for i, item in enumerate(value):
+        _check_capped(path, field, item, shape[i] if isinstance(shape, tuple) else None, lo, hi)
+
+
+def _state_dict(path: str, obj: dict) -> dict:
+    state = obj.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: 'state_dict' is missing or not a dict")
+    return state
+
+
+def _metadata(path: str, obj: dict) -> dict:
+    meta = obj.get("metadata", {})
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: 'metadata' is a {type(meta).__name__}, not a dict")
+    return dict(meta)
+
+
+def _built(path: str, make: Callable[[], nn.Module], state: Any, to_ours, to_theirs) -> nn.Module:
+    """The model made by `make`, its weights from `state`: checked on meta tensors first.
+
+    The shapes are compared on a model without storage, so a file that does not fit costs
+    nothing to refuse; the real model is built only for a state dict that fills it exactly.
+    """
+    with torch.device("meta"):
+        shapes = make().state_dict()
+    mapped = check_state(shapes, state, path, to_ours, to_theirs)
+    model = make()
     model.load_state_dict(mapped, strict=True)
+    return model
 
 
 def load_autoencoder(path: str | os.PathLike) -> tuple[ae.IMVFAutoencoder, dict]:
@@ -156,12 +254,13 @@ def load_autoencoder(path: str | os.PathLike) -> tuple[ae.IMVFAutoencoder, dict]
     obj = read_file(path)
     layout = _check_architecture(path, obj, ae.ARCHITECTURE)
     if layout == FORMAT:
-        model = ae.IMVFAutoencoder(ae.AutoencoderConfig.from_dict(obj["config"]))
-        load_state_strict(model, obj["state_dict"], path, lambda k: k, lambda k: k)
-        meta = dict(obj.get("metadata", {}))
+        config = _config(path, obj, ae.AutoencoderConfig, AUTOENCODER_CAPS)
+        state, meta = _state_dict(path, obj), _metadata(path, obj)
+        model = _built(path, lambda: ae.IMVFAutoencoder(config), state, lambda k: k, lambda k: k)
     else:
-        model = ae.IMVFAutoencoder()
-        load_state_strict(model, _unwrap(obj), path, ae.authors_to_ours, ae.ours_to_authors)
+        model = _built(
+            path, ae.IMVFAutoencoder, _unwrap(obj), ae.authors_to_ours, ae.ours_to_authors
+        )
         meta = {"source": "authors"}
     meta.update(path=path, layout=layout)
     return model.eval(), meta
@@ -178,16 +277,18 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
             f"segmentation head; use it as `train-sosnet --init`"
         )
     if layout == FORMAT:
-        model = hr.SOSNet(hr.HRNetConfig.from_dict(obj["config"]))
-        load_state_strict(model, obj["state_dict"], path, lambda k: k, lambda k: k)
-        meta = dict(obj.get("metadata", {}))
+        config = _config(path, obj, hr.HRNetConfig, SOSNET_CAPS)
+        state, meta = _state_dict(path, obj), _metadata(path, obj)
+        model = _built(path, lambda: hr.SOSNet(config), state, lambda k: k, lambda k: k)
     else:
         state = _unwrap(obj)
         alias = state.get(hr.AUTHORS_STEM_ALIAS)
         stem = state.get("layer_thermal_1.0.weight")
-        if alias is None:
+        if not isinstance(alias, torch.Tensor):
             raise CheckpointError(f"{path}: missing key {hr.AUTHORS_STEM_ALIAS!r}")
-        if stem is not None and (alias.shape != stem.shape or not torch.equal(alias, stem)):
+        if isinstance(stem, torch.Tensor) and (
+            alias.shape != stem.shape or not torch.equal(alias, stem)
+        ):
             # The authors' model registers one convolution under both names; loading their file
             # into it copies 'encoder_thermal_conv1.weight' first and 'layer_thermal_1.0.weight'
             # last, so the latter is what their network computes with. We do the same.
@@ -197,8 +298,7 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
                 path,
                 hr.AUTHORS_STEM_ALIAS,
             )
-        model = hr.SOSNet()
-        load_state_strict(model, state, path, hr.authors_to_ours, hr.ours_to_authors)
+        model = _built(path, hr.SOSNet, state, hr.authors_to_ours, hr.ours_to_authors)
         meta = {"source": "authors"}
     meta.update(path=path, layout=layout)
     return model.eval(), meta

@@ -10,6 +10,7 @@ from .builder import ModelSources, build_pipeline, build_stage, frame_preparer, 
 from .devices import autocast, check_precision, resolve_device
 from .frames import FramePreparer, parse_homography, register_thermal
 from .fusion_pipeline import MASK_SOURCES, OUTPUTS, FusionPipeline, FusionResult, PipelineConfig
+from .health import NonFiniteOutputError, probe
 from .pair_stage import HEADER_FROM, Frame, PairOutputs, PairStage, PreparedPair
 from .strategies import addition, fuse_levels, imvf, spatial_channel_attention
 
@@ -22,6 +23,7 @@ __all__ = [
     "FusionPipeline",
     "FusionResult",
     "ModelSources",
+    "NonFiniteOutputError",
     "PairOutputs",
     "PairStage",
     "PipelineConfig",
@@ -36,6 +38,7 @@ __all__ = [
     "imvf",
     "parse_homography",
     "pipeline_config",
+    "probe",
     "register_thermal",
     "resolve_device",
     "spatial_channel_attention",

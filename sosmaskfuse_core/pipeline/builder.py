@@ -28,6 +28,7 @@ from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
 
 from .frames import FramePreparer, parse_homography
 from .fusion_pipeline import FusionPipeline, PipelineConfig
+from .health import probe
 from .pair_stage import PairStage
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def build_pipeline(
         backend=backend,
     )
     sources = ModelSources(autoencoder=ae_desc, mask=sos_desc)
+    probe(pipeline, what=str(sources))  # numerically broken weights are refused here, at load
     log.info("pipeline on %s (%s backend): %s", pipeline.device, pipeline.backend.name, sources)
     return pipeline, sources
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sosmaskfuse_core.formats.image_codec import to_bgr, to_luma
+from sosmaskfuse_core.formats.image_codec import to_bgr, to_luma, to_uint8
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 
 #: Encodings that hold raw thermal counts rather than display gray levels.
@@ -127,7 +127,12 @@ class FramePreparer:
         return image.reshape(image.shape[:2])
 
     def visible(self, image: np.ndarray, encoding: str) -> np.ndarray:
-        """8-bit visible: luma when `gray_visible`, else BGR (gray stays gray)."""
+        """8-bit visible: luma when `gray_visible`, else BGR (gray stays gray).
+
+        16-bit visible data (mono16, rgb16, demosaiced 16-bit bayer) is taken as full range.
+        """
+        if image.dtype == np.uint16:
+            image = to_uint8(image)
         if image.dtype != np.uint8:
             raise ValueError(f"visible image: encoding {encoding} is not an 8-bit image")
         if image.ndim == 2 or image.shape[2] == 1:

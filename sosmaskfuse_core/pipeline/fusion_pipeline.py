@@ -29,6 +29,7 @@ from sosmaskfuse_core.thermal.agc import ThermalAGC
 from . import preprocessing as pp
 from .backends import make_backend
 from .devices import check_precision, resolve_device
+from .health import check_finite
 from .transfer import MIN_SIZE, Uploader, download, mask_tensor, mask_to_float, to_u8_tensor
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class FusionPipeline:
             prob = given if given is not None else self._mask_probability(ir, ir_y, cfg, source)
             mask = self._fusion_mask(prob, cfg)
             raw = self._fuse(ir_y.float(), vis_y.float(), mask, cfg)
+            check_finite(raw)  # NaN would be stretched into a plausible-looking black frame
             out: dict[str, torch.Tensor] = {"mask": mask[:, 0], "raw": raw[:, 0]}
             if "fused" in outputs:
                 fused = (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .frames import FramePreparer
-from .fusion_pipeline import FusionPipeline
+from .fusion_pipeline import MIN_SIZE, FusionPipeline
 
 #: Which input's header (stamp and frame_id) the outputs carry.
 HEADER_FROM = "visible"
@@ -91,6 +91,12 @@ class PairStage:
         ir, vis = self.preparer.prepare(
             thermal.image, thermal.encoding, visible.image, visible.encoding
         )
+        if min(vis.shape[:2]) < MIN_SIZE:  # the visible image sets the size of both
+            raise ValueError(
+                f"visible image: {visible.image.shape[1]}x{visible.image.shape[0]} gives "
+                f"{vis.shape[1]}x{vis.shape[0]} to fuse, smaller than the "
+                f"{MIN_SIZE}x{MIN_SIZE} the autoencoder needs"
+            )
         given = None
         if mask is not None:
             if mask.image.ndim != 2 and mask.image.shape[2] != 1:

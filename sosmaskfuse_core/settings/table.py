@@ -12,9 +12,18 @@ This module is plain Python (no torch, no ROS), so launch files and `--help` sta
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
+
+from .setting import (  # noqa: F401  (re-exported: the table is where callers look them up)
+    BAG,
+    EVERYWHERE,
+    FUSE,
+    GROUPS,
+    KINDS,
+    LIVE_STREAMS,
+    NODE,
+    Setting,
+)
 
 # --- vocabularies --------------------------------------------------------------------------------
 
@@ -30,123 +39,6 @@ BACKENDS = ("torch", "onnxruntime", "auto")
 MASK_SOURCES = ("auto", "sosnet", "thermal", "topic")
 AGC_MODES = ("minmax", "percentile", "fixed")
 TRANSPORTS = ("raw", "compressed")
-RELIABILITIES = ("best_effort", "reliable")
-
-#: Where a setting applies: the ROS node, `sosmaskfuse bag`, `sosmaskfuse fuse`.
-NODE, BAG, FUSE = "node", "bag", "fuse"
-EVERYWHERE = frozenset({NODE, BAG, FUSE})
-LIVE_STREAMS = frozenset({NODE, BAG})  # settings about camera streams (16-bit counts, pairing)
-
-#: The kinds a setting can have; `optional_float` is a number or unset (None), `floats` a list.
-KINDS = ("str", "bool", "int", "float", "optional_float", "floats")
-
-#: Groups in the order they are listed (YAML sections, --help groups), each with its title.
-GROUPS = {
-    "models": "models",
-    "fusion": "fusion",
-    "geometry": "processing size and registration",
-    "agc": "thermal gain control for 16-bit counts",
-    "inputs": "inputs",
-    "reporting": "reporting",
-    # the synthetic_cameras node's own settings (sosmaskfuse_ros)
-    "synthetic": "synthetic cameras",
-}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting. `check` is the validation every front end applies."""
-
-    name: str
-    kind: str
-    default: Any
-    description: str
-    group: str
-    choices: tuple[str, ...] = ()
-    range: tuple[float, float] | None = None  # inclusive bounds
-    open_range: bool = False  # the bounds themselves are excluded
-    length: int | None = None  # for `floats`: the number of values
-    live: bool = False  # may change while the node runs
-    scopes: frozenset[str] = EVERYWHERE
-    flag: str | None = None  # command-line option, when it is not --name-with-dashes
-    aliases: tuple[str, ...] = ()  # further command-line spellings kept for compatibility
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"setting {self.name}: kind {self.kind!r} is not one of {KINDS}")
-        if self.group not in GROUPS:
-            raise ValueError(
-                f"setting {self.name}: group {self.group!r} is not one of {tuple(GROUPS)}"
-            )
-        if self.default is not None:
-            self.check(self.default)
-
-    @property
-    def option(self) -> str:
-        """The command-line option: `flag`, or the name with dashes."""
-        return self.flag or "--" + self.name.replace("_", "-")
-
-    def parse(self, value: Any) -> Any:
-        """`value` as this setting holds it, then checked.
-
-        For `optional_float`, "" (how a ROS parameter or YAML file says "unset") is None and a
-        numeric string is its number.
-        """
-        if self.kind == "optional_float":
-            if value is None or (isinstance(value, str) and not value.strip()):
-                return None
-            if isinstance(value, str):
-                try:
-                    value = float(value)
-                except ValueError:
-                    raise ValueError(
-                        f"{self.name}: {value!r} is not a number (empty = unset)"
-                    ) from None
-            elif isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-        return self.check(value)
-
-    def check(self, value: Any) -> Any:
-        """`value` if valid for this setting, else ValueError naming the setting and the rule."""
-        if value is None:
-            if self.kind in ("optional_float", "floats"):
-                return None
-            raise ValueError(f"{self.name}: a value is required")
-        if self.kind == "str":
-            if not isinstance(value, str):
-                raise ValueError(f"{self.name}: expected a string, got {value!r}")
-            if self.choices and value not in self.choices:
-                raise ValueError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
-            return value
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                raise ValueError(f"{self.name}: expected true or false, got {value!r}")
-            return value
-        if self.kind == "floats":
-            values = list(value)
-            if self.length is not None and len(values) != self.length:
-                raise ValueError(f"{self.name}: expected {self.length} numbers, got {len(values)}")
-            for v in values:
-                self._check_number(v)
-            return value
-        return self._check_number(value)
-
-    def _check_number(self, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.name}: expected a number, got {value!r}")
-        if self.kind == "int" and not isinstance(value, int):
-            raise ValueError(f"{self.name}: expected an integer, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{self.name}: {value} is not a finite number")
-        if self.range is not None:
-            lo, hi = self.range
-            inside = lo < value < hi if self.open_range else lo <= value <= hi
-            if not inside:
-                brackets = "()" if self.open_range else "[]"
-                raise ValueError(
-                    f"{self.name}: {value} is outside {brackets[0]}{lo:g}, {hi:g}{brackets[1]}"
-                )
-        return value
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -168,7 +60,15 @@ SETTINGS: tuple[Setting, ...] = (
         "models",
         flag="--sosnet",
     ),
-    Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N", "models"),
+    Setting(
+        "device",
+        "str",
+        "auto",
+        "auto, cpu, cuda or cuda:N",
+        "models",
+        pattern=r"(?i)auto|cpu|cuda(:[0-9]+)?",
+        pattern_text="auto, cpu, cuda or cuda:N",
+    ),
     Setting(
         "precision",
         "str",
@@ -353,36 +253,39 @@ SETTINGS: tuple[Setting, ...] = (
         "sync_slop",
         "float",
         0.05,
-        "largest stamp difference (s) of a thermal/visible pair",
+        "largest stamp difference (s) of a thermal/visible pair (above 0: a slop of 0 pairs "
+        "nothing)",
         "inputs",
         range=(0.0, 10.0),
+        open_low=True,
         scopes=LIVE_STREAMS,
     ),
     Setting(
-        "input_reliability",
-        "str",
-        "best_effort",
-        "input QoS reliability: best_effort (REP-2003 sensor data) or reliable",
-        "inputs",
-        choices=RELIABILITIES,
-        scopes=frozenset({NODE}),
-    ),
-    Setting(
-        "output_reliability",
-        "str",
-        "reliable",
-        "output QoS reliability: best_effort or reliable",
-        "inputs",
-        choices=RELIABILITIES,
-        scopes=frozenset({NODE}),
-    ),
-    Setting(
-        "qos_depth",
+        "max_input_pixels",
         "int",
-        5,
-        "history depth of inputs and outputs",
+        8192 * 8192,
+        "largest input image (width x height) decoded; a bigger one is dropped before its "
+        "pixels are decoded (compressed images: the size in the PNG/JPEG header)",
         "inputs",
-        range=(1, 1000),
+        range=(1, 1 << 30),
+        scopes=frozenset({NODE}),
+    ),
+    # outputs (start-up)
+    Setting(
+        "publish_compressed",
+        "bool",
+        False,
+        "also publish fused_image/compressed (JPEG) for remote viewing and recording",
+        "outputs",
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "jpeg_quality",
+        "int",
+        90,
+        "JPEG quality of fused_image/compressed",
+        "outputs",
+        range=(1, 100),
         scopes=frozenset({NODE}),
     ),
     # reporting (start-up)
@@ -402,6 +305,44 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between one-line summaries in the log (0 = never)",
         "reporting",
         range=(0.0, 86400.0),
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "input_min_rate",
+        "float",
+        1.0,
+        "diagnostics: an input slower than this (Hz) is WARN (0 = no lower bound)",
+        "reporting",
+        range=(0.0, 10000.0),
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "input_max_rate",
+        "float",
+        1000.0,
+        "diagnostics: an input faster than this (Hz) is WARN",
+        "reporting",
+        range=(0.0, 10000.0),
+        open_low=True,
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "max_stamp_age",
+        "float",
+        5.0,
+        "diagnostics: an input whose header stamps are older than this (s) on arrival is WARN",
+        "reporting",
+        range=(0.0, 86400.0),
+        open_low=True,
+        scopes=frozenset({NODE}),
+    ),
+    # lifecycle (start-up)
+    Setting(
+        "autostart",
+        "bool",
+        True,
+        "configure and activate at start-up (false: wait unconfigured for a lifecycle manager)",
+        "lifecycle",
         scopes=frozenset({NODE}),
     ),
 )
@@ -436,4 +377,7 @@ def check_values(values: dict[str, Any]) -> dict[str, Any]:
         by_name(name).check(value)
     if bool(values.get("process_width")) != bool(values.get("process_height")):
         raise ValueError("process_width and process_height go together: set both, or neither")
+    low, high = values.get("input_min_rate"), values.get("input_max_rate")
+    if low is not None and high is not None and low >= high:
+        raise ValueError(f"input_min_rate ({low}) must be below input_max_rate ({high})")
     return values

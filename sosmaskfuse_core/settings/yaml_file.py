@@ -21,6 +21,14 @@ HEADER = """\
 # "start-up" ones are read-only once the node has started.
 # The launch files' arguments device, mask_source, autoencoder_weights and sosnet_weights override
 # the values below.
+# QoS: inputs are best effort, outputs reliable, keep last 5 (REP-2003). Change them per topic with
+# rclpy's read-only QoS override parameters (fully qualified topic names; history, depth,
+# reliability), for example under ros__parameters:
+#   qos_overrides:
+#     /camera/thermal/image_raw:
+#       subscription:
+#         reliability: reliable
+#         depth: 10
 /**:
   ros__parameters:
 """
@@ -69,8 +77,7 @@ def kind_text(setting: table.Setting) -> str:
         return f"double[{setting.length}]" if setting.length else "double[]"
     text = names[setting.kind]
     if setting.range is not None and setting.kind != "optional_float":
-        lo, hi = setting.range
-        text += f" in [{lo:g}, {hi:g}]"
+        text += f" in {setting.range_text}"
     return text
 
 

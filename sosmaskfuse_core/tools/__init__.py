@@ -1,10 +1,11 @@
 """Offline tools: fuse a bag or folder as the node would, make bags from videos, synthetic street.
 
-Library code only; each has its command line in `sosmaskfuse_core.commands`.
+Library code only; each has its command line in `sosmaskfuse_core.commands`. The subpackage
+`fleet` fuses many bags on Ray (imported on its own: Ray is optional).
 """
 
 from .contact_sheet import contact_sheet
-from .fuse_bag import BagFusion, BagJob, BagJobError, BagReport, common_namespace
+from .fuse_bag import BagFusion, BagJob, BagJobError, BagReport, common_namespace, fuse_bag
 from .fuse_folder import FolderReport, fuse_folder, fuse_pair
 from .make_bag import (
     BagLayout,
@@ -31,6 +32,7 @@ __all__ = [
     "common_namespace",
     "contact_sheet",
     "folder_frames",
+    "fuse_bag",
     "fuse_folder",
     "fuse_pair",
     "gray_to_counts",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.serde import SerdeError
 
 from sosmaskfuse_core import __version__
@@ -130,6 +130,7 @@ class BagReport:
     """What a run did, filled in as it goes (so an interrupted run still has its account)."""
 
     storage: str = ""
+    source: str = ""  # the input bag, for messages
     fused_topic: str = ""
     mask_topic: str | None = None
     frames: dict[str, int] = field(default_factory=dict)  # decoded frames per input topic
@@ -141,6 +142,7 @@ class BagReport:
     not_copied: list[str] = field(default_factory=list)  # topics whose type could not be described
     seconds: float = 0.0
     interrupted: bool = False
+    error: str = ""  # why the run stopped early: an unreadable input, a failed write (fuse_bag)
 
     @property
     def unpaired(self) -> dict[str, int]:
@@ -163,6 +165,33 @@ class _Message:
     stamp: int
 
 
+def fuse_bag(
+    src: str | Path,
+    dst: str | Path,
+    job: BagJob,
+    stage: PairStage,
+    sources: Any,
+    progress: Progress | None = None,
+) -> BagReport:
+    """One bag fused into the new bag `dst`, as `sosmaskfuse bag` (and each fleet worker) runs it.
+
+    `sources` (the models' account from `build_stage`) goes into the bag's custom_data. An
+    unreadable input or a failed write (ReaderError, WriterError, OSError) ends the run with
+    `report.error` set (`report.storage` is empty if the output was never opened); Ctrl-C ends
+    it with `report.interrupted`. Either way the bag written so far is valid and closed.
+    BagJobError when the job does not fit the bag (nothing is written then).
+    """
+    fusion = BagFusion(src, dst, job, stage, custom_data={"sosmaskfuse.models": str(sources)})
+    try:
+        fusion.run(progress)
+    except KeyboardInterrupt:
+        pass
+    except (ReaderError, WriterError, OSError) as exc:  # an unreadable input, a full disk
+        error = str(exc)
+        fusion.report.error = error if str(src) in error else f"{src}: {error}"
+    return fusion.report
+
+
 class BagFusion:
     """One bag-to-bag run. `run()` fills `report`, also when it is interrupted."""
 
@@ -178,7 +207,7 @@ class BagFusion:
         self.job = job
         self.stage = stage
         self.custom_data = dict(custom_data or {})
-        self.report = BagReport()
+        self.report = BagReport(source=str(self.src))
         self._store = typestore()
         self._image_cls = self._store.types[IMAGE]
 
@@ -370,7 +399,6 @@ class BagFusion:
             msg = self._image_cls(header=visible.header, **fields._asdict())
             writer.write(conn, visible.log_time, self._store.serialize_cdr(msg, IMAGE))
 
-    @staticmethod
-    def _skip(where: list[Skipped], item: Skipped) -> None:
+    def _skip(self, where: list[Skipped], item: Skipped) -> None:
         where.append(item)
-        log.warning("skipped %s", item)
+        log.warning("%s: skipped %s", self.src, item)

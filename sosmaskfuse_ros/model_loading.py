@@ -1,0 +1,96 @@
+"""The node's models with fallbacks: a bad device, precision or weights file never stops it.
+
+Only what failed is replaced by its default, the user's other choices are kept:
+
+* an unusable device (`cuda` without a GPU, `cuda:3` with one) -> the CPU;
+* an unusable precision (`fp16` on the CPU) -> fp32;
+* an autoencoder file that cannot be used (missing, malformed, numerically broken: the
+  pipeline's probe frame decodes to NaN) -> the shipped autoencoder;
+* an SOS network file that cannot be used -> no network, the mask from the best source left;
+* and, if even that fails on the chosen device, the shipped defaults on the CPU in fp32.
+
+Each reason is logged, and the fallback's account (what runs, and why) is returned for the
+diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sosmaskfuse_core.pipeline import builder
+from sosmaskfuse_core.pipeline.devices import check_precision, resolve_device
+from sosmaskfuse_core.pipeline.pair_stage import PairStage
+
+
+@dataclass
+class LoadedModels:
+    """What `load_models` built, and why it differs from the configuration (if it does)."""
+
+    stage: PairStage
+    sources: builder.ModelSources
+    fallback: str = ""  # empty when the configuration runs as given
+
+
+def _attempts(values: Mapping[str, Any], device: str, precision: str) -> list[dict]:
+    """The model choices to try, in order: as configured, then replacing what may have failed."""
+    ae, sos, mask = values["autoencoder_weights"], values["sosnet_weights"], values["mask_source"]
+    fallback_mask = "topic" if mask == "topic" else "auto"
+    tries = [(ae, sos, mask)]
+    if ae:
+        tries.append(("", sos, mask))
+    if sos or mask == "sosnet":
+        tries.append((ae, "", fallback_mask))
+        if ae:
+            tries.append(("", "", fallback_mask))
+    runs = [dict(zip(("autoencoder_weights", "sosnet_weights", "mask_source"), t)) for t in tries]
+    for run in runs:
+        run.update(device=device, precision=precision)
+    last_resort = {
+        "autoencoder_weights": "",
+        "sosnet_weights": "",
+        "mask_source": fallback_mask,
+        "device": "cpu",
+        "precision": "fp32",
+    }
+    if last_resort not in runs:
+        runs.append(last_resort)
+    return runs
+
+
+def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> LoadedModels:
+    """The configured stage, or the nearest one that can run (see the module docstring).
+
+    RuntimeError when not even the shipped defaults on the CPU can be built.
+    """
+    errors: list[str] = []
+    device, precision = values["device"], values["precision"]
+    try:
+        resolved = resolve_device(device)
+    except ValueError as exc:
+        errors.append(str(exc))
+        device, resolved = "cpu", resolve_device("cpu")
+    try:
+        check_precision(precision, resolved)
+    except ValueError as exc:
+        errors.append(str(exc))
+        precision = "fp32"
+    for error in errors:
+        log_error(f"cannot use the configured device/precision: {error}")
+    for overrides in _attempts(values, device, precision):
+        try:
+            stage, sources = builder.build_stage(values, **overrides)
+        except (ValueError, OSError, RuntimeError) as exc:
+            errors.append(str(exc))
+            log_error(f"cannot use the configured models: {exc}")
+            continue
+        fallback = ""
+        if errors:
+            fallback = (
+                f"running fallback ({sources}; on {stage.pipeline.device} "
+                f"{stage.pipeline.config.precision}) because: " + "; ".join(errors)
+            )
+            log_error(fallback)
+        return LoadedModels(stage, sources, fallback)
+    raise RuntimeError("no usable models: " + "; ".join(errors))

@@ -1,0 +1,363 @@
+"""What the fusion node takes in and gives out on real DDS: hostile and camera-native input.
+
+Also camera_info, the compressed output, and diagnostics as diagnostic_updater users read them.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import zlib
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip(
+    "rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable"
+)
+
+import cv2  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from node_rig import RELIABLE, SEC, H, Rig, Rosout, Store, W, stamp_ns  # noqa: E402
+from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
+
+from sosmaskfuse_core.formats.image_codec import fill_compressed_msg  # noqa: E402
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+@pytest.fixture(scope="module")
+def session():
+    s = RosSession()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def rosout(session):
+    return Rosout(session)
+
+
+@pytest.fixture
+def rig(session, tiny_checkpoint_files):
+    rigs = []
+
+    def make(**kw):
+        r = Rig(session, tiny_checkpoint_files, **kw)
+        r.statuses = Store()  # every status of this node, in arrival order
+        fqn = r.node.get_fully_qualified_name()
+        r.tester.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: [r.statuses(s) for s in m.status if s.hardware_id == fqn],
+            10,
+        )
+        rigs.append(r)
+        return r
+
+    yield make
+    for r in rigs:
+        r.close()
+
+
+def _latest(statuses: Store, task: str):
+    named = [s for s in statuses if s.name.endswith(f": {task}")]
+    return named[-1] if named else None
+
+
+def _wait_status(r, task: str, check, timeout: float = 20.0):
+    """Wait until the latest status of `task` satisfies `check`; returns it."""
+    ok = r.statuses.wait(
+        lambda _: (s := _latest(r.statuses, task)) is not None and check(s), timeout
+    )
+    latest = _latest(r.statuses, task)
+    assert ok, (task, latest.level if latest else None, latest.message if latest else None)
+    return latest
+
+
+def _values(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def _compressed(data: bytes, t_ns: int) -> CompressedImage:
+    msg = CompressedImage(format="png")
+    msg.data = data
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t_ns, SEC)
+    return msg
+
+
+def _compressed_image(img, t_ns):
+    msg = fill_compressed_msg(CompressedImage(), img, "png")
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t_ns, SEC)
+    return msg
+
+
+# --- hostile input -----------------------------------------------------------------------------
+
+
+def test_a_57_byte_png_claiming_40000x30000_leaves_the_node_fusing(rig):
+    r = rig(compressed=True, input_transport="compressed")
+    bomb = _png_bomb(40000, 30000)
+    assert len(bomb) == 57
+    r.send("thermal", _compressed(bomb, 1 * SEC))
+    r.send("visible", _compressed_image(np.zeros((H, W, 3), np.uint8), 1 * SEC))
+    assert wait_for(lambda: r.node.counts["bad"]["thermal"] == 1), r.node.counts
+    status = _wait_status(r, "thermal input", lambda s: s.level == WARN and "bad" in s.message)
+    assert "40000x30000" in status.message and "max_input_pixels" in status.message
+    rng = np.random.default_rng(0)
+    r.send("thermal", _compressed_image(rng.integers(0, 256, (H, W), dtype=np.uint8), 2 * SEC))
+    r.send("visible", _compressed_image(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), 2 * SEC))
+    assert r.wait_outputs(1) and stamp_ns(r.fused[0]) == 2 * SEC
+
+
+def test_the_pixel_cap_is_a_parameter(rig):
+    r = rig(max_input_pixels=H * W - 1)
+    r.pair(1 * SEC)
+    assert wait_for(
+        lambda: r.node.counts["bad"]["thermal"] == 1 == r.node.counts["bad"]["visible"]
+    )
+    assert r.fused.nothing_new(0.5) and r.node.counts["pairs"] == 0
+
+
+def test_messages_name_the_right_side(rig):
+    r = rig()
+    r.send("thermal", image_msg(np.zeros((H, W), np.uint8), "mono8", 1 * SEC))
+    r.send("visible", image_msg(np.zeros((8, 8, 3), np.uint8), "bgr8", 1 * SEC))
+    status = _wait_status(r, "fusion", lambda s: s.level == WARN and "8x8" in s.message)
+    assert status.message.startswith("visible image: 8x8"), status.message
+    assert "thermal" not in status.message
+    r.pair(2 * SEC)  # and the next good pair clears it
+    assert r.wait_outputs(1)
+    status = _wait_status(r, "fusion", lambda s: s.level == OK)
+    assert status.message == "fusing" and _values(status)["last error"] == ""
+
+
+def test_each_input_and_reason_has_its_own_log_throttle(rig, rosout):
+    r = rig()
+    short = image_msg(np.zeros((H, W), np.uint8), "mono8", 1 * SEC)
+    short.data = bytes(10)
+    unknown = image_msg(np.zeros((H, W), np.uint8), "mono8", 1 * SEC)
+    unknown.encoding = "yuv444_fancy"
+    r.send("thermal", short)
+    r.send("visible", short)  # same reason, other input
+    r.send("thermal", unknown)  # other reason, same input
+    r.send("thermal", short)  # same input and reason within 5 s: throttled
+    assert wait_for(lambda: r.node.counts["bad"]["thermal"] == 3)
+    assert rosout.wait_line(r.logger, "dropped a visible message: visible image: data has 10")
+    assert rosout.wait_line(r.logger, "dropped a thermal message: thermal image: data has 10")
+    assert rosout.wait_line(r.logger, "unsupported encoding 'yuv444_fancy'")
+    lines = [t for t in rosout.texts(r.logger) if t.startswith("dropped a thermal")]
+    assert sum("data has 10" in t for t in lines) == 1
+
+
+@pytest.mark.parametrize("encoding", ["bayer_rggb8", "yuv422", "yuv422_yuy2", "nv21", "8UC3"])
+def test_camera_encodings_on_the_visible_input_are_fused(rig, encoding):
+    r = rig(color_output=True)
+    rng = np.random.default_rng(1)
+    if encoding.startswith("bayer"):
+        vis = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    elif encoding == "nv21":
+        vis = rng.integers(0, 256, (H * 3 // 2, W), dtype=np.uint8)
+    elif encoding == "8UC3":
+        vis = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    else:
+        vis = rng.integers(0, 256, (H, W, 2), dtype=np.uint8)
+    msg = image_msg(vis, encoding, 1 * SEC)
+    msg.height = H  # NV21 holds 1.5 rows of bytes per image row
+    r.send("thermal", image_msg(rng.integers(0, 256, (H, W), dtype=np.uint8), "mono8", 1 * SEC))
+    r.send("visible", msg)
+    assert r.wait_outputs(1), (r.node.counts, r.node.report.last_error)
+    out = r.fused[0]
+    assert (out.height, out.width, out.encoding) == (H, W, "bgr8")
+    assert sum(r.node.counts["bad"].values()) == 0
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+
+def _visible_info(width=W, height=H) -> CameraInfo:
+    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    info.k = [80.0, 0.0, 31.5, 0.0, 80.0, 23.5, 0.0, 0.0, 1.0]
+    info.p = [80.0, 0.0, 31.5, -8.0, 0.0, 80.0, 23.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.d = [0.1, -0.05, 0.0, 0.0, 0.01]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.header.frame_id = "visible_optical"
+    return info
+
+
+def test_camera_info_matches_every_fused_frame_scaled_to_the_processing_size(rig):
+    r = rig(process_width=32, process_height=24)
+    r.send("camera_info", _visible_info())
+    assert wait_for(lambda: r.node._camera_info is not None)
+    for k in range(1, 4):
+        r.pair(k * SEC)
+        assert r.wait_outputs(k)
+    assert r.infos.wait_count(3)
+    assert [stamp_ns(i) for i in r.infos] == [stamp_ns(f) for f in r.fused]
+    for info, fused in zip(r.infos, r.fused):
+        assert (info.width, info.height) == (fused.width, fused.height) == (32, 24)
+        assert info.header.frame_id == fused.header.frame_id == "visible_optical"
+    info = r.infos[0]
+    # half size, pixel centres aligned: f/2, (c + 0.5)/2 - 0.5; Tx scales like f
+    np.testing.assert_allclose(info.k, [40, 0, 15.5, 0, 40, 11.5, 0, 0, 1])
+    np.testing.assert_allclose(info.p, [40, 0, 15.5, -4, 0, 40, 11.5, 0, 0, 0, 1, 0])
+    assert info.distortion_model == "plumb_bob"
+    np.testing.assert_allclose(info.d, [0.1, -0.05, 0.0, 0.0, 0.01])
+
+
+def test_without_visible_camera_info_no_camera_info_is_published(rig):
+    r = rig()
+    r.pair(1 * SEC)
+    assert r.wait_outputs(1)
+    assert r.infos.nothing_new(0.5) and len(r.infos) == 0
+
+
+def test_fused_image_compressed_when_enabled(rig):
+    r = rig(publish_compressed=True, jpeg_quality=70)
+    jpegs = Store()
+    r.tester.create_subscription(CompressedImage, "fused_image/compressed", jpegs, RELIABLE)
+    assert wait_for(lambda: r.tester.count_publishers(f"{r.ns}/fused_image/compressed") == 1)
+    assert wait_for(lambda: r.node._pubs["compressed"].get_subscription_count() > 0)
+    r.pair(1 * SEC)
+    assert r.wait_outputs(1) and jpegs.wait_count(1)
+    jpeg, fused = jpegs[0], r.fused[0]
+    assert "jpeg" in jpeg.format and stamp_ns(jpeg) == stamp_ns(fused)
+    decoded = cv2.imdecode(np.frombuffer(bytes(jpeg.data), np.uint8), cv2.IMREAD_UNCHANGED)
+    plain = np.frombuffer(bytes(fused.data), np.uint8).reshape(H, W)
+    assert decoded.shape == (H, W) and np.abs(decoded.astype(int) - plain).mean() < 12
+
+
+def test_no_compressed_output_by_default(rig):
+    r = rig()
+    assert r.tester.count_publishers(f"{r.ns}/fused_image/compressed") == 0
+    assert "compressed" not in r.node._pubs
+
+
+# --- diagnostics ---------------------------------------------------------------------------------
+
+
+def test_status_names_are_node_name_colon_task(rig):
+    r = rig()
+    assert r.statuses.wait(lambda items: {s.name for s in items} >= {"sosmaskfuse: fusion"})
+    names = {s.name for s in r.statuses}
+    assert names == {
+        "sosmaskfuse: fusion",
+        "sosmaskfuse: thermal input",
+        "sosmaskfuse: visible input",
+    }
+    assert not any(n.startswith("/") for n in names)
+
+
+def test_inputs_warn_when_silent_and_recover_when_they_come_back(rig):
+    r = rig(input_min_rate=2.0)
+    stop = threading.Event()
+
+    def stream():
+        while not stop.wait(0.05):  # 20 Hz of pairs, stamped now (the node's clock)
+            now = r.node.get_clock().now().nanoseconds
+            r.pair(now, ir=np.zeros((H, W), np.uint8), vis=np.zeros((H, W, 3), np.uint8))
+
+    silent = _wait_status(r, "thermal input", lambda s: s.level == WARN)
+    assert "no messages" in silent.message or "no data" in silent.message
+    feeder = threading.Thread(target=stream, daemon=True)
+    feeder.start()
+    try:
+        status = _wait_status(r, "thermal input", lambda s: s.level == OK)
+        assert float(_values(status)["Actual frequency (Hz)"]) >= 2.0
+        _wait_status(r, "visible input", lambda s: s.level == OK)
+    finally:
+        stop.set()
+        feeder.join()
+    stale = _wait_status(r, "visible input", lambda s: s.level == WARN, timeout=10)
+    assert "no data since the last update" in stale.message
+    stop.clear()
+    feeder = threading.Thread(target=stream, daemon=True)
+    feeder.start()
+    try:
+        _wait_status(r, "visible input", lambda s: s.level == OK)
+    finally:
+        stop.set()
+        feeder.join()
+
+
+def test_old_stamps_warn_and_latency_is_measured_from_the_header_stamp(rig):
+    r = rig(max_stamp_age=2.0)
+    now = r.node.get_clock().now().nanoseconds
+    r.pair(now - 10 * SEC)  # a frame stamped 10 s ago
+    assert r.wait_outputs(1)
+    assert r.statuses.wait(
+        lambda items: any(
+            s.name.endswith("thermal input") and "too old" in s.message for s in items
+        )
+    )
+    status = next(s for s in r.statuses if "too old" in s.message)
+    assert status.level == WARN and "stamps too old: 10" in status.message
+    fusion = _wait_status(r, "fusion", lambda s: _values(s)["latency max (ms)"] != "")
+    assert float(_values(fusion)["latency max (ms)"]) >= 10_000.0
+
+
+def test_waiting_for_pairs_is_a_warning_and_fusing_is_ok(rig):
+    r = rig()
+    status = _wait_status(r, "fusion", lambda s: True)
+    assert (status.level, status.message) == (WARN, "waiting for thermal/visible pairs")
+    r.pair(1 * SEC)
+    assert r.wait_outputs(1)
+    status = _wait_status(r, "fusion", lambda s: s.level == OK)
+    assert _values(status)["lifecycle state"] == "active"
+
+
+def test_the_synthetic_cameras_camera_info_comes_out_with_every_fused_frame(
+    session, tiny_checkpoint_files
+):
+    from rclpy.parameter import Parameter
+
+    from sosmaskfuse_ros.synthetic_cameras import SyntheticCameras
+
+    r = Rig(session, tiny_checkpoint_files, process_width=64, process_height=48)
+    for pub in r.pub.values():  # the cameras publish here instead
+        r.tester.destroy_publisher(pub)
+    cams = session.add(
+        SyntheticCameras(
+            namespace=r.ns,
+            context=session.context,
+            parameter_overrides=[
+                Parameter(k, value=v)
+                for k, v in {
+                    "width": 128,
+                    "height": 96,
+                    "rate": 10.0,
+                    "thermal_scale": 0.5,
+                }.items()
+            ],
+        )
+    )
+    try:
+        assert r.wait_outputs(3) and r.infos.wait_count(3), (
+            r.node.counts,
+            r.node.report.last_error,
+        )
+        assert r.infos.wait(
+            lambda infos: {stamp_ns(f) for f in r.fused[:3]} <= {stamp_ns(i) for i in infos}
+        )
+        by_stamp = {stamp_ns(i): i for i in r.infos}
+        camera_k = np.asarray(cams.scene.camera_matrix("visible"), dtype=float)
+        for fused in list(r.fused)[:3]:
+            info = by_stamp[stamp_ns(fused)]
+            assert (info.width, info.height) == (fused.width, fused.height) == (64, 48)
+            assert info.header.frame_id == fused.header.frame_id
+            fx, cx = camera_k[0, 0], camera_k[0, 2]
+            np.testing.assert_allclose([info.k[0], info.k[2]], [fx / 2, (cx + 0.5) / 2 - 0.5])
+    finally:
+        session.remove(cams)
+        r.close()
