@@ -48,11 +48,13 @@ setup(
             "ros-jazzy-rosgraph-msgs",
             "ros-jazzy-ament-index-python",
         ],
+        # the onnxruntime backend and `sosmaskfuse export-onnx` (docs/performance.md)
+        "onnx": ["onnx", "onnxruntime"],
         # `sosmaskfuse fleet`: many bags on a Ray cluster (a local one by default); the client
         # extra (grpcio) lets it join a cluster by a ray://HOST:10001 address as well
         "fleet": ["ray[client]>=2.40"],
-        # the fleet tests run on a real local Ray
-        "test": ["pytest", "pillow", "ruff", "ray>=2.40"],
+        # the fleet tests run on a real local Ray; the ONNX tests on onnxruntime
+        "test": ["pytest", "pillow", "ruff", "ray>=2.40", "onnx", "onnxruntime"],
     },
     zip_safe=True,
     entry_points={

@@ -1,4 +1,4 @@
-"""FusionPipeline on CUDA: the CPU's results, tensors already on the GPU, fp16/bf16 close to fp32.
+"""FusionPipeline on CUDA: CPU parity, GPU tensors, fp16/bf16, CUDA graphs, transfers, layout.
 
 Runs only where a CUDA device is present (skipped on CPU-only machines such as CI).
 """
@@ -65,3 +65,99 @@ def test_half_precisions_stay_close_to_fp32(precision):
         ir, vis, mask
     )
     assert np.abs(a.raw - b.raw).max() < 0.05 * np.abs(a.raw).max()
+
+
+# --- the GPU path: CUDA graphs per size, one upload, one copy back, channels_last -------------
+
+
+def _graph_pipes(autoencoder, sosnet=None, **config):
+    eager = FusionPipeline(
+        copy.deepcopy(autoencoder),
+        copy.deepcopy(sosnet),
+        device="cuda",
+        config=PipelineConfig(sos_size=(64, 64), **config),
+        backend_options={"cuda_graphs": False},
+    )
+    graphs = FusionPipeline(
+        autoencoder, sosnet, device="cuda", config=PipelineConfig(sos_size=(64, 64), **config)
+    )
+    return eager, graphs
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_graph_replays_give_the_eager_results(tiny_autoencoder, tiny_sosnet, precision):
+    eager, graphs = _graph_pipes(tiny_autoencoder, tiny_sosnet, precision=precision)
+    assert graphs.backend.graphs is not None and eager.backend.graphs is None
+    for seed in range(4):  # call 1 eager, 2 captures, 3-4 replay, each on new data
+        ir, vis = _pair(seed=seed)
+        a, b = eager(ir, vis), graphs(ir, vis)
+        assert np.abs(a.mask_u8.astype(int) - b.mask_u8.astype(int)).max() <= 1
+        assert np.allclose(a.raw, b.raw, rtol=1e-3, atol=1e-3 * np.abs(a.raw).max())
+        assert (np.abs(a.fused.astype(int) - b.fused.astype(int)) <= 1).mean() >= 0.999
+    assert graphs.backend.graphs.captures == 2  # the SOS network and the autoencoder
+
+
+def test_one_graph_per_input_size(tiny_autoencoder):
+    _, pipe = _graph_pipes(tiny_autoencoder)
+    for h, w in [(96, 128)] * 3 + [(64, 80)] * 3 + [(96, 128)]:
+        ir, vis = _pair(h, w)
+        pipe(ir, vis, np.full(ir.shape, 100, np.uint8))
+    cache = pipe.backend.graphs
+    assert cache.captures == 2
+    assert sorted(k[1] for k in cache.keys()) == [(1, 1, 64, 80), (1, 1, 96, 128)]
+
+
+def test_a_replay_does_not_overwrite_earlier_results(tiny_autoencoder):
+    _, pipe = _graph_pipes(tiny_autoencoder)
+    mask = torch.full((96, 128), 0.5, device="cuda")
+    results = []
+    for seed in range(4):
+        ir, vis = _pair(seed=seed)
+        results.append(pipe(torch.from_numpy(ir).cuda(), torch.from_numpy(vis).cuda(), mask))
+    kept = [r.raw.clone() for r in results]
+    pipe(*(torch.from_numpy(x).cuda() for x in _pair(seed=9)), mask)
+    for r, k in zip(results, kept):
+        assert torch.equal(r.raw, k)
+    assert not torch.equal(results[2].raw, results[3].raw)
+
+
+def test_one_pinned_upload_per_call(tiny_autoencoder):
+    _, pipe = _graph_pipes(tiny_autoencoder)
+    for seed in range(3):
+        ir, vis = _pair(seed=seed)
+        pipe(ir, vis, np.full(ir.shape, 200, np.uint8))
+    assert pipe._uploader.uploads == 3
+    assert pipe._uploader._pinned.is_pinned()
+
+
+def test_the_classical_mask_is_made_on_the_host_before_the_upload(tiny_autoencoder):
+    from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
+
+    pipes = [
+        FusionPipeline(
+            copy.deepcopy(tiny_autoencoder),
+            device=device,
+            mask_source="thermal",
+            thermal_masker=ThermalHotObjectMasker(),
+        )
+        for device in ("cpu", "cuda")
+    ]
+    ir, vis = _pair()
+    a, b = (p(ir, vis) for p in pipes)
+    assert pipes[1]._uploader.uploads == 1
+    assert np.array_equal(a.mask_u8, b.mask_u8)  # the same mask, made on the host both times
+    assert (np.abs(a.fused.astype(int) - b.fused.astype(int)) <= 1).mean() >= 0.99
+
+
+def test_channels_last_on_cuda_matches_nchw(tiny_autoencoder):
+    ir, vis = _pair()
+    mask = np.full(ir.shape, 128, np.uint8)
+    outs = [
+        FusionPipeline(
+            copy.deepcopy(tiny_autoencoder),
+            device="cuda",
+            backend_options={"channels_last": cl, "cuda_graphs": False},
+        )(ir, vis, mask)
+        for cl in (False, True)
+    ]
+    assert np.allclose(outs[0].raw, outs[1].raw, rtol=1e-3, atol=1e-3 * np.abs(outs[0].raw).max())

@@ -38,6 +38,7 @@ from typing import Any
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
 from sosmaskfuse_core.formats.rosbag_io import STORAGES
 from sosmaskfuse_core.pipeline.builder import build_stage
+from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import BAG
 from sosmaskfuse_core.tools.fuse_bag import BagJob, BagJobError, BagReport, fuse_bag
@@ -126,9 +127,11 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=stream)
         return 2
+    if stage.pipeline.device.type == "cpu":
+        retain_freed_host_memory()  # reuse freed buffers: no page faults per layer
     print(
         f"{args.input} -> {args.output}: pairing {' + '.join(job.input_topics)} "
-        f"on {stage.pipeline.device}; {sources}",
+        f"on {stage.pipeline.device} ({stage.pipeline.backend.name} backend); {sources}",
         file=stream,
     )
     progress = Progress(None, "bag", unit="pairs", stream=stream)

@@ -51,7 +51,9 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument(
-        "--weights", type=Path, help="autoencoder checkpoint (default: the shipped weights)"
+        "--weights",
+        default="",
+        help='autoencoder checkpoint (default: the shipped weights; "lite": the shipped lite one)',
     )
     e.add_argument(
         "--images", nargs="+", required=True, help="folders of images (searched recursively)"
@@ -79,14 +81,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
+    from sosmaskfuse_core.models.shipped import resolve_autoencoder
     from sosmaskfuse_core.training.autoencoder import reconstruction_quality
 
-    weights = args.weights or SHIPPED_AUTOENCODER
     try:
+        weights, _ = resolve_autoencoder(args.weights)
         model, meta = load_autoencoder(weights)
         paths = find_images(args.images)
-    except (CheckpointError, DataError) as exc:
+    except (CheckpointError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.held_out:

@@ -54,8 +54,32 @@ class AutoencoderConfig:
         )
 
 
+# oneDNN's convolution with the ReLU fused in (what torch.compile emits on the CPU), if present
+_CONV_RELU = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+
+
+def _fusable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Inference on the CPU in NHWC, fp32 or bf16: one oneDNN call does convolution + ReLU."""
+    return (
+        _CONV_RELU is not None
+        and not torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.dtype == conv.weight.dtype
+        and x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not torch.onnx.is_in_onnx_export()
+        and not torch.jit.is_tracing()
+    )
+
+
 class ConvLayer(nn.Module):
-    """Reflection padding k//2, a k x k convolution with bias, ReLU (also on the output layer)."""
+    """Reflection padding k//2, a k x k convolution with bias, ReLU (also on the output layer).
+
+    The ReLU runs in place on the convolution's fresh output (no second large buffer); in
+    NHWC inference on the CPU it is fused into the convolution (`_fusable`). Both compute the
+    same numbers as conv followed by relu.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__()
@@ -65,7 +89,14 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
             x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        return F.relu(self.conv(x))
+        return self.forward_padded(x)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on an input that is already reflection-padded."""
+        if _fusable(x, self.conv):
+            conv = self.conv
+            return _CONV_RELU(x, conv.weight, conv.bias, [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
+        return F.relu(self.conv(x), inplace=True)
 
 
 class DenseBlockLight(nn.Module):
@@ -78,6 +109,10 @@ class DenseBlockLight(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.expand(self.reduce(x))
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The block on an input already padded by 1 for its 3x3 layer."""
+        return self.expand(self.reduce.forward_padded(x))
 
 
 class Encoder(nn.Module):
@@ -105,14 +140,49 @@ def upsample_to(reference: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Nearest x2 upsampling of `x`, reflection-padded to `reference`'s height and width.
 
     A shortfall d is padded floor(d/2) before and d - floor(d/2) after (the reference's
-    inference-time upsampler; for even sizes it is plain x2 upsampling).
+    inference-time upsampler; for even sizes it is plain x2 upsampling). In an ONNX export the
+    padding is always written (zero for even sizes), so one file serves every size.
     """
     x = F.interpolate(x, scale_factor=2.0, mode="nearest")
     dh = reference.shape[-2] - x.shape[-2]
     dw = reference.shape[-1] - x.shape[-1]
-    if dh or dw:
+    if torch.onnx.is_in_onnx_export() or dh or dw:
         x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), mode="reflect")
     return x
+
+
+def cat_upsampled_padded(parts: Sequence[torch.Tensor], low: torch.Tensor) -> torch.Tensor:
+    """`F.pad(cat([*parts, upsample_to(parts[0], low)]), 1, reflect)`, written once, NHWC.
+
+    The concatenation, the nearest x2 upsampling and the 3x3 layer's reflection padding go
+    straight into one buffer (the decoder's inference path on the CPU): copies only, so the
+    result is exactly the unfused one.
+    """
+    n, _, h, w = parts[0].shape
+    channels = sum(p.shape[1] for p in parts) + low.shape[1]
+    out = torch.empty(
+        (n, channels, h + 2, w + 2),
+        dtype=parts[0].dtype,
+        device=parts[0].device,
+        memory_format=torch.channels_last,
+    )
+    inner = out[:, :, 1 : h + 1, 1 : w + 1]
+    c0 = 0
+    for p in parts:
+        inner[:, c0 : c0 + p.shape[1]].copy_(p)
+        c0 += p.shape[1]
+    c, hl, wl = low.shape[1:]
+    dst = inner[:, c0 : c0 + c]
+    if (2 * hl, 2 * wl) == (h, w):  # dst[..., 2i + a, 2j + b] = low[..., i, j]
+        pairs = dst.unflatten(3, (wl, 2)).unflatten(2, (hl, 2))
+        pairs.copy_(low[:, :, :, None, :, None].expand(n, c, hl, 2, wl, 2))
+    else:
+        dst.copy_(upsample_to(parts[0], low))
+    out[:, :, 0, 1 : w + 1] = out[:, :, 2, 1 : w + 1]  # reflect rows, then columns (corners too)
+    out[:, :, h + 1, 1 : w + 1] = out[:, :, h - 1, 1 : w + 1]
+    out[:, :, :, 0] = out[:, :, :, 2]
+    out[:, :, :, w + 1] = out[:, :, :, w - 1]
+    return out
 
 
 class Decoder(nn.Module):
@@ -131,12 +201,24 @@ class Decoder(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         f1, f2, f3, f4 = feats
+        if _fusable(f1, self.node1_1.reduce.conv) and min(f4.shape[-2:]) >= 2:
+            return self._forward_fused(f1, f2, f3, f4)
         x1_1 = self.node1_1(torch.cat([f1, upsample_to(f1, f2)], 1))
         x2_1 = self.node2_1(torch.cat([f2, upsample_to(f2, f3)], 1))
         x1_2 = self.node1_2(torch.cat([f1, x1_1, upsample_to(f1, x2_1)], 1))
         x3_1 = self.node3_1(torch.cat([f3, upsample_to(f3, f4)], 1))
         x2_2 = self.node2_2(torch.cat([f2, x2_1, upsample_to(f2, x3_1)], 1))
         x1_3 = self.node1_3(torch.cat([f1, x1_1, x1_2, upsample_to(f1, x2_2)], 1))
+        return self.head(x1_3)
+
+    def _forward_fused(self, f1, f2, f3, f4) -> torch.Tensor:
+        """`forward`, each node's input concatenated, upsampled and padded in one buffer."""
+        x1_1 = self.node1_1.forward_padded(cat_upsampled_padded([f1], f2))
+        x2_1 = self.node2_1.forward_padded(cat_upsampled_padded([f2], f3))
+        x1_2 = self.node1_2.forward_padded(cat_upsampled_padded([f1, x1_1], x2_1))
+        x3_1 = self.node3_1.forward_padded(cat_upsampled_padded([f3], f4))
+        x2_2 = self.node2_2.forward_padded(cat_upsampled_padded([f2, x2_1], x3_1))
+        x1_3 = self.node1_3.forward_padded(cat_upsampled_padded([f1, x1_1, x1_2], x2_2))
         return self.head(x1_3)
 
 

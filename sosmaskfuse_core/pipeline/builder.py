@@ -17,9 +17,9 @@ import torch
 
 from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
 from sosmaskfuse_core.models.shipped import (
-    SHIPPED_AUTOENCODER,
     SHIPPED_SOSNET,
     describe,
+    resolve_autoencoder,
     shipped_or_none,
 )
 from sosmaskfuse_core.settings import table
@@ -52,21 +52,19 @@ def build_pipeline(
     mask_source: str = "auto",
     device: str | torch.device = "auto",
     config: PipelineConfig | None = None,
+    backend: str = table.default("backend"),
 ) -> tuple[FusionPipeline, ModelSources]:
     """A pipeline from checkpoint paths; empty paths mean the shipped defaults.
 
-    mask_source `auto` uses the SOS network when weights for it are given or shipped, and
-    the classical thermal mask otherwise; `topic` expects a mask with every pair.
+    `autoencoder` may also name a shipped model: "lite". mask_source `auto` uses the SOS
+    network when weights for it are given or shipped, and the classical thermal mask
+    otherwise; `topic` expects a mask with every pair. `backend` is torch, onnxruntime or auto.
     """
     table.by_name("mask_source").check(mask_source)
-    ae_path = autoencoder or shipped_or_none(SHIPPED_AUTOENCODER)
-    if ae_path is None:
-        raise FileNotFoundError(
-            "no autoencoder weights given and none shipped with the package "
-            f"(expected {SHIPPED_AUTOENCODER})"
-        )
+    table.by_name("backend").check(backend)
+    ae_path, shipped_name = resolve_autoencoder(autoencoder)  # "", "lite" or a path
     ae, ae_meta = load_autoencoder(ae_path)
-    ae_desc = describe(ae_meta, not autoencoder)
+    ae_desc = describe(ae_meta, shipped_name)
 
     sos = None
     sos_desc = ""
@@ -98,10 +96,11 @@ def build_pipeline(
         device=device,
         mask_source=mask_source,
         thermal_masker=ThermalHotObjectMasker(),
+        backend=backend,
     )
     sources = ModelSources(autoencoder=ae_desc, mask=sos_desc)
     probe(pipeline, what=str(sources))  # numerically broken weights are refused here, at load
-    log.info("pipeline on %s: %s", pipeline.device, sources)
+    log.info("pipeline on %s (%s backend): %s", pipeline.device, pipeline.backend.name, sources)
     return pipeline, sources
 
 
@@ -164,6 +163,7 @@ def build_stage(
         mask_source=values.get("mask_source", "auto"),
         device=values.get("device", "auto"),
         config=config,
+        backend=values.get("backend", table.default("backend")),
     )
     return PairStage(pipeline, preparer, with_mask=values.get("publish_mask", True)), sources
 

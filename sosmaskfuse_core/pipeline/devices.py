@@ -54,3 +54,27 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+def retain_freed_host_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the system.
+
+    CPU inference allocates and frees buffers of tens of megabytes per layer; by default glibc
+    maps each afresh (mmap) and unmaps it on free, so every layer pays page faults on new
+    memory (in a VM, several times the cost of the arithmetic of an elementwise pass). With
+    mmap off for malloc and trimming disabled, freed blocks are reused: the fusion of a 640x480
+    pair ran 10-15% faster on this project's VM, at the price of the process keeping its peak
+    memory. Process-wide: entry points (the `fuse` and `bag` commands, a node's main) call it,
+    the library never does. Returns False where it does not apply (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))

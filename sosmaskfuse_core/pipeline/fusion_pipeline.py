@@ -27,9 +27,10 @@ from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 
 from . import preprocessing as pp
-from .devices import autocast, check_precision, resolve_device
+from .backends import make_backend
+from .devices import check_precision, resolve_device
 from .health import check_finite
-from .strategies import fuse_levels
+from .transfer import MIN_SIZE, Uploader, download, mask_tensor, mask_to_float, to_u8_tensor
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ Image = Union[np.ndarray, torch.Tensor]
 MASK_SOURCES = tuple(s for s in table.MASK_SOURCES if s != "auto")
 #: What `fuse_batch` can return (see FusionResult); callers ask only for what they use.
 OUTPUTS = ("mask", "mask_u8", "fused", "raw")
-# The encoder's fourth level is 1/8 of the input and its 3x3 reflection padding needs 2 pixels.
-MIN_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,13 @@ class FusionResult:
 
 
 class FusionPipeline:
-    """SOS mask + IMV-F fusion on one device. Thread-safe: one call runs at a time."""
+    """SOS mask + IMV-F fusion on one device. Thread-safe: one call runs at a time.
+
+    backend: `torch`, `onnxruntime` (CPU fp32) or `auto` (`backends.choose_backend`);
+    `backend_options` go to `TorchBackend` (channels_last, cuda_graphs). On CUDA, NumPy inputs
+    reach the device in one copy per call through a pinned buffer, the outputs asked for come
+    back in one copy, and every network runs on the caller's current stream.
+    """
 
     def __init__(
         self,
@@ -125,12 +130,23 @@ class FusionPipeline:
         device: str | torch.device = "auto",
         mask_source: str | None = None,
         thermal_masker: Callable[[np.ndarray], np.ndarray] | None = None,
+        backend: str = "torch",
+        backend_options: dict | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self._config = config or PipelineConfig()
         check_precision(self._config.precision, self.device)
         self.autoencoder = autoencoder.to(self.device).eval()
         self.sosnet = sosnet.to(self.device).eval() if sosnet is not None else None
+        self.backend = make_backend(
+            backend,
+            self.autoencoder,
+            self.sosnet,
+            self.device,
+            self._config.precision,
+            **(backend_options or {}),
+        )
+        self._uploader = Uploader(self.device)
         self.thermal_masker = thermal_masker
         self.thermal_agc = (
             ThermalAGC()
@@ -154,6 +170,8 @@ class FusionPipeline:
         mask_source = changes.pop("mask_source", None)
         new = self._config.replace(**changes)
         check_precision(new.precision, self.device)
+        if self.backend.name == "onnxruntime" and new.precision != "fp32":
+            raise ValueError(f"backend 'onnxruntime' runs fp32 only (asked: {new.precision})")
         if mask_source is not None:
             self._check_mask_source(mask_source)
         with self._lock:
@@ -213,22 +231,21 @@ class FusionPipeline:
         with self._lock:
             cfg, source = self._config, self.mask_source
             ir = self._stack([self._thermal_u8(t) for t in thermals], "thermal")
-            vis = self._stack(
-                [_to_u8_tensor(v, "visible", self.device) for v in visibles], "visible"
-            )
-            if ir.shape[-2:] != vis.shape[-2:]:
-                raise ValueError(
-                    f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
-                    f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first"
-                )
+            vis = self._stack([to_u8_tensor(v, "visible") for v in visibles], "visible")
             given = None
             if masks is not None:
-                given = self._stack([_mask_tensor(m, self.device) for m in masks], "mask")
-                if given.shape[-2:] != ir.shape[-2:]:
-                    raise ValueError(
-                        f"mask is {given.shape[-1]}x{given.shape[-2]}, "
-                        f"images are {ir.shape[-1]}x{ir.shape[-2]}"
-                    )
+                given = self._stack([mask_tensor(m) for m in masks], "mask")
+            _check_sizes(ir, vis, given)
+            if (
+                given is None
+                and source == "thermal"
+                and cfg.process_size is None
+                and ir.device != self.device
+            ):  # the classical mask of host frames is made on the host, before the upload
+                given = self._mask_probability(ir, pp.luma_u8(ir), cfg, source)
+            pieces = self._uploader.upload([ir, vis] + ([given] if given is not None else []))
+            ir, vis = pieces[:2]
+            given = mask_to_float(pieces[2]) if given is not None else None
             if cfg.process_size is not None:
                 size_hw = (int(cfg.process_size[1]), int(cfg.process_size[0]))
                 ir, vis = _resize_u8(ir, size_hw), _resize_u8(vis, size_hw)
@@ -253,15 +270,13 @@ class FusionPipeline:
                 out["mask_u8"] = pp.quantize_mask(mask)[:, 0]
             wanted = {k: v for k, v in out.items() if k in outputs}
             if as_numpy:
-                wanted = {
-                    k: v.cpu().numpy() for k, v in wanted.items()
-                }  # one copy per output, whole batch
+                wanted = download(wanted)  # one device -> host copy for the whole batch
         return [FusionResult(**{k: v[i] for k, v in wanted.items()}) for i in range(len(thermals))]
 
     def mask(self, thermal: Image) -> Image:
         """The SOS probability map (float32 H x W in [0, 1]) of one thermal frame."""
         with torch.inference_mode(), self._lock:
-            ir = self._thermal_u8(thermal)[None]
+            ir = self._uploader.upload([self._thermal_u8(thermal)[None]])[0]
             prob = self._mask_probability(ir, pp.luma_u8(ir), self._config, self.mask_source)[0, 0]
         return prob.cpu().numpy() if not isinstance(thermal, torch.Tensor) else prob
 
@@ -270,7 +285,7 @@ class FusionPipeline:
     def _thermal_u8(self, thermal: Image) -> torch.Tensor:
         if isinstance(thermal, np.ndarray) and thermal.dtype == np.uint16:
             thermal = self.thermal_agc.apply(thermal)
-        return _to_u8_tensor(thermal, "thermal", self.device)
+        return to_u8_tensor(thermal, "thermal")
 
     @staticmethod
     def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
@@ -290,14 +305,12 @@ class FusionPipeline:
                 max(32, size_hw[1] // 32 * 32),
                 max(32, size_hw[0] // 32 * 32),
             )
-            x = pp.sos_input(ir_u8, sos_size)
-            with autocast(self.device, cfg.precision):
-                logit = self.sosnet(x)
+            logit = self.backend.sos(pp.sos_input(ir_u8, sos_size), cfg.precision)
             return pp.logit_to_probability(logit, size_hw)
         if source == "thermal":
             gray = ir_y[:, 0].cpu().numpy()
             probs = [np.asarray(self.thermal_masker(g), dtype=np.float32) for g in gray]
-            return torch.from_numpy(np.stack(probs)[:, None]).to(self.device)
+            return torch.from_numpy(np.stack(probs)[:, None]).to(ir_y.device)
         raise ValueError("mask_source 'topic' needs a mask with every pair")
 
     @staticmethod
@@ -311,71 +324,23 @@ class FusionPipeline:
     def _fuse(
         self, ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cfg: PipelineConfig
     ) -> torch.Tensor:
-        n = ir.shape[0]
-        if cfg.fusion_mode == "imvf":
-            batch = torch.cat([ir * mask, ir * (1.0 - mask), vis * mask, vis * (1.0 - mask)])
-        else:
-            batch = torch.cat([ir, vis])
-        with autocast(self.device, cfg.precision):
-            feats = self.autoencoder.encoder(batch)
-        fused = fuse_levels(cfg.fusion_mode, feats, n, cfg.mu)
-        with autocast(self.device, cfg.precision):
-            out = self.autoencoder.decoder(fused)
-        return out.float()
+        """Encoder on the split images, the strategy in fp32, decoder: the raw output (fp32)."""
+        return self.backend.fuse(ir, vis, mask, cfg.fusion_mode, cfg.mu, cfg.precision)
 
 
 # --- input conversion -----------------------------------------------------------------------
 
 
-def _to_u8_tensor(image: Image, what: str, device: torch.device) -> torch.Tensor:
-    """C x H x W uint8 on `device` from H x W or H x W x C (C = 1, 3, 4) arrays or tensors."""
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(
-                f"{what} image: dtype {image.dtype} is not supported (uint8; uint16 for thermal "
-                "counts)"
-            )
-        t = torch.from_numpy(np.ascontiguousarray(image))
-    elif isinstance(image, torch.Tensor):
-        t = image
-        if t.is_floating_point():
-            if not torch.isfinite(t).all():
-                raise ValueError(f"{what} image: contains NaN or infinite values")
-            t = t.round().clamp(0, 255).to(torch.uint8)
-        elif t.dtype != torch.uint8:
-            raise ValueError(
-                f"{what} tensor: dtype {t.dtype} is not supported (uint8 or float 0..255)"
-            )
-    else:
-        raise TypeError(
-            f"{what} image: expected a NumPy array or a torch tensor, got {type(image).__name__}"
-        )
-    if t.ndim == 2:
-        t = t[None]
-    elif t.ndim == 3 and t.shape[2] in (1, 3, 4):
-        t = t.permute(2, 0, 1)
-    else:
-        raise ValueError(f"{what} image: shape {tuple(t.shape)} is not H x W or H x W x 1/3/4")
-    if min(t.shape[1], t.shape[2]) < MIN_SIZE:
+def _check_sizes(ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor | None) -> None:
+    if ir.shape[-2:] != vis.shape[-2:]:
         raise ValueError(
-            f"{what} image: {t.shape[2]}x{t.shape[1]} is smaller than the "
-            f"{MIN_SIZE}x{MIN_SIZE} the autoencoder needs"
+            f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
+            f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first"
         )
-    return t.to(device, non_blocking=True)
-
-
-def _mask_tensor(mask: Image, device: torch.device) -> torch.Tensor:
-    """1 x H x W float mask in [0, 1]: uint8 masks are read as 0..255, floats as 0..1."""
-    t = torch.from_numpy(np.ascontiguousarray(mask)) if isinstance(mask, np.ndarray) else mask
-    if t.ndim == 3:
-        t = t[..., 0] if t.shape[-1] in (1, 3, 4) else t[0]
-    if t.ndim != 2:
-        raise ValueError(f"mask: shape {tuple(t.shape)} is not H x W")
-    t = t.to(device)
-    t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-    if not torch.isfinite(t).all():
-        raise ValueError("mask: contains NaN or infinite values")
-    return t.clamp(0.0, 1.0)[None]
+    if mask is not None and mask.shape[-2:] != ir.shape[-2:]:
+        raise ValueError(
+            f"mask is {mask.shape[-1]}x{mask.shape[-2]}, images are {ir.shape[-1]}x{ir.shape[-2]}"
+        )
 
 
 def _resize_u8(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

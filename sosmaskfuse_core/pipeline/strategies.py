@@ -20,16 +20,20 @@ def spatial_channel_attention(x: torch.Tensor, y: torch.Tensor, eps: float = EPS
 
     channel: p = spatial mean per channel, w_x = p_x / (p_x + p_y + eps);
     spatial: s = channel mean per pixel, v_x = exp(s_x) / (exp(s_x) + exp(s_y) + eps).
+    The arithmetic is the formula's, operation for operation; intermediate maps are updated
+    in place, so a level costs a few full-size buffers instead of a dozen.
     """
     px = x.mean(dim=(2, 3), keepdim=True)
     py = y.mean(dim=(2, 3), keepdim=True)
     denom = px + py + eps
-    channel = (px / denom) * x + (py / denom) * y
+    channel = (px / denom) * x
+    channel += (py / denom) * y
     ex = torch.exp(x.mean(dim=1, keepdim=True))
     ey = torch.exp(y.mean(dim=1, keepdim=True))
     denom = ex + ey + eps
-    spatial = (ex / denom) * x + (ey / denom) * y
-    return (3.0 * channel + spatial) / 4.0
+    spatial = (ex / denom) * x
+    spatial += (ey / denom) * y
+    return channel.mul_(3.0).add_(spatial).div_(4.0)
 
 
 def imvf(
@@ -44,10 +48,20 @@ def imvf(
 
     F = (mu * A + (1 - mu) * C) + 0.6 * (W * S + (1 - W) * D) + 0.4 * D,
     S = SCA(B, D), W = S / (S + D + eps); A, B, C, D = ir_fg, ir_bg, vis_fg, vis_bg.
+    Evaluated in this order, in fp32; only fresh intermediates are updated in place (safe for
+    autograd too).
     """
     s = spatial_channel_attention(ir_bg, vis_bg, eps)
-    w = s / (s + vis_bg + eps)
-    return (mu * ir_fg + (1.0 - mu) * vis_fg) + 0.6 * (w * s + (1.0 - w) * vis_bg) + 0.4 * vis_bg
+    w = s + vis_bg
+    w += eps
+    w = s / w  # W = S / (S + D + eps)
+    background = w * s
+    background += (1.0 - w).mul_(vis_bg)
+    out = mu * ir_fg
+    out += (1.0 - mu) * vis_fg
+    out += background.mul_(0.6)
+    out += 0.4 * vis_bg
+    return out
 
 
 def addition(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ and the launch files all read `table.SETTINGS`.
 
 from .table import (
     AGC_MODES,
+    BACKENDS,
     BAG,
     FUSE,
     FUSION_MODES,
@@ -27,6 +28,7 @@ from .yaml_file import render as render_yaml
 
 __all__ = [
     "AGC_MODES",
+    "BACKENDS",
     "BAG",
     "FUSE",
     "FUSION_MODES",

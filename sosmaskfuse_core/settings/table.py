@@ -30,6 +30,9 @@ from .setting import (  # noqa: F401  (re-exported: the table is where callers l
 FUSION_MODES = ("imvf", "sca", "addition")
 OUTPUT_SCALINGS = ("minmax", "clip")
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: What runs the networks: PyTorch, ONNX Runtime (the optional `onnx` extra; CPU, fp32), or
+#: `auto` (ONNX Runtime where it is installed and the run is fp32 on the CPU, else PyTorch).
+BACKENDS = ("torch", "onnxruntime", "auto")
 #: Where the mask comes from: the SOS network, the classical thermal mask, masks supplied with
 #: each pair (the node's `mask` topic, a bag's mask topic, `fuse --mask-dir`), or `auto`
 #: (the SOS network when weights are given or shipped, else the classical mask).
@@ -44,7 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
         "autoencoder_weights",
         "str",
         "",
-        'IMV-F autoencoder checkpoint (authors\' or ours); "" = shipped default',
+        'IMV-F autoencoder checkpoint (authors\' or ours); "" = shipped default, '
+        '"lite" = the shipped lite model (fewer channels, for CPUs and small GPUs)',
         "models",
         flag="--autoencoder",
     ),
@@ -72,6 +76,15 @@ SETTINGS: tuple[Setting, ...] = (
         "network precision: fp32, fp16 (CUDA only) or bf16",
         "models",
         choices=PRECISIONS,
+    ),
+    Setting(
+        "backend",
+        "str",
+        "torch",
+        "what runs the networks: torch, onnxruntime (CPU fp32; pip extra 'onnx') or auto "
+        "(onnxruntime when installed and the run is CPU fp32, else torch)",
+        "models",
+        choices=BACKENDS,
     ),
     Setting(
         "mask_source",
