@@ -47,6 +47,7 @@ from sosmaskfuse_core.formats.image_codec import (
     message_to_array,
 )
 from sosmaskfuse_core.pipeline import builder
+from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
 from sosmaskfuse_core.pipeline.health import NonFiniteOutputError
 from sosmaskfuse_core.pipeline.pair_stage import Frame as StageFrame
 from sosmaskfuse_core.settings import table
@@ -415,6 +416,8 @@ class FusionNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    """Run the node until Ctrl-C (the `sosmaskfuse_node` executable)."""
+    retain_freed_host_memory()  # long-running: reuse freed buffers, no page faults per frame
     rclpy.init(args=args)
     node = None
     try:

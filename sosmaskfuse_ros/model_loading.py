@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sosmaskfuse_core.pipeline import builder
+from sosmaskfuse_core.pipeline.backends import choose_backend
 from sosmaskfuse_core.pipeline.devices import check_precision, resolve_device
 from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.settings import table
 
 
 @dataclass
@@ -76,9 +78,16 @@ def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> 
     except ValueError as exc:
         errors.append(str(exc))
         precision = "fp32"
+    backend = values.get("backend", table.default("backend"))
+    try:
+        choose_backend(backend, resolved, precision)
+    except ValueError as exc:
+        errors.append(str(exc))
+        backend = "torch"
     for error in errors:
-        log_error(f"cannot use the configured device/precision: {error}")
+        log_error(f"cannot use the configured device/precision/backend: {error}")
     for overrides in _attempts(values, device, precision):
+        overrides["backend"] = backend
         try:
             stage, sources = builder.build_stage(values, **overrides)
         except (ValueError, OSError, RuntimeError) as exc:

@@ -206,5 +206,46 @@ def test_the_last_resort_runs_on_the_cpu_even_when_the_device_fails_late(monkeyp
         "mask_source": "auto",
         "device": "cpu",
         "precision": "fp32",
+        "backend": "torch",
     }
     assert "cuda:0: out of memory" in fallback and len(errors) == 3
+
+
+def test_an_unusable_backend_falls_back_to_torch_and_keeps_the_users_models(monkeypatch):
+    """backend:=onnxruntime where it cannot run changes only the backend."""
+    tried = []
+
+    def build_stage(values, **overrides):
+        tried.append(overrides)
+        pipeline = SimpleNamespace(device="cpu", config=SimpleNamespace(precision="fp32"))
+        return SimpleNamespace(pipeline=pipeline), model_loading.builder.ModelSources("a", "b")
+
+    def choose_backend(backend, device, precision):
+        if backend == "onnxruntime":
+            raise ValueError("backend 'onnxruntime' needs the onnxruntime package")
+        return backend
+
+    monkeypatch.setattr(model_loading.builder, "build_stage", build_stage)
+    monkeypatch.setattr(model_loading, "choose_backend", choose_backend)
+    monkeypatch.setattr(model_loading, "LoadedModels", lambda *a: a)
+    values = {
+        "autoencoder_weights": "mine.pt",
+        "sosnet_weights": "sos.pt",
+        "mask_source": "sosnet",
+        "device": "cpu",
+        "precision": "fp32",
+        "backend": "onnxruntime",
+    }
+    errors = []
+    _, _, fallback = model_loading.load_models(values, errors.append)
+    assert tried == [
+        {
+            "autoencoder_weights": "mine.pt",
+            "sosnet_weights": "sos.pt",
+            "mask_source": "sosnet",
+            "device": "cpu",
+            "precision": "fp32",
+            "backend": "torch",
+        }
+    ]
+    assert "onnxruntime" in fallback and "onnxruntime" in errors[0]
