@@ -9,7 +9,10 @@ Statuses (names as diagnostic_updater makes them, `<node name>: <task>`):
 * `<node>: thermal input`, `<node>: visible input` (`mask input`): the rate and stamp checks
   of `diagnostics.InputMonitor`, while the node is active.
 
-The latency is measured from the visible header stamp to publication, on the node's clock.
+The latency is measured from the visible header stamp to publication, on the node's clock. It
+is not measured (and the frames are counted instead) while that clock is unset (`use_sim_time`
+before the first /clock message) or behind the stamp: a latency across two clocks would be a
+meaningless number that stays in the averages for minutes.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class NodeReport:
         self._pair_error = ""  # the last pair's failure; cleared by the next good pair
         self._pair_error_level = OK
         self._latency_ms: list[float] = []
+        self._unmeasured = 0  # frames whose latency could not be measured (see the docstring)
         self._last_log = (self._now_ns(), self._snapshot())
 
     def _now_ns(self) -> int:
@@ -45,10 +49,13 @@ class NodeReport:
             self._pair_error_level = ERROR if error else WARN
 
     def pair_published(self, stamp_ns: int) -> None:
-        latency = (self._now_ns() - stamp_ns) / 1e6
+        now_ns = self._now_ns()
         with self._lock:
             self._pair_error, self._pair_error_level = "", OK
-            self._latency_ms = (self._latency_ms + [latency])[-100:]
+            if now_ns <= 0 or now_ns < stamp_ns:  # clock unset, or not the stamps' clock
+                self._unmeasured += 1
+                return
+            self._latency_ms = (self._latency_ms + [(now_ns - stamp_ns) / 1e6])[-100:]
 
     @property
     def latency_ms(self) -> list[float]:
@@ -69,6 +76,7 @@ class NodeReport:
         with self._lock:
             pair_error, pair_level = self._pair_error, self._pair_error_level
             lat = sorted(self._latency_ms)
+            unmeasured = self._unmeasured
         if self.config_error:
             level, message = ERROR, self.config_error
         elif state != "active":
@@ -90,6 +98,7 @@ class NodeReport:
             **{f"bad {k} messages": v for k, v in counts["bad"].items()},
             "latency mean (ms)": f"{sum(lat) / len(lat):.1f}" if lat else "",
             "latency max (ms)": f"{lat[-1]:.1f}" if lat else "",
+            "latency not measured (clock unset or behind the stamps)": unmeasured,
             "last error": pair_error,
             "fallback": self.fallback,
             "configuration error": self.config_error,

@@ -361,3 +361,21 @@ def test_the_synthetic_cameras_camera_info_comes_out_with_every_fused_frame(
     finally:
         session.remove(cams)
         r.close()
+
+
+def test_a_stamp_ahead_of_the_nodes_clock_gives_no_latency_and_is_counted(rig):
+    # e.g. use_sim_time before /clock runs, or wall-clock stamps on a sim-time node: a latency
+    # across two clocks is not a latency, and must not sit in the averages for minutes.
+    r = rig()
+    ahead = r.node.get_clock().now().nanoseconds + 3600 * SEC
+    r.pair(ahead)
+    assert r.wait_outputs(1)
+    key = "latency not measured (clock unset or behind the stamps)"
+    fusion = _wait_status(r, "fusion", lambda s: _values(s).get(key) == "1")
+    assert _values(fusion)["latency max (ms)"] == ""
+    now = r.node.get_clock().now().nanoseconds
+    r.pair(now - 2 * SEC)
+    assert r.wait_outputs(2)
+    fusion = _wait_status(r, "fusion", lambda s: _values(s)["latency max (ms)"] != "")
+    assert 2_000.0 <= float(_values(fusion)["latency max (ms)"]) < 3_600_000.0
+    assert _values(fusion)[key] == "1"

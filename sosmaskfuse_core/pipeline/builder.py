@@ -76,7 +76,12 @@ def build_pipeline(
             )
         if sos_path:
             sos, sos_meta = load_sosnet(sos_path)
-            sos_desc = "SOS network, " + describe(sos_meta, not sosnet)
+            # "shipped SOS network <file>" / "SOS network, authors' weights <file>" / ...
+            sos_desc = (
+                f"shipped SOS network {sos_meta['path']}"
+                if not sosnet
+                else "SOS network, " + describe(sos_meta, False)
+            )
             trained_size = sos_meta.get("input_size")  # our runs record the size they trained at
             if trained_size:
                 config = (config or PipelineConfig()).replace(
