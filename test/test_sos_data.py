@@ -273,3 +273,18 @@ def test_eval_mask_boxes_and_stability_from_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "video clip" in out and "(2 pairs)" in out
     assert cli.main(["eval-mask", "--ir", str(tmp_path / "v"), "--source", "thermal"]) == 2
+
+
+def test_eval_mask_names_the_problem_of_bad_box_options(tmp_path, capsys):
+    root = _hit_uav(tmp_path / "hit")
+    rc = cli.main(
+        ["eval-mask", "--ir", str(root / "images"), "--boxes", str(tmp_path / "none")]
+        + ["--source", "thermal"]
+    )
+    assert rc == 2 and "has an annotation in" in capsys.readouterr().err
+    rc = cli.main(
+        ["eval-mask", "--ir", str(tmp_path / "missing"), "--boxes", str(root / "annotations")]
+    )
+    assert rc == 2 and "missing" in capsys.readouterr().err
+    rc = cli.main(["eval-mask", "--ir", str(root / "images"), "--stability", "--held-out"])
+    assert rc == 2 and "--held-out needs --source sosnet" in capsys.readouterr().err

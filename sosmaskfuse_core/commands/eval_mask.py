@@ -224,12 +224,11 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    # a bad --set raises ValueError naming the fields (as before the other sources came)
+    config = (
+        ThermalMaskConfig().replace(**_parse_set(args.set)) if args.set else ThermalMaskConfig()
+    )
     try:
-        config = (
-            ThermalMaskConfig().replace(**_parse_set(args.set))
-            if args.set
-            else ThermalMaskConfig()
-        )
         if args.masks is not None and args.cv:
             res = _cross_validated(args, config)
         else:
