@@ -1,9 +1,16 @@
-r"""`sosmaskfuse eval-mask`: score a mask source against hand-drawn masks, with cross-validation.
+r"""`sosmaskfuse eval-mask`: score a mask source against hand masks, boxes or over video frames.
 
-The scores are IoU, F-measure and MAE.
+Against hand-drawn masks the scores are IoU, F-measure and MAE (with cross-validation of the
+thermal mask); against VOC boxes, box recall and precision; over video frames, the temporal
+stability (`sosmaskfuse_core.evaluation.weak_eval`).
 
 sosmaskfuse eval-mask --ir ../shared/data/tno_masks/ir --masks ../shared/data/tno_masks/mask \
         --source thermal [--cv] [--group REGEX] [--json out.json] [--set seed_rel=0.6 ...]
+sosmaskfuse eval-mask --ir IR --masks MASKS --source sosnet --sosnet CKPT [--held-out]
+sosmaskfuse eval-mask --ir ../shared/data/hit_uav/images \
+        --boxes ../shared/data/hit_uav/annotations --stems ../shared/data/hit_uav/val.txt \
+        --source sosnet --sosnet CKPT
+sosmaskfuse eval-mask --ir FRAMES --masks MASKS --group '^(\d+_\d+)_' --stability ...
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from sosmaskfuse_core.evaluation.mask_quality import cross_validate, evaluate_masks, make_masker
+from sosmaskfuse_core.evaluation.weak_eval import evaluate_boxes, evaluate_stability, read_stems
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalMaskConfig
 
 
@@ -41,17 +49,51 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval-mask",
         help="score salient-object masks made from IR images against hand masks",
-        description="Score a mask source (thermal hot-object mask or global Otsu) against "
-        "hand-drawn masks: IoU and F-measure (beta^2=0.3) at threshold 0.5, MAE.",
+        description="Score a mask source (thermal hot-object mask, global Otsu or an SOS "
+        "network) against hand-drawn masks: IoU and F-measure (beta^2=0.3) at threshold 0.5, "
+        "MAE; against VOC boxes: box recall and precision; over video frames: stability.",
     )
     p.add_argument("--ir", required=True, help="folder of IR images")
-    p.add_argument("--masks", required=True, help="folder of masks with the same file stems")
+    p.add_argument("--masks", default=None, help="folder of masks with the same file stems")
+    p.add_argument(
+        "--boxes",
+        default=None,
+        metavar="DIR",
+        help="instead of --masks: VOC XML boxes <stem>.xml; prints box recall and precision",
+    )
+    p.add_argument(
+        "--stems",
+        default=None,
+        metavar="FILE",
+        help="only the stems listed in FILE (e.g. val.txt)",
+    )
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="with --source sosnet: only the stems the checkpoint's training run held out",
+    )
+    p.add_argument(
+        "--cover",
+        type=float,
+        default=0.3,
+        help="with --boxes: a box is found when the mask covers this share of it (0.3)",
+    )
+    p.add_argument(
+        "--stability",
+        action="store_true",
+        help="also (or, without --masks, only) the mean IoU of consecutive frames' masks, per "
+        "video (stems VIDEO_FRAME)",
+    )
     p.add_argument(
         "--source",
-        choices=("thermal", "otsu"),
+        choices=("thermal", "otsu", "sosnet"),
         default="thermal",
         help="mask source to evaluate (default: thermal)",
     )
+    p.add_argument(
+        "--sosnet", default=None, metavar="CKPT", help="with --source sosnet: the checkpoint"
+    )
+    p.add_argument("--device", default="cpu", help="with --source sosnet (default cpu)")
     p.add_argument(
         "--set",
         action="append",
@@ -78,57 +120,126 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of options, or None."""
+    if args.source == "sosnet" and not args.sosnet:
+        return "--source sosnet needs a checkpoint: --sosnet CKPT"
+    if args.held_out and args.source != "sosnet":
+        return "--held-out needs --source sosnet"
+    if args.cv and args.source != "thermal":
+        return "--cv tunes the thermal mask; use --source thermal"
+    if args.masks is None and args.boxes is None and not args.stability:
+        return "give --masks, --boxes or --stability"
+    return None
+
+
+def _print_boxes(b: dict[str, Any], source: str) -> None:
+    per_class = ", ".join(
+        f"{k} {v['recall']:.3f} (n={v['boxes']})" for k, v in b["recall_per_class"].items()
+    )
+    print(
+        f"box recall {b['recall']:.3f}, box precision {b['precision']:.3f} on "
+        f"{b['images']} images, {b['boxes']} boxes (cover >= {b['cover']}; "
+        f"{source}); per class: {per_class}"
+    )
+    for reason in b["skipped"]:
+        print(f"skipped {reason}", file=sys.stderr)
+
+
+def _without_masks(args: argparse.Namespace, masker) -> dict[str, Any]:
+    """``--boxes`` and/or ``--stability`` without ``--masks``."""
+    res: dict[str, Any] = {}
+    if args.boxes:
+        res["boxes"] = evaluate_boxes(args.ir, args.boxes, masker, args.stems, args.cover)
+        _print_boxes(res["boxes"], args.source)
+    if args.stability:
+        res["stability"] = st = evaluate_stability(args.ir, masker)
+        for g, r in st["per_group"].items():
+            print(f"{'video ' + g:>24}  stability {r['stability']:.3f}  ({r['pairs']} pairs)")
+        print(
+            f"temporal stability {st['stability']:.3f} (mean IoU of consecutive frames' "
+            f"masks, mean over videos; {args.source})"
+        )
+    return res
+
+
+def _cross_validated(args: argparse.Namespace, config: ThermalMaskConfig) -> dict[str, Any]:
+    res = cross_validate(args.ir, args.masks, base=config, folds=args.folds, group=args.group)
+    for stem, r in res["per_image"].items():
+        print(
+            f"{stem:>12}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}  "
+            f"params {r['params']}"
+        )
+    m = res["cv"]
+    print(
+        f"{'CV mean':>12}  iou {m['iou']:.3f}  f {m['f']:.3f}  mae {m['mae']:.3f}  "
+        f"({res['folds']} folds, {res['n_configs']} configs, n={res['n']})"
+    )
+    b = res["base"]
+    print(
+        f"{'given config':>12}  iou {b['iou']:.3f}  f {b['f']:.3f}  mae {b['mae']:.3f}  "
+        f"(not cross-validated)"
+    )
+    print(f"chosen on all images: {res['chosen_on_all']}")
+    for g, r in res.get("per_group", {}).items():
+        b = res["base_per_group"][g]
+        print(
+            f"{'group ' + g:>24}  CV iou {r['iou']:.3f}  given config iou {b['iou']:.3f}"
+            f"  (n={r['n']})"
+        )
+    return res
+
+
+def _against_masks(args: argparse.Namespace, masker) -> dict[str, Any]:
+    stems = read_stems(args.stems)
+    if args.held_out:
+        held = set(getattr(masker, "meta", {}).get("data", {}).get("held_out_stems", []))
+        if not held:
+            raise ValueError(f"--held-out: {args.sosnet} lists no held-out stems")
+        stems = held if stems is None else stems & held
+    res = evaluate_masks(args.ir, args.masks, masker, group=args.group, stems=stems)
+    if args.stability:
+        res["stability"] = evaluate_stability(args.ir, masker)
+        print(f"temporal stability {res['stability']['stability']:.3f} (mean over videos)")
+    for stem, r in res["per_image"].items():
+        print(
+            f"{stem:>12}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}  {r['ms']:.1f} ms"
+        )
+    m = res["mean"]
+    for g, r in res.get("per_group", {}).items():
+        print(
+            f"{'group ' + g:>24}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}"
+            f"  (n={r['n']})"
+        )
+    print(
+        f"{'mean':>12}  iou {m['iou']:.3f}  f {m['f']:.3f}  mae {m['mae']:.3f}  "
+        f"({args.source}, n={res['n']}, {res['ms_per_image']:.1f} ms/image)"
+    )
+    return res
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``eval-mask`` with parsed ``args``; prints a table and returns an exit status."""
+    problem = _check(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    # a bad --set raises ValueError naming the fields (as before the other sources came)
     config = (
         ThermalMaskConfig().replace(**_parse_set(args.set)) if args.set else ThermalMaskConfig()
     )
-    if args.cv:
-        if args.source != "thermal":
-            print("--cv tunes the thermal mask; use --source thermal", file=sys.stderr)
-            return 2
-        res = cross_validate(args.ir, args.masks, base=config, folds=args.folds, group=args.group)
-        for stem, r in res["per_image"].items():
-            print(
-                f"{stem:>12}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}  "
-                f"params {r['params']}"
-            )
-        m = res["cv"]
-        print(
-            f"{'CV mean':>12}  iou {m['iou']:.3f}  f {m['f']:.3f}  mae {m['mae']:.3f}  "
-            f"({res['folds']} folds, {res['n_configs']} configs, n={res['n']})"
-        )
-        b = res["base"]
-        print(
-            f"{'given config':>12}  iou {b['iou']:.3f}  f {b['f']:.3f}  mae {b['mae']:.3f}  "
-            f"(not cross-validated)"
-        )
-        print(f"chosen on all images: {res['chosen_on_all']}")
-        for g, r in res.get("per_group", {}).items():
-            b = res["base_per_group"][g]
-            print(
-                f"{'group ' + g:>24}  CV iou {r['iou']:.3f}  given config iou {b['iou']:.3f}"
-                f"  (n={r['n']})"
-            )
-    else:
-        res = evaluate_masks(
-            args.ir, args.masks, make_masker(args.source, config), group=args.group
-        )
-        for stem, r in res["per_image"].items():
-            print(
-                f"{stem:>12}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}  "
-                f"{r['ms']:.1f} ms"
-            )
-        m = res["mean"]
-        for g, r in res.get("per_group", {}).items():
-            print(
-                f"{'group ' + g:>24}  iou {r['iou']:.3f}  f {r['f']:.3f}  mae {r['mae']:.3f}"
-                f"  (n={r['n']})"
-            )
-        print(
-            f"{'mean':>12}  iou {m['iou']:.3f}  f {m['f']:.3f}  mae {m['mae']:.3f}  "
-            f"({args.source}, n={res['n']}, {res['ms_per_image']:.1f} ms/image)"
-        )
+    try:
+        if args.masks is not None and args.cv:
+            res = _cross_validated(args, config)
+        else:
+            masker = make_masker(args.source, config, args.sosnet, args.device)
+            if args.masks is None:
+                res = _without_masks(args, masker)
+            else:
+                res = _against_masks(args, masker)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=1, default=str)

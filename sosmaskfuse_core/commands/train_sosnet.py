@@ -14,7 +14,10 @@ beta^2 = 0.3 and MAE, the probability thresholded at 0.5, at the mask's own reso
 the lighter networks for CPU training (`--config small`, `--width N`, ...).
 
 Data folders: DIR/Inf + DIR/GT (the ROAD layout, same file names) or DIR/ir + DIR/mask,
-matched by file stem. A file without a partner is reported by name and skipped.
+matched by file stem, with optional per-pixel loss weights DIR/weight (weight x 255, as
+`make-sos-data` writes them). A file without a partner is reported by name and skipped.
+Several --data folders are sampled by --data-weights; --scale-range / --extra-scale-ranges /
+--aspect-jitter cut random views, --iou-loss adds a soft-IoU term (none of them in the paper).
 """
 
 from __future__ import annotations
@@ -37,7 +40,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", required=True, help="folder with Inf/ + GT/ (ROAD) or ir/ + mask/")
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        metavar="DIR",
+        help="folder(s) with Inf/ + GT/ (ROAD) or ir/ + mask/ (+ optional weight/: per-pixel "
+        "loss weight x 255); validation splits only the first, the others only train",
+    )
+    p.add_argument(
+        "--data-weights",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="sampling weight of each --data folder (default: proportional to its size)",
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -95,6 +113,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="network input size (default 640 480; e.g. 320 256 on a CPU)",
     )
     t.add_argument(
+        "--scale-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="random zoom of each view, log-uniform (e.g. 0.7 2; default: the whole frame)",
+    )
+    t.add_argument(
+        "--extra-scale-ranges",
+        nargs="+",
+        default=None,
+        metavar="LO:HI",
+        help="zoom range per extra --data folder (default: --scale-range)",
+    )
+    t.add_argument(
+        "--aspect-jitter",
+        type=float,
+        default=0.0,
+        help="random aspect-ratio change of each view, up to (1 + J)^+-1 (default 0)",
+    )
+    t.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="with several folders, weights or zoom: steps per epoch (default: all images once)",
+    )
+    t.add_argument(
+        "--iou-loss",
+        type=float,
+        default=0.0,
+        help="add this weight x a soft-IoU loss to the BCE (default 0: the paper's BCE only)",
+    )
+    t.add_argument(
         "--no-flip",
         dest="flip",
         action="store_false",
@@ -132,9 +183,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _scale_ranges(items: list[str] | None) -> tuple[tuple[float, float], ...] | None:
+    """``LO:HI`` texts -> ranges; ValueError naming the option for anything else."""
+    if not items:
+        return None
+    try:
+        ranges = tuple(tuple(float(v) for v in r.split(":")) for r in items)
+    except ValueError:
+        ranges = ((),)
+    if any(len(r) != 2 for r in ranges):
+        raise ValueError(f"--extra-scale-ranges {' '.join(items)}: expected LO:HI each")
+    return ranges  # type: ignore[return-value]
+
+
 def config_from_args(args: argparse.Namespace) -> SOSNetTrainConfig:
     return SOSNetTrainConfig(
-        data=args.data,
+        data=args.data[0],
+        extra_data=tuple(args.data[1:]),
+        data_weights=tuple(args.data_weights) if args.data_weights else None,
+        scale_range=tuple(args.scale_range) if args.scale_range else None,
+        extra_scale_ranges=_scale_ranges(args.extra_scale_ranges),
+        aspect_jitter=args.aspect_jitter,
+        steps_per_epoch=args.steps_per_epoch,
+        iou_loss=args.iou_loss,
         val_data=args.val_data,
         val_fraction=args.val_fraction,
         folds=args.folds,

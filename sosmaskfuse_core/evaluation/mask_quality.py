@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -100,13 +100,29 @@ def otsu_mask(thermal: np.ndarray) -> np.ndarray:
     return (g > t).astype(np.float32)
 
 
-def make_masker(source: str, config: Optional[ThermalMaskConfig] = None) -> Masker:
-    """``"thermal"``: :class:`ThermalHotObjectMasker` with ``config``; ``"otsu"``: global Otsu."""
+def make_masker(
+    source: str,
+    config: Optional[ThermalMaskConfig] = None,
+    sosnet: Optional[str] = None,
+    device: str = "cpu",
+) -> Masker:
+    """A mask source by name.
+
+    ``"thermal"``: :class:`ThermalHotObjectMasker` with ``config``; ``"otsu"``: global Otsu;
+    ``"sosnet"``: the SOS network checkpoint ``sosnet`` as the fusion pipeline runs it
+    (:class:`~sosmaskfuse_core.pipeline.sos_masker.SOSNetMasker`, on ``device``).
+    """
     if source == "thermal":
         return ThermalHotObjectMasker(config)
     if source == "otsu":
         return otsu_mask
-    raise ValueError(f"unknown mask source {source!r} (expected 'thermal' or 'otsu')")
+    if source == "sosnet":
+        if not sosnet:
+            raise ValueError("mask source 'sosnet' needs a checkpoint (--sosnet CKPT)")
+        from sosmaskfuse_core.pipeline.sos_masker import SOSNetMasker  # torch only when asked
+
+        return SOSNetMasker(sosnet, device=device)
+    raise ValueError(f"unknown mask source {source!r} (expected 'thermal', 'otsu' or 'sosnet')")
 
 
 def group_of(stem: str, pattern: Optional[str]) -> str:
@@ -144,11 +160,14 @@ def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     )
 
 
-def _load(ir_dir: str, mask_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    pairs = find_pairs(ir_dir, mask_dir)
+def _load(
+    ir_dir: str, mask_dir: str, stems: Optional[Collection[str]] = None
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    pairs = [p for p in find_pairs(ir_dir, mask_dir) if stems is None or p[0] in stems]
     if not pairs:
+        among = f" among the {len(stems)} stems asked for" if stems is not None else ""
         raise FileNotFoundError(
-            f"no IR image in {ir_dir} has a mask of the same stem in {mask_dir}"
+            f"no IR image in {ir_dir} has a mask of the same stem in {mask_dir}{among}"
         )
     out = []
     for stem, ip, mp in pairs:
@@ -160,9 +179,14 @@ def _load(ir_dir: str, mask_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]
 
 
 def evaluate_masks(
-    ir_dir: str, mask_dir: str, masker: Masker, beta2: float = 0.3, group: Optional[str] = None
+    ir_dir: str,
+    mask_dir: str,
+    masker: Masker,
+    beta2: float = 0.3,
+    group: Optional[str] = None,
+    stems: Optional[Collection[str]] = None,
 ) -> dict[str, Any]:
-    """Score ``masker`` on every (IR, mask) pair of the two folders.
+    """Score ``masker`` on every (IR, mask) pair of the two folders (only ``stems`` if given).
 
     Returns ``{"per_image": {stem: {"iou", "f", "mae", "ms"}}, "mean": {"iou", "f", "mae"},
     "n": count, "ms_per_image": mean masker time}``, plus ``"per_group": {group: means and
@@ -170,7 +194,7 @@ def evaluate_masks(
     """
     per: dict[str, dict[str, float]] = {}
     times = []
-    for stem, ir, gt in _load(ir_dir, mask_dir):
+    for stem, ir, gt in _load(ir_dir, mask_dir, stems):
         t0 = time.perf_counter()
         pred = masker(ir)
         times.append(time.perf_counter() - t0)
@@ -179,7 +203,7 @@ def evaluate_masks(
         "per_image": per,
         "mean": _mean(list(per.values())),
         "n": len(per),
-        "ms_per_image": float(np.mean(times) * 1e3),
+        "ms_per_image": float(np.mean(times) * 1e3) if times else float("nan"),
     }
     if group:
         res["per_group"] = _group_means(per, group)

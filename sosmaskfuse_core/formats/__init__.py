@@ -50,6 +50,7 @@ from .rosbag_io import (
     qos_profile,
     typestore,
 )
+from .voc_boxes import Box, BoxFileError, read_voc
 
 __all__ = [
     "CAMERA_ENCODINGS",
@@ -63,6 +64,8 @@ __all__ = [
     "STORAGES",
     "SUPPORTED",
     "ApproximateTimeSync",
+    "Box",
+    "BoxFileError",
     "ImageDecodeError",
     "ImageReadError",
     "Pairing",
@@ -79,6 +82,7 @@ __all__ = [
     "pair_by_stem",
     "qos_profile",
     "read_image",
+    "read_voc",
     "slop_to_ns",
     "stamp_to_ns",
     "to_bgr",

@@ -3,7 +3,7 @@
 `FusionPipeline` fuses same-sized thermal + visible images on one device; `FramePreparer`
 turns camera frames into its inputs; `PairStage` is the one per-pair step the node, the bag
 tool and the folder job share; `build_pipeline` / `build_stage` make them from checkpoint
-paths and settings values.
+paths and settings values; `SOSNetMasker` is the pipeline's SOS mask as a plain callable.
 """
 
 from .builder import ModelSources, build_pipeline, build_stage, frame_preparer, pipeline_config
@@ -12,6 +12,7 @@ from .frames import FramePreparer, parse_homography, register_thermal
 from .fusion_pipeline import MASK_SOURCES, OUTPUTS, FusionPipeline, FusionResult, PipelineConfig
 from .health import NonFiniteOutputError, probe
 from .pair_stage import HEADER_FROM, Frame, PairOutputs, PairStage, PreparedPair
+from .sos_masker import SOSNetMasker
 from .strategies import addition, fuse_levels, imvf, spatial_channel_attention
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "PairStage",
     "PipelineConfig",
     "PreparedPair",
+    "SOSNetMasker",
     "addition",
     "autocast",
     "build_pipeline",

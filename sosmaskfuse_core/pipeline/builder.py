@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,6 +40,8 @@ class ModelSources:
 
     autoencoder: str
     mask: str
+    #: The SOS network file's metadata (its training run's settings, data and held-out stems).
+    sosnet_metadata: dict = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
         return f"autoencoder: {self.autoencoder}; mask: {self.mask}"
@@ -68,6 +70,7 @@ def build_pipeline(
 
     sos = None
     sos_desc = ""
+    sos_meta: dict = {}
     if mask_source in ("sosnet", "auto"):
         sos_path = sosnet or shipped_or_none(SHIPPED_SOSNET)
         if mask_source == "sosnet" and sos_path is None:
@@ -103,7 +106,9 @@ def build_pipeline(
         thermal_masker=ThermalHotObjectMasker(),
         backend=backend,
     )
-    sources = ModelSources(autoencoder=ae_desc, mask=sos_desc)
+    sources = ModelSources(
+        autoencoder=ae_desc, mask=sos_desc, sosnet_metadata=sos_meta if sos is not None else {}
+    )
     probe(pipeline, what=str(sources))  # numerically broken weights are refused here, at load
     log.info("pipeline on %s (%s backend): %s", pipeline.device, pipeline.backend.name, sources)
     return pipeline, sources

@@ -6,8 +6,11 @@ truth read as 3 channels, / 255, resized bilinearly and averaged to one channel 
 target); BCE-with-logits; SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 4, 200 epochs,
 lr / 10 at epochs 100 and 150, seed 118; HRNetV2-W30, optionally initialised from an ImageNet
 HRNetV2-W30 checkpoint. Not from the paper: random horizontal flips, the held-out validation and
-the lighter networks for CPU training. The command line is
-`sosmaskfuse_core.commands.train_sosnet`.
+the lighter networks for CPU training; several training folders with sampling weights, zoom
+and aspect views, per-pixel loss weights and a soft-IoU term (`sampling`); training folders
+pseudo-labelled from boxes, videos and single frames (`pseudo_labels`, `video_labels`,
+`sources`). The command lines are `sosmaskfuse_core.commands.train_sosnet` and
+`sosmaskfuse_core.commands.make_sos_data`.
 """
 
 from .config import PRESETS, SOSNetTrainConfig, hrnet_config, resolve_architecture

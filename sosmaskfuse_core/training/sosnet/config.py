@@ -42,6 +42,13 @@ class SOSNetTrainConfig:
     """Every setting of a run; stored in the checkpoint's metadata."""
 
     data: str
+    extra_data: tuple[str, ...] = ()  # more training folders (never split for validation)
+    data_weights: tuple[float, ...] | None = None  # sampling weight per folder (data, *extra_data)
+    scale_range: tuple[float, float] | None = None  # random zoom of each view (None: whole frame)
+    extra_scale_ranges: tuple[tuple[float, float], ...] | None = None  # per extra folder
+    aspect_jitter: float = 0.0
+    steps_per_epoch: int | None = None  # with the sampler; default: all training images once
+    iou_loss: float = 0.0  # weight of a soft-IoU (Jaccard) term added to the BCE
     val_data: str | None = None
     val_fraction: float = 0.1
     folds: int | None = None  # k-fold cross-validation: hold out fold `fold` (0 .. folds-1)
@@ -88,7 +95,25 @@ class SOSNetTrainConfig:
 
     def plain(self) -> dict:
         """The settings as plain data (lists, no tuples) for the checkpoint's metadata."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+        def plain(v):
+            return [plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+        return {k: plain(v) for k, v in asdict(self).items()}
+
+    def uses_sampler(self) -> bool:
+        """Whether batches come from `sampling` rather than the paper's epochs over one folder.
+
+        The sampler serves several folders, sampling weights, zoom and the soft-IoU loss.
+        """
+        return (
+            bool(self.extra_data)
+            or self.data_weights is not None
+            or self.scale_range is not None
+            or self.aspect_jitter > 0
+            or self.iou_loss > 0
+            or self.steps_per_epoch is not None
+        )
 
 
 def hrnet_config(

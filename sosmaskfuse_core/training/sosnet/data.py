@@ -46,6 +46,7 @@ class MaskSample:
     mask: np.ndarray
     thermal_path: str = ""
     mask_path: str = ""
+    weight: np.ndarray | None = None  # per-pixel loss weight x 255 (DIR/weight/<stem>), or None
 
 
 @dataclass
@@ -153,12 +154,47 @@ def read_samples(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[list[MaskSamp
     return samples, skipped
 
 
+def read_weights(root: str | Path, samples: Sequence[MaskSample]) -> list[str]:
+    """Attach DIR/weight/<stem>.* (8-bit, loss weight x 255) to the samples that have one.
+
+    In place; a missing, unreadable or mis-sized weight map leaves that sample at weight 1 and
+    is reported (the returned reasons).
+    """
+    folder = _subfolder(Path(root), "weight")
+    if folder is None:
+        return []
+    files = {stem: paths[0] for stem, paths in list_images(folder).items()}
+    problems = []
+    for s in samples:
+        path = files.get(s.stem)
+        if path is None:
+            problems.append(f"{s.thermal_path}: no weight map in {folder}; weight 1 everywhere")
+            continue
+        try:
+            w = read_image(path, cv2.IMREAD_GRAYSCALE)
+        except ImageReadError as exc:
+            problems.append(f"{exc}; weight 1 everywhere")
+            continue
+        if w.shape[:2] != s.mask.shape[:2]:
+            problems.append(
+                f"{path}: {w.shape[1]}x{w.shape[0]}, its mask "
+                f"{s.mask.shape[1]}x{s.mask.shape[0]}; weight 1 everywhere"
+            )
+            continue
+        s.weight = w
+    for p in problems:
+        log.warning("%s", p)
+    return problems
+
+
 def load_folder(root: str | Path) -> DataSet:
+    """The readable pairs of a data folder, with their weight maps where DIR/weight/ has them."""
     layout, pairs, skipped = find_pairs(root)
     samples, unreadable = read_samples(pairs)
     if not samples:
         raise DataError(f"{root}: no readable pairs ({'; '.join(unreadable[:3])})")
-    return DataSet(str(root), layout, samples, skipped + unreadable)
+    problems = read_weights(root, samples)
+    return DataSet(str(root), layout, samples, skipped + unreadable + problems)
 
 
 def kfold_split(

@@ -1,6 +1,7 @@
 """The SOS network's training loop: BCE on soft targets, SGD with step decay, validation.
 
-Runs are resumable from their checkpoints.
+Runs are resumable from their checkpoints. With several folders, sampling weights, zoom or
+loss-weight maps the batches come from `sampling` and the loss is weighted per pixel.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.training import runner
 
 from .config import SOSNetTrainConfig, resolve_architecture
-from .data import MaskSample, PreparedSet, make_batch, prepare, split_data
+from .data import MaskSample, PreparedSet, load_folder, make_batch, prepare, split_data
 from .init import initialise, read_init
+from .sampling import ViewConfig, sample_batch
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +43,35 @@ log = logging.getLogger(__name__)
 
 
 def sos_loss(
-    logit: torch.Tensor, target: torch.Tensor, pos_weight: float | None = None
+    logit: torch.Tensor,
+    target: torch.Tensor,
+    pos_weight: float | None = None,
+    weight: torch.Tensor | None = None,
+    iou_weight: float = 0.0,
 ) -> torch.Tensor:
-    """BCE-with-logits against the soft target (the paper's loss), mean over pixels."""
+    """BCE-with-logits against the soft target (the paper's loss), mean over pixels.
+
+    With a per-pixel `weight` (N x 1 x H x W, 0 = ignored) the mean is weighted (sum of w x BCE
+    over the sum of w, at least 1 pixel's worth). `iou_weight` > 0 adds that times the soft
+    Jaccard loss 1 - sum(w p t) / sum(w (p + t - p t)) per image, averaged over the batch.
+    """
     pw = (
         None
         if pos_weight is None
         else torch.tensor(pos_weight, device=logit.device, dtype=torch.float32)
     )
-    return F.binary_cross_entropy_with_logits(logit.float(), target.float(), pos_weight=pw)
+    logit, target = logit.float(), target.float()
+    if weight is None and iou_weight == 0:
+        return F.binary_cross_entropy_with_logits(logit, target, pos_weight=pw)
+    w = torch.ones_like(target) if weight is None else weight.float()
+    bce = F.binary_cross_entropy_with_logits(logit, target, pos_weight=pw, reduction="none")
+    loss = (w * bce).sum() / w.sum().clamp_min(1.0)
+    if iou_weight:
+        p = torch.sigmoid(logit)
+        inter = (w * p * target).flatten(1).sum(1)
+        union = (w * (p + target - p * target)).flatten(1).sum(1)
+        loss = loss + iou_weight * (1.0 - (inter + 1.0) / (union + 1.0)).mean()
+    return loss
 
 
 def mask_quality(
@@ -100,6 +122,44 @@ def mask_quality(
 # --- training ----------------------------------------------------------------------------------
 
 
+def _sources(
+    cfg: SOSNetTrainConfig, train_samples: list[MaskSample], data: dict, size: tuple[int, int]
+) -> tuple[list[list[MaskSample]], list[ViewConfig] | None]:
+    """The training sources and their views (None: the paper's epochs over the first folder).
+
+    The sources are the first folder's training part, then each extra folder. Records the
+    extra folders in `data` (the metadata's data summary).
+    """
+    extra = [load_folder(folder) for folder in cfg.extra_data]
+    sources = [train_samples] + [d.samples for d in extra]
+    if cfg.data_weights is not None and len(cfg.data_weights) != len(sources):
+        raise ValueError(
+            f"--data-weights: {len(cfg.data_weights)} weights for {len(sources)} --data folders"
+        )
+    if cfg.extra_scale_ranges is not None and len(cfg.extra_scale_ranges) != len(extra):
+        raise ValueError(
+            f"{len(cfg.extra_scale_ranges)} extra scale ranges for {len(extra)} extra folders"
+        )
+    if extra:
+        data["extra"] = [
+            {
+                "folder": d.folder,
+                "layout": d.layout,
+                "pairs": len(d.samples),
+                "weight_maps": sum(s.weight is not None for s in d.samples),
+                "skipped": list(d.skipped)[:100],
+            }
+            for d in extra
+        ]
+    if not (cfg.uses_sampler() or any(s.weight is not None for src in sources for s in src)):
+        return sources, None
+    ranges = cfg.extra_scale_ranges or [cfg.scale_range] * len(extra)
+    views = [ViewConfig(size, cfg.scale_range, cfg.aspect_jitter, cfg.flip)] + [
+        ViewConfig(size, r, cfg.aspect_jitter, cfg.flip) for r in ranges
+    ]
+    return sources, views
+
+
 def _weights_finite(model: torch.nn.Module) -> bool:
     return all(
         bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()
@@ -131,6 +191,7 @@ def train(
         raise ValueError("batch size, epochs, --val-every and --checkpoint-every must be positive")
     device = resolve_device(cfg.device)
     train_samples, val_samples, data = split_data(cfg)
+    sources, views = _sources(cfg, train_samples, data, size)
     if resume and not out.is_file():
         raise CheckpointError(f"{out}: nothing to resume (no such file)")
     init_layout, init_obj = read_init(cfg.init) if cfg.init and not resume else (None, None)
@@ -172,8 +233,15 @@ def train(
                 ", ".join(f"{k} {before[k]!r} -> {getattr(cfg, k)!r}" for k in changed),
             )
 
-    train_set = PreparedSet(train_samples, size)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    if views is not None:
+        weights = (
+            list(cfg.data_weights) if cfg.data_weights is not None else [len(s) for s in sources]
+        )
+        steps_per_epoch = cfg.steps_per_epoch or math.ceil(sum(map(len, sources)) / cfg.batch_size)
+        data["sampler"] = {"weights": weights, "steps_per_epoch": steps_per_epoch}
+    else:
+        train_set = PreparedSet(train_samples, size)
+        steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     n_params = sum(p.numel() for p in model.parameters())
     version = runner.code_version()
@@ -216,11 +284,20 @@ def train(
         if stop_at_step is not None and state.step >= stop_at_step:
             save()
             break
-        x, y = make_batch(train_set, cfg.batch_size, cfg.seed, state.step, cfg.flip)
-        x, y = x.to(device), y.to(device)
-        with runner.amp_context(device, cfg.amp):
-            logit = model(x)
-        loss = sos_loss(logit, y, cfg.pos_weight)
+        if views is not None:
+            x, y, w = sample_batch(
+                sources, weights, views[0], cfg.batch_size, cfg.seed, state.step, views
+            )
+            x, y, w = x.to(device), y.to(device), w.to(device)
+            with runner.amp_context(device, cfg.amp):
+                logit = model(x)
+            loss = sos_loss(logit, y, cfg.pos_weight, w, cfg.iou_loss)
+        else:
+            x, y = make_batch(train_set, cfg.batch_size, cfg.seed, state.step, cfg.flip)
+            x, y = x.to(device), y.to(device)
+            with runner.amp_context(device, cfg.amp):
+                logit = model(x)
+            loss = sos_loss(logit, y, cfg.pos_weight)
         value = runner.check_finite(loss, state.step)  # raises before anything is saved
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

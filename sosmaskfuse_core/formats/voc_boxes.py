@@ -1,0 +1,40 @@
+"""Object boxes of VOC XML annotation files (HIT-UAV's format): the Box record and its reader."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Box", "BoxFileError", "read_voc"]
+
+
+class BoxFileError(ValueError):
+    """An annotation file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """An object box in pixel coordinates, inclusive (VOC style: x1, y1 are the last pixels)."""
+
+    label: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+def read_voc(path: str | Path) -> list[Box]:
+    """The boxes of a VOC XML annotation file; BoxFileError naming the file if it is malformed."""
+    try:
+        root = ET.parse(path).getroot()
+        boxes = []
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            if bb is None:
+                continue
+            vals = [int(round(float(bb.findtext(k)))) for k in ("xmin", "ymin", "xmax", "ymax")]
+            boxes.append(Box((obj.findtext("name") or "").strip(), *vals))
+        return boxes
+    except (ET.ParseError, OSError, TypeError, ValueError) as exc:
+        raise BoxFileError(f"{path}: not a readable VOC annotation ({exc})") from exc

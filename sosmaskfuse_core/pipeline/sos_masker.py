@@ -1,0 +1,40 @@
+"""A thermal frame -> SOS-network probability map, computed by the fusion pipeline itself.
+
+`SOSNetMasker` is the SOS network as a mask source for scoring (`sosmaskfuse eval-mask
+--source sosnet`), pseudo-labelling or benchmarks: a callable ``thermal -> float32 H x W
+probability``. It builds the pipeline the node and `fuse` build for that checkpoint
+(`build_pipeline(sosnet=..., mask_source="sosnet")`) and calls its `mask`, so what it scores
+is exactly the mask the fusion would use: the input resized to the checkpoint's stored
+``input_size`` (the paper's 640 x 480 for a file without one), normalised as the paper's SOS
+input, the logit upsampled back and passed through the sigmoid. 16-bit frames get the
+pipeline's thermal AGC first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .builder import build_pipeline
+
+__all__ = ["SOSNetMasker"]
+
+
+class SOSNetMasker:
+    """Callable ``(thermal H x W or H x W x 3) -> float32 H x W probability`` of an SOS checkpoint.
+
+    `meta` is the checkpoint's metadata (a training run of ours records its settings, data and
+    held-out stems there); `sources` says what the pipeline loaded, as the logs do.
+    """
+
+    def __init__(self, checkpoint: str, device: str | torch.device = "cpu") -> None:
+        self.pipeline, self.sources = build_pipeline(
+            sosnet=checkpoint, mask_source="sosnet", device=device, backend="torch"
+        )
+        self.meta = self.sources.sosnet_metadata
+
+    def __call__(self, thermal: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pipeline.mask(thermal), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"SOSNetMasker({self.sources.mask})"
