@@ -81,3 +81,63 @@ def test_bad_input_is_refused_and_changes_nothing():
 def test_config_validation(kwargs):
     with pytest.raises(ValueError, match="MaskSmootherConfig"):
         MaskSmootherConfig(**kwargs)
+
+
+# --- in the per-pair stage ---------------------------------------------------------------------
+
+
+def _stage_pairs(n=4):
+    rng = np.random.default_rng(0)
+    base = np.tile(np.linspace(100, 156, 40), (32, 1))
+    irs = [np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+    vis = rng.integers(0, 256, (32, 40), dtype=np.uint8)
+    return irs, vis
+
+
+def test_the_stage_smooths_computed_masks_in_order_and_batches_alike(tiny_autoencoder):
+    from sosmaskfuse_core.pipeline import FusionPipeline, PairStage, PipelineConfig
+    from sosmaskfuse_core.pipeline.pair_stage import Frame
+
+    def threshold(gray):
+        return (gray > 128).astype(np.float32)
+
+    pipe = FusionPipeline(
+        tiny_autoencoder,
+        device="cpu",
+        config=PipelineConfig.paper(),
+        mask_source="thermal",
+        thermal_masker=threshold,
+    )
+    irs, vis = _stage_pairs()
+    stage = PairStage(pipe, mask_smoothing=0.6)
+    one_by_one = [stage(Frame(ir, "mono8"), Frame(vis, "mono8")).mask for ir in irs]
+    # the same EMA by hand, from the per-frame masks
+    ref = MaskSmoother(MaskSmootherConfig(alpha=0.4))
+    expected = [np.round(255 * ref.update(threshold(ir), ir.astype(np.float32))) for ir in irs]
+    for got, want in zip(one_by_one, expected):
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    stage.restart_stream()  # one pass over the whole sequence gives the same masks
+    batch = stage.run([(Frame(ir, "mono8"), Frame(vis, "mono8"), None) for ir in irs])
+    assert all(np.array_equal(b.mask, m) for b, m in zip(batch, one_by_one))
+    # a given mask is used as given
+    given = Frame((threshold(irs[1]) * 255).astype(np.uint8), "mono8")
+    assert np.array_equal(
+        stage(Frame(irs[1], "mono8"), Frame(vis, "mono8"), given).mask, given.image
+    )
+
+
+def test_mask_smoothing_is_a_live_setting(tiny_autoencoder):
+    from sosmaskfuse_core.pipeline import FusionPipeline, PairStage
+    from sosmaskfuse_core.pipeline.builder import live_update
+    from sosmaskfuse_core.settings import table
+
+    stage = PairStage(FusionPipeline(tiny_autoencoder, device="cpu"))
+    assert stage.smoother is None  # the library's stage smooths only when asked
+    values = {**table.defaults(table.NODE)}
+    live_update(stage, values)()
+    assert stage.smoother is not None and stage.smoother.config.alpha == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="mask_smoothing"):
+        live_update(stage, {**values, "mask_smoothing": 1.0})
+    assert stage.smoother.config.alpha == pytest.approx(0.4)  # a refused value changes nothing
+    live_update(stage, {**values, "mask_smoothing": 0.0})()
+    assert stage.smoother is None
