@@ -2,9 +2,9 @@
 
 Each option is the setting of the same name with dashes (`--sync-slop` is `sync_slop`), with the
 node's default, so an offline run computes what the node would publish (unless the table gives
-the front end its own default: `fuse` does not smooth masks across a folder of stills). `add_setting_options`
-adds the settings of one front end (`bag` or `fuse`); `setting_values` reads them back as the
-name -> value mapping that `sosmaskfuse_core.pipeline.builder.build_stage` takes.
+a front end its own default: `fuse` does not smooth masks across a folder of stills).
+`add_setting_options` adds the settings of one front end (`bag` or `fuse`); `setting_values`
+reads them back as the name -> value mapping that `sosmaskfuse_core.pipeline.builder.build_stage` takes.
 """
 
 from __future__ import annotations
