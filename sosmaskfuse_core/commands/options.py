@@ -4,7 +4,8 @@ Each option is the setting of the same name with dashes (`--sync-slop` is `sync_
 node's default, so an offline run computes what the node would publish (unless the table gives
 a front end its own default: `fuse` does not smooth masks across a folder of stills).
 `add_setting_options` adds the settings of one front end (`bag` or `fuse`); `setting_values`
-reads them back as the name -> value mapping that `sosmaskfuse_core.pipeline.builder.build_stage` takes.
+reads them back as the name -> value mapping that
+`sosmaskfuse_core.pipeline.builder.build_stage` takes.
 """
 
 from __future__ import annotations
