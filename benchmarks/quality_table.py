@@ -1,66 +1,259 @@
-"""Fusion-quality table: shipped defaults next to the simple baselines, on held-out image pairs.
+"""Fusion-quality table: fusion modes x mask sources x conditions, with the target contrast kept.
 
-    python benchmarks/quality_table.py --ir DIR --vis DIR --out DIR [--held-out] [--masks DIR]
-                                       [--markdown FILE] [--device auto]
+    python benchmarks/quality_table.py --ir DIR --vis DIR --out DIR [--masks DIR] [--held-out]
+        [--conditions as-is,dim] [--mask-sources thermal,hand,hand-dilated,hand-eroded,sosnet]
+        [--modes imvf,imvf-contrast] [--output-scalings minmax,clip] [--baselines]
+        [--sosnet CKPT] [--radius 8] [--scale 1.0] [--limit N] [--markdown FILE] [--json FILE]
 
-Methods, each written to OUT/<method>/<stem>.png and scored with `sosmaskfuse eval`'s metrics:
-  sosmaskfuse  the shipped defaults (IMV-F, shipped autoencoder, best available mask source)
-  addition     the mask-free addition strategy through the same autoencoder
-  sca          the mask-free spatial/channel attention strategy through the same autoencoder
-  average      the plain average of the two images' luma
+Every row is one (condition, mask source, fusion mode, output scaling) over the pairs: the
+means of `sosmaskfuse eval`'s metrics (against the images the fusion was given, i.e. the
+degraded ones under `dim`) and TCR, the thermal target contrast kept (the formula of
+../shared/tools/target_contrast.py, computed in process; 1 = the targets stand out as much as
+in the thermal image it was given). The TCR targets are the hand-drawn masks (--masks) or,
+without them, the classical thermal mask of the IR image thresholded at 0.5 (said so below
+the table).
 
---held-out keeps only the pairs whose stems the shipped autoencoder's training run held out
-(listed in its metadata), so no method is scored on images the network was trained on.
---masks adds the thermal target contrast kept (TCR), computed by ../shared/tools/target_contrast.py
-when that tool is beside the repository.
+Conditions: `as-is`; `dim`: IR x 0.3, visible 0.5 * vis + 128 (evaluation/quality_study.py).
+Mask sources: `thermal` (the classical mask, the shipped default), `hand` (--masks), its
+`hand-dilated` / `hand-eroded` variants (--radius pixels), `sosnet` (--sosnet CKPT).
+Modes: `imvf` is the paper's IMV-F; `imvf-contrast` is computed from the same decoder pass
+(the pipeline's imvf-contrast is exactly the paper pass plus `carry_thermal_contrast`,
+test/test_thermal_contrast.py), so each image costs one autoencoder pass per mask source.
+--baselines adds the mask-free `addition` and `sca` through the same autoencoder and the plain
+average. The paper pass of each image (decoder output and the 8-bit mask it used) is cached as
+OUT/<condition>/<mask>/raw/<stem>.npz and the fused images are written beside it as
+OUT/<condition>/<mask>/<method>/<stem>.png: a rerun costs no autoencoder pass. --scale < 1
+shrinks everything (and the TCR ring) for quick exploration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sosmaskfuse_core.evaluation.fusion_quality import (
-    Row,
-    evaluate_image,
-    format_markdown,
-    mean_row,
-    read_gray,
+from sosmaskfuse_core.evaluation.fusion_quality import read_gray
+from sosmaskfuse_core.evaluation.metrics import METRIC_NAMES, compute_all
+from sosmaskfuse_core.evaluation.quality_study import (
+    CONDITIONS,
+    MASK_VARIANTS,
+    degrade,
+    mask_variant,
+    rescale,
+    target_contrast,
 )
-from sosmaskfuse_core.formats.image_files import pair_by_stem, read_image, write_image
+from sosmaskfuse_core.formats.image_files import list_images, pair_by_stem, read_image, write_image
 from sosmaskfuse_core.models.checkpoints import load_autoencoder
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
+from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
+from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
+from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast, minmax_like
 
-TCR_TOOL = ROOT.parent / "shared" / "tools" / "target_contrast.py"
-METHODS = ("sosmaskfuse", "addition", "sca", "average")
+MODES = ("imvf", "imvf-contrast")
+SCALINGS = ("minmax", "clip")
+BASELINES = ("addition", "sca", "average")
+COLUMNS = ("TCR",) + tuple(METRIC_NAMES)
 
 
-def fuse_all(pairs, out: Path, device: str) -> None:
-    pipeline, sources = build_pipeline(device=device)
-    print(f"sosmaskfuse defaults: {sources}", file=sys.stderr)
-    for method in METHODS:
-        if method != "average":
-            pipeline.update(fusion_mode="imvf" if method == "sosmaskfuse" else method)
-        for i, (stem, (ir_path, vis_path)) in enumerate(pairs, 1):
-            target = out / method / f"{stem}.png"
-            if target.exists():
+def csv_list(choices):
+    def parse(text: str) -> list[str]:
+        items = [t for t in text.split(",") if t]
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(bad)}: expected some of {', '.join(choices)}"
+            )
+        return items
+
+    return parse
+
+
+def scale_output(
+    raw: torch.Tensor, scaling: str, limits: torch.Tensor | None = None
+) -> np.ndarray:
+    """The pipeline's output scaling of one decoder-scale image (minmax over `limits` if given)."""
+    t = raw.reshape(1, 1, *raw.shape[-2:])
+    if scaling == "clip":
+        return pp.clip_to_u8(t)[0, 0].cpu().numpy()
+    if limits is not None:
+        return minmax_like(t, limits.reshape(1, 1, *limits.shape[-2:]))[0, 0].cpu().numpy()
+    return pp.minmax_to_u8(t)[0, 0].cpu().numpy()
+
+
+class Study:
+    """Fuses (with caching) and scores every requested row."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.pipeline, sources = build_pipeline(
+            mask_source="thermal", device=args.device, config=PipelineConfig.paper()
+        )
+        print(f"pipeline: {sources}", file=sys.stderr)
+        self.sos = None
+        if "sosnet" in args.mask_sources:
+            self.sos, sos_sources = build_pipeline(
+                sosnet=args.sosnet, mask_source="sosnet", device=args.device
+            )
+            print(f"SOS masks: {sos_sources.mask}", file=sys.stderr)
+        self.masks = (
+            {}
+            if args.masks is None
+            else {
+                stem: files[0]
+                for stem, files in list_images(args.masks).items()
+                if len(files) == 1
+            }
+        )
+        self.rows: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+        self.targets_from_masks = bool(self.masks)
+
+    def inputs(self, condition: str, stem: str, ir_path: Path, vis_path: Path):
+        s = self.args.scale
+        ir, vis = (rescale(read_gray(p), s) for p in (ir_path, vis_path))
+        ir, vis = degrade(ir, vis, condition)
+        hand = None
+        if stem in self.masks:
+            hand = mask_variant(
+                rescale(read_image(self.masks[stem], cv2.IMREAD_GRAYSCALE), s, nearest=True),
+                "hand",
+            )
+        return ir, vis, hand
+
+    def mask(self, source: str, ir: np.ndarray, hand: np.ndarray | None) -> np.ndarray | None:
+        if source == "thermal":
+            return self.pipeline.mask(ir)
+        if source == "sosnet":
+            return self.sos.mask(ir)
+        if hand is None:
+            return None
+        return mask_variant(hand, source, max(1, round(self.args.radius * self.args.scale)))
+
+    def fuse_masked(self, out_dir: Path, stem: str, ir, vis, prob) -> dict[str, np.ndarray]:
+        """Every requested mode x scaling from one paper pass (cached: OUT/.../raw/<stem>.npz)."""
+        cache = out_dir / "raw" / f"{stem}.npz"
+        if cache.exists():
+            with np.load(cache) as data:
+                raw, mask = (
+                    torch.from_numpy(data["raw"]),
+                    torch.from_numpy(data["mask_u8"]).float() / 255.0,
+                )
+        else:
+            self.pipeline.update(fusion_mode="imvf")
+            result = self.pipeline(
+                torch.from_numpy(ir), torch.from_numpy(vis), mask=torch.from_numpy(prob)
+            )
+            raw, mask = result.raw, result.mask_u8.float() / 255.0
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(cache, raw=raw.numpy(), mask_u8=result.mask_u8.numpy())
+        cfg = self.pipeline.config
+        t = [
+            x.float().reshape(1, 1, *x.shape[-2:])
+            for x in (raw, torch.from_numpy(ir), torch.from_numpy(vis), mask)
+        ]
+        paper = t[0]
+        carried = (
+            carry_thermal_contrast(*t, mu=cfg.mu, config=cfg.contrast)
+            if "imvf-contrast" in self.args.modes
+            else None
+        )
+        out = {}
+        for mode in self.args.modes:
+            for scaling in self.args.output_scalings:
+                name = f"{mode}-{scaling}"
+                if mode == "imvf":
+                    out[name] = scale_output(paper, scaling)
+                else:  # as the pipeline scales imvf-contrast
+                    limits = paper if cfg.contrast.paper_range else None
+                    out[name] = scale_output(carried, scaling, limits)
+                write_image(out_dir / name / f"{stem}.png", out[name])
+        return out
+
+    def fuse_baselines(self, out_dir: Path, stem: str, ir, vis) -> dict[str, np.ndarray]:
+        out = {}
+        for method in BASELINES:
+            path = out_dir / method / f"{stem}.png"
+            if path.exists():
+                out[method] = read_gray(path)
                 continue
-            if method == "average":  # the two images as the metrics read them
-                gray = [read_gray(p).astype(np.float32) for p in (ir_path, vis_path)]
-                fused = np.round((gray[0] + gray[1]) / 2).astype(np.uint8)
+            if method == "average":
+                out[method] = np.round((ir.astype(np.float32) + vis) / 2).astype(np.uint8)
             else:
-                fused = pipeline(read_image(ir_path), read_image(vis_path)).fused
-            write_image(target, fused)
-            print(f"[{method} {i}/{len(pairs)}] {stem}", file=sys.stderr, flush=True)
+                self.pipeline.update(fusion_mode=method)
+                out[method] = (
+                    self.pipeline(torch.from_numpy(ir), torch.from_numpy(vis)).fused.cpu().numpy()
+                )
+            write_image(path, out[method])
+        return out
+
+    def score(self, key: tuple[str, str, str], fused: np.ndarray, ir, vis, target) -> None:
+        values = compute_all(fused, ir, vis)
+        values["TCR"] = target_contrast(fused, ir, target, max(1, round(15 * self.args.scale)))
+        self.rows[key].append(values)
+
+    def run(self, pairs) -> None:
+        a = self.args
+        for condition in a.conditions:
+            for i, (stem, (ir_path, vis_path)) in enumerate(pairs, 1):
+                try:
+                    ir, vis, hand = self.inputs(condition, stem, ir_path, vis_path)
+                except (OSError, ValueError) as exc:
+                    print(f"skipped {stem}: {exc}", file=sys.stderr)
+                    continue
+                if hand is not None:
+                    target = hand
+                else:
+                    target = (self.pipeline.mask(ir) >= 0.5).astype(np.float32)
+                    self.targets_from_masks = False
+                for source in a.mask_sources:
+                    prob = self.mask(source, ir, hand)
+                    if prob is None:
+                        continue
+                    fused = self.fuse_masked(a.out / condition / source, stem, ir, vis, prob)
+                    for name, image in fused.items():
+                        self.score((condition, source, name), image, ir, vis, target)
+                if a.baselines:
+                    for name, image in self.fuse_baselines(
+                        a.out / condition / "none", stem, ir, vis
+                    ).items():
+                        self.score((condition, "none", name), image, ir, vis, target)
+                print(f"[{condition} {i}/{len(pairs)}] {stem}", file=sys.stderr, flush=True)
+
+    def table(self) -> tuple[str, dict]:
+        lines = [
+            "| condition | mask | method | n | " + " | ".join(COLUMNS) + " |",
+            "| --- | --- | --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " |",
+        ]
+        summary = {}
+        for (condition, source, method), rows in self.rows.items():
+            means = {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS}
+            summary[f"{condition}/{source}/{method}"] = {"n": len(rows), **means}
+            cells = " | ".join(_fmt(c, means[c]) for c in COLUMNS)
+            lines.append(f"| {condition} | {source} | {method} | {len(rows)} | {cells} |")
+        what = (
+            "the hand-drawn masks"
+            if self.targets_from_masks
+            else "the classical thermal mask of the IR image thresholded at 0.5 (no hand masks)"
+        )
+        ring = max(1, round(15 * self.args.scale))
+        lines.append(
+            f"\nTCR targets: {what}; ring {ring} px. Metrics against the images the fusion "
+            "was given (under `dim`: the dimmed IR and the brightened visible image)."
+        )
+        return "\n".join(lines) + "\n", summary
+
+
+def _fmt(column: str, value: float) -> str:
+    return f"{value:.2f}" if column in ("SD", "SF", "PSNR") else f"{value:.3f}"
 
 
 def main() -> int:
@@ -70,54 +263,64 @@ def main() -> int:
     ap.add_argument("--ir", type=Path, required=True)
     ap.add_argument("--vis", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--held-out", action="store_true")
+    ap.add_argument("--masks", type=Path, help="hand-drawn target masks (same stems)")
     ap.add_argument(
-        "--masks", type=Path, help="target masks (same stems) for the thermal target contrast"
+        "--held-out",
+        action="store_true",
+        help="only the pairs the shipped autoencoder's training held out",
     )
+    ap.add_argument("--conditions", type=csv_list(CONDITIONS), default=["as-is"])
+    ap.add_argument(
+        "--mask-sources",
+        type=csv_list(("thermal", "sosnet") + MASK_VARIANTS),
+        default=None,
+        help="default: thermal, plus hand with --masks",
+    )
+    ap.add_argument("--modes", type=csv_list(MODES), default=list(MODES))
+    ap.add_argument("--output-scalings", type=csv_list(SCALINGS), default=["minmax"])
+    ap.add_argument(
+        "--baselines", action="store_true", help="add addition, sca and the plain average"
+    )
+    ap.add_argument(
+        "--sosnet", metavar="CKPT", help="SOS network weights for the sosnet mask source"
+    )
+    ap.add_argument(
+        "--radius", type=int, default=8, help="dilation/erosion radius of the hand masks (px)"
+    )
+    ap.add_argument(
+        "--scale", type=float, default=1.0, help="shrink everything by this factor first"
+    )
+    ap.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--json", type=Path)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
+    if args.mask_sources is None:
+        args.mask_sources = ["thermal"] + (["hand"] if args.masks else [])
+    if "sosnet" in args.mask_sources and not args.sosnet:
+        ap.error("mask source sosnet needs --sosnet CKPT")
+    if any(s.startswith("hand") for s in args.mask_sources) and not args.masks:
+        ap.error("hand mask sources need --masks DIR")
+    if not 0.05 <= args.scale <= 1.0:
+        ap.error("--scale must lie in [0.05, 1]")
 
     pairs = pair_by_stem(args.ir, args.vis).pairs
     if args.held_out:
         _, meta = load_autoencoder(SHIPPED_AUTOENCODER)
         held = set(meta["data"]["held_out_stems"])
         pairs = [p for p in pairs if p[0] in held]
+    if args.limit:
+        pairs = pairs[: args.limit]
     print(f"{len(pairs)} pairs", file=sys.stderr)
-    fuse_all(pairs, args.out, args.device)
-
-    rows = []
-    tcr = {}
-    for method in METHODS:
-        image_rows = [
-            Row(method, stem, 1, evaluate_image(args.out / method / f"{stem}.png", ir, vis))
-            for stem, (ir, vis) in pairs
-        ]
-        rows.append(mean_row(method, image_rows))
-        if args.masks and TCR_TOOL.exists():
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    str(TCR_TOOL),
-                    str(args.ir),
-                    str(args.masks),
-                    str(args.out / method),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            tcr[method] = json.loads(result.stdout)["mean"]
-    table = format_markdown(rows)
-    if tcr:
-        table += (
-            "\nThermal target contrast kept (TCR, target_contrast.py): "
-            + ", ".join(f"{m} {v:.3f}" for m, v in tcr.items())
-            + "\n"
-        )
+    torch.set_grad_enabled(False)
+    study = Study(args)
+    study.run(pairs)
+    table, summary = study.table()
     print(table)
     if args.markdown:
         args.markdown.write_text(table)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
     return 0
 
 

@@ -228,6 +228,7 @@ class FusionNode(LifecycleNode):
             self.get_logger().error(self.report.config_error)
             self._destroy_subscriptions()
             return _FAILURE
+        self.stage.restart_stream()  # no mask smoothing across an inactive gap
         self._active = True
         self.report.config_error = ""
         self.get_logger().info(

@@ -67,9 +67,15 @@ def save_tiny_checkpoints(folder: Path) -> tuple[str, str]:
 
 
 def tiny_pipeline(**config) -> FusionPipeline:
-    """SOS network at the frame size (not the paper's 640x480), to keep tests quick."""
+    """SOS network at the frame size (not the paper's 640x480), to keep tests quick.
+
+    The paper's fusion mode: imvf-contrast assumes an autoencoder that reconstructs gray
+    levels, which these random networks do not.
+    """
     ae, sos = tiny_models()
-    return FusionPipeline(ae, sos, config=PipelineConfig(sos_size=None, **config), device="cpu")
+    return FusionPipeline(
+        ae, sos, config=PipelineConfig.paper(sos_size=None, **config), device="cpu"
+    )
 
 
 def image_msg(array: np.ndarray, encoding: str, stamp: int, frame_id: str = "cam"):

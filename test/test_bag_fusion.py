@@ -25,6 +25,7 @@ from bag_helpers import (
     save_tiny_checkpoints,
     serialize,
     stamp_of,
+    tiny_models,
     tiny_pipeline,
     write_bag,
 )
@@ -34,7 +35,9 @@ from rosbags.interfaces import QosReliability
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.formats.image_codec import image_to_array
 from sosmaskfuse_core.formats.rosbag_io import IMAGE, qos_profile, typestore
+from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 from sosmaskfuse_core.pipeline.pair_stage import PairStage
+from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob, BagJobError, common_namespace
 
 FUSED, MASK = "/cam/fused_image", "/cam/sos_mask"
@@ -477,3 +480,42 @@ def test_node_options_parse_like_the_node_parameters():
     )
     with pytest.raises(ValueError, match="go together"):
         pipeline_config({**values, "process_height": 0})
+
+
+def test_the_bag_smooths_the_computed_masks_over_the_sequence(tmp_path):
+    """mask_smoothing (on by default for bags) steadies a jittering mask; the first is as made.
+
+    The mask is a plain threshold of a still thermal scene with sensor noise: the pixels near the
+    threshold flip from frame to frame.
+    """
+    ae, _ = tiny_models()
+    pipeline = FusionPipeline(
+        ae,
+        device="cpu",
+        config=PipelineConfig.paper(),
+        mask_source="thermal",
+        thermal_masker=lambda gray: (gray > 128).astype(np.float32),
+    )
+    rng = np.random.default_rng(3)
+    base = np.tile(np.linspace(100, 156, 64), (48, 1))
+    vis = frames(0)[1]
+    entries = []
+    for i in range(8):
+        stamp = 100 * SEC + i * SEC // 10
+        ir = np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+        entries.append((THERMAL, stamp, image_msg(ir, "mono8", stamp, "thermal_frame")))
+        entries.append((VISIBLE, stamp + 1000, image_msg(vis, "rgb8", stamp, "visible_frame")))
+    write_bag(tmp_path / "in", "mcap", entries)
+    job = BagJob(thermal_topic=THERMAL, visible_topic=VISIBLE)
+    default = table.default("mask_smoothing", table.BAG)
+    assert default > 0
+    masks = {}
+    for weight in (0.0, default):
+        stage = PairStage(pipeline, mask_smoothing=weight)
+        assert BagFusion(tmp_path / "in", tmp_path / f"out{weight}", job, stage).run().pairs == 8
+        got, _ = read_bag(tmp_path / f"out{weight}")
+        masks[weight] = np.stack([image_to_array(m).astype(float) for _, m, _ in got[MASK]])
+    assert np.array_equal(masks[0.0][0], masks[default][0])
+    jitter = {k: float(np.abs(np.diff(v, axis=0)).mean()) for k, v in masks.items()}
+    assert jitter[0.0] > 5  # the per-frame masks flicker (gray levels of the mask image)
+    assert jitter[default] < 0.7 * jitter[0.0]

@@ -75,6 +75,8 @@ def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
             str(sos_path),
             "--device",
             "cpu",
+            "--fusion-mode",
+            "imvf",
         ]
     )
     assert code == 0
@@ -90,10 +92,15 @@ def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
 
 def test_sos_probability_and_raw_output_match(reference_weights):
     from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
-    from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline
+    from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
     ae_path, sos_path = reference_weights
-    pipe = FusionPipeline(load_autoencoder(ae_path)[0], load_sosnet(sos_path)[0], device="cpu")
+    pipe = FusionPipeline(
+        load_autoencoder(ae_path)[0],
+        load_sosnet(sos_path)[0],
+        device="cpu",
+        config=PipelineConfig.paper(),
+    )
     expected = np.load(FIXTURE / "expected_c_480x640.npz")
     ir = cv2.imread(str(FIXTURE / "inputs" / "ir" / "c_480x640.png"))
     vis = cv2.imread(str(FIXTURE / "inputs" / "vis" / "c_480x640.png"))
@@ -135,7 +142,7 @@ def test_an_odd_size_colour_pair_matches_the_spec_reference(
     inputs the BGR normalisation of the SOS input and PIL's luma for the fusion.
     """
     from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
-    from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline
+    from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
     ae, sos = state_dicts
     thermal, visible = odd_colour_pair()
@@ -167,6 +174,8 @@ def test_an_odd_size_colour_pair_matches_the_spec_reference(
             str(sos_path),
             "--device",
             "cpu",
+            "--fusion-mode",
+            "imvf",
         ]
     )
     assert code == 0
@@ -175,6 +184,43 @@ def test_an_odd_size_colour_pair_matches_the_spec_reference(
     assert ours_mask.shape == ours_fused.shape == (97, 131)
     assert within_one_level(ours_mask, mask) >= 0.999
     assert within_one_level(ours_fused, fused) >= 0.999
-    pipe = FusionPipeline(load_autoencoder(ae_path)[0], load_sosnet(sos_path)[0], device="cpu")
+    pipe = FusionPipeline(
+        load_autoencoder(ae_path)[0],
+        load_sosnet(sos_path)[0],
+        device="cpu",
+        config=PipelineConfig.paper(),
+    )
     ours_raw = pipe(thermal, visible, mask=mask).raw
     assert np.abs(ours_raw - raw).max() <= 1e-4 * np.abs(raw).max()
+
+
+def test_the_default_mode_carries_the_contrast_and_imvf_is_the_papers(tmp_path, reference_weights):
+    """`fuse` without --fusion-mode runs imvf-contrast; --fusion-mode imvf is the reference's.
+
+    The contrast mode is the paper's image outside the mask, bit for bit, with the targets
+    rebuilt inside it (the mask binarised, so that "outside" is a large region).
+    """
+    from sosmaskfuse_core.settings import table
+
+    assert table.default("fusion_mode", table.FUSE) == "imvf-contrast"
+    thermal, visible = odd_colour_pair()
+    for side, image in (("ir", thermal), ("vis", visible)):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "odd.png"), image)
+    ae_path, sos_path = reference_weights
+    out = {}
+    for label, mode in (("default", []), ("paper", ["--fusion-mode", "imvf"])):
+        args = ["fuse", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis")]
+        args += ["--out", str(tmp_path / label), "--autoencoder", str(ae_path)]
+        args += ["--mask-threshold", "0.5"]
+        assert cli.main(args + ["--sosnet", str(sos_path), "--device", "cpu"] + mode) == 0
+        out[label] = {
+            kind: cv2.imread(str(tmp_path / label / kind / "odd.png"), cv2.IMREAD_UNCHANGED)
+            for kind in ("mask", "fused")
+        }
+    assert np.array_equal(out["default"]["mask"], out["paper"]["mask"])  # the mode keeps the mask
+    outside = out["paper"]["mask"] == 0
+    inside = out["paper"]["mask"] == 255
+    assert outside.sum() > 100 and inside.sum() > 100
+    assert np.array_equal(out["default"]["fused"][outside], out["paper"]["fused"][outside])
+    assert not np.array_equal(out["default"]["fused"][inside], out["paper"]["fused"][inside])

@@ -17,8 +17,13 @@ def _pair(h=48, w=64, seed=0):
 
 @pytest.fixture
 def pipe(tiny_autoencoder, tiny_sosnet):
+    # the paper's mode: imvf-contrast assumes an autoencoder that reconstructs gray levels,
+    # which these random networks do not (test_thermal_contrast.py tests that mode)
     return FusionPipeline(
-        tiny_autoencoder, tiny_sosnet, device="cpu", config=PipelineConfig(sos_size=(64, 64))
+        tiny_autoencoder,
+        tiny_sosnet,
+        device="cpu",
+        config=PipelineConfig.paper(sos_size=(64, 64)),
     )
 
 

@@ -84,9 +84,13 @@ def test_every_front_end_uses_the_same_names_and_defaults():
         ["bag", "--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v"]
     )
     for setting in table.for_scope(table.FUSE):
-        assert getattr(fuse, setting.name) == setting.default, setting.name
+        assert getattr(fuse, setting.name) == setting.default_in(table.FUSE), setting.name
     for setting in table.for_scope(table.BAG):
-        assert getattr(bag, setting.name) == setting.default, setting.name
+        assert getattr(bag, setting.name) == setting.default_in(table.BAG), setting.name
+    # the one declared difference: a folder of stills is not a video, so fuse does not smooth
+    differ = [s.name for s in table.SETTINGS if s.default_in(table.FUSE) != s.default]
+    assert differ == ["mask_smoothing"]
+    assert fuse.mask_smoothing == 0.0 and bag.mask_smoothing == table.default("mask_smoothing") > 0
     # the library's own config classes take their defaults from the table too
     config, agc = PipelineConfig(), ThermalAGC()
     for name in (
@@ -122,7 +126,11 @@ def test_one_vocabulary_for_mask_sources():
         ("mu", "0.5", "mu: expected a number"),
         ("mu", float("nan"), "not a finite number"),
         ("mask_threshold", 0.0, r"mask_threshold: 0.0 is outside \(0, 1\)"),
-        ("fusion_mode", "maximum", "fusion_mode: 'maximum' is not one of imvf, sca, addition"),
+        (
+            "fusion_mode",
+            "maximum",
+            "fusion_mode: 'maximum' is not one of imvf, imvf-contrast, sca, addition",
+        ),
         ("color_output", 1, "color_output: expected true or false"),
         ("sync_queue_size", 2.0, "sync_queue_size: expected an integer"),
         ("homography", [1.0] * 8, "homography: expected 9 numbers, got 8"),

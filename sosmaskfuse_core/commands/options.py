@@ -1,9 +1,11 @@
 """Command-line options derived from the settings table, and the settings values they parse to.
 
 Each option is the setting of the same name with dashes (`--sync-slop` is `sync_slop`), with the
-node's default, so an offline run computes what the node would publish. `add_setting_options`
-adds the settings of one front end (`bag` or `fuse`); `setting_values` reads them back as the
-name -> value mapping that `sosmaskfuse_core.pipeline.builder.build_stage` takes.
+node's default, so an offline run computes what the node would publish (unless the table gives
+a front end its own default: `fuse` does not smooth masks across a folder of stills).
+`add_setting_options` adds the settings of one front end (`bag` or `fuse`); `setting_values`
+reads them back as the name -> value mapping that
+`sosmaskfuse_core.pipeline.builder.build_stage` takes.
 """
 
 from __future__ import annotations
@@ -16,29 +18,33 @@ from sosmaskfuse_core.settings import table
 _TYPES = {"str": str, "int": int, "float": float, "optional_float": float, "floats": float}
 
 
-def _help(setting: table.Setting) -> str:
+def _help(setting: table.Setting, scope: str) -> str:
     if setting.kind == "bool":
         return setting.description
-    shown = "unset" if setting.default in (None, "") else setting.default
+    default = setting.default_in(scope)
+    shown = "unset" if default in (None, "") else default
     return f"{setting.description} (default: {shown})"
 
 
-def add_setting_option(group: argparse._ActionsContainer, setting: table.Setting) -> None:
-    """One setting as an option of `group` (dest = the setting's name)."""
+def add_setting_option(
+    group: argparse._ActionsContainer, setting: table.Setting, scope: str = table.NODE
+) -> None:
+    """One setting as an option of `group` (dest = the setting's name), with `scope`'s default."""
     names = [setting.option, *setting.aliases]
+    default = setting.default_in(scope)
     if setting.kind == "bool":
         # a flag says the opposite of the default: --color-output (default off),
         # --no-mask (default on)
-        action = "store_false" if setting.default else "store_true"
+        action = "store_false" if default else "store_true"
         group.add_argument(
-            *names, dest=setting.name, action=action, default=setting.default, help=_help(setting)
+            *names, dest=setting.name, action=action, default=default, help=_help(setting, scope)
         )
         return
     kwargs: dict[str, Any] = {
         "dest": setting.name,
         "type": _TYPES[setting.kind],
-        "default": setting.default,
-        "help": _help(setting),
+        "default": default,
+        "help": _help(setting, scope),
     }
     if setting.choices:
         kwargs["choices"] = setting.choices
@@ -59,7 +65,7 @@ def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
         if members:
             container = parser.add_argument_group(f"{title} (node parameters)")
             for setting in members:
-                add_setting_option(container, setting)
+                add_setting_option(container, setting, scope)
 
 
 def setting_values(args: argparse.Namespace, scope: str) -> dict[str, Any]:

@@ -175,7 +175,13 @@ def build_stage(
         config=config,
         backend=values.get("backend", table.default("backend")),
     )
-    return PairStage(pipeline, preparer, with_mask=values.get("publish_mask", True)), sources
+    stage = PairStage(
+        pipeline,
+        preparer,
+        with_mask=values.get("publish_mask", True),
+        mask_smoothing=values.get("mask_smoothing", 0.0),
+    )
+    return stage, sources
 
 
 def _is_setting(name: str) -> bool:
@@ -199,10 +205,13 @@ def live_update(stage: PairStage, values: Mapping[str, Any]) -> Callable[[], Non
     agc = ThermalAGC.from_settings(values)
     gray_visible = not config.color_output
     with_mask = values.get("publish_mask", stage.with_mask)
+    smoothing = values.get("mask_smoothing", stage.mask_smoothing)
+    table.by_name("mask_smoothing").check(smoothing)
 
     def apply() -> None:
         stage.pipeline.update(**{k: getattr(config, k) for k in PIPELINE_SETTINGS})
         stage.replace_preparer(agc=agc, gray_visible=gray_visible)
         stage.with_mask = with_mask
+        stage.set_mask_smoothing(smoothing)
 
     return apply

@@ -5,8 +5,10 @@ batch of same-sized frames). Inputs are NumPy arrays (uint8, or uint16 thermal c
 or H x W x 3 in OpenCV's BGR order) or torch tensors (uint8, or float gray levels 0..255)
 already on the pipeline's device; results come back in the same kind.
 
-`PipelineConfig()` reproduces the reference implementation number for number
-(docs/algorithm.md); its other settings trade that exactness for video use.
+`PipelineConfig.paper()` (fusion mode `imvf`) reproduces the reference implementation number
+for number (docs/algorithm.md); the default, `imvf-contrast`, runs the same passes and then
+keeps the thermal targets' contrast (docs/thermal_contrast.md); other settings trade
+exactness for video use.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from . import preprocessing as pp
 from .backends import make_backend
 from .devices import check_precision, resolve_device
 from .health import check_finite
+from .thermal_contrast import (
+    ContrastCarryConfig,
+    carry_thermal_contrast,
+    feature_strategy,
+)
 from .transfer import MIN_SIZE, Uploader, download, mask_tensor, mask_to_float, to_u8_tensor
 
 log = logging.getLogger(__name__)
@@ -39,16 +46,22 @@ Image = Union[np.ndarray, torch.Tensor]
 MASK_SOURCES = tuple(s for s in table.MASK_SOURCES if s != "auto")
 #: What `fuse_batch` can return (see FusionResult); callers ask only for what they use.
 OUTPUTS = ("mask", "mask_u8", "fused", "raw")
+#: A stream's filter of the masks the pipeline computes: (probabilities N x 1 x H x W, thermal
+#: luma N x 1 x H x W, both on the pipeline's device) -> probabilities (`PairStage` smooths).
+MaskFilter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What the pipeline computes (the defaults are the paper's).
+    """What the pipeline computes; `PipelineConfig.paper()` is the paper's.
 
     User-facing fields take their defaults and checks from the settings table
-    (`sosmaskfuse_core.settings.table`).
+    (`sosmaskfuse_core.settings.table`), so the default fusion mode is `imvf-contrast`.
 
-    fusion_mode: `imvf` (the paper) or the mask-free baselines `sca` and `addition`.
+    fusion_mode: `imvf-contrast` (IMV-F, then each thermal target's gain-normalised contrast
+        carried onto the fused local background: `thermal_contrast`), `imvf` (the paper) or
+        the mask-free baselines `sca` and `addition`.
+    contrast: the settings of `imvf-contrast` (`ContrastCarryConfig`).
     mu: IMV-F foreground weight of the thermal features (0..1).
     mask_threshold: None keeps the soft mask (as the paper's code); a value in (0, 1)
         binarises the mask probability at it.
@@ -71,6 +84,12 @@ class PipelineConfig:
     precision: str = table.default("precision")
     process_size: tuple[int, int] | None = None
     color_output: bool = table.default("color_output")
+    contrast: ContrastCarryConfig = dataclasses.field(default_factory=ContrastCarryConfig)
+
+    @classmethod
+    def paper(cls, **changes) -> PipelineConfig:
+        """The reference implementation's settings (fusion mode `imvf`), with `changes`."""
+        return cls(**{"fusion_mode": "imvf", **changes})
 
     def __post_init__(self) -> None:
         for name in (
@@ -210,11 +229,13 @@ class FusionPipeline:
         masks: Sequence[Image] | None = None,
         *,
         outputs: Collection[str] = OUTPUTS,
+        mask_filter: MaskFilter | None = None,
     ) -> list[FusionResult]:
         """Fuse N same-sized pairs in one pass (the encoder sees 4N images at once).
 
         `outputs` names the FusionResult fields to fill (the others stay None): each one costs
-        a device -> host copy for NumPy inputs.
+        a device -> host copy for NumPy inputs. `mask_filter` sees the mask probabilities the
+        pipeline computes (SOS network, classical mask; not the masks given), in pair order.
         """
         unknown = set(outputs) - set(OUTPUTS)
         if unknown:
@@ -236,6 +257,7 @@ class FusionPipeline:
             if masks is not None:
                 given = self._stack([mask_tensor(m) for m in masks], "mask")
             _check_sizes(ir, vis, given)
+            computed = given is None
             if (
                 given is None
                 and source == "thermal"
@@ -253,14 +275,17 @@ class FusionPipeline:
                     given = pp.resize_bilinear(given, size_hw)
             ir_y, vis_y = pp.luma_u8(ir), pp.luma_u8(vis)
             prob = given if given is not None else self._mask_probability(ir, ir_y, cfg, source)
+            if computed and mask_filter is not None:
+                prob = mask_filter(prob, ir_y)
             mask = self._fusion_mask(prob, cfg)
-            raw = self._fuse(ir_y.float(), vis_y.float(), mask, cfg)
+            raw, limits = self._fuse(ir_y.float(), vis_y.float(), mask, cfg)
             check_finite(raw)  # NaN would be stretched into a plausible-looking black frame
             out: dict[str, torch.Tensor] = {"mask": mask[:, 0], "raw": raw[:, 0]}
             if "fused" in outputs:
-                fused = (
-                    pp.minmax_to_u8(raw) if cfg.output_scaling == "minmax" else pp.clip_to_u8(raw)
-                )
+                if cfg.output_scaling == "clip":
+                    fused = pp.clip_to_u8(raw)
+                else:
+                    fused = pp.minmax_to_u8(raw, limits)
                 if cfg.color_output and vis.shape[1] >= 3:
                     fused = _with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
                 else:
@@ -323,9 +348,18 @@ class FusionPipeline:
 
     def _fuse(
         self, ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cfg: PipelineConfig
-    ) -> torch.Tensor:
-        """Encoder on the split images, the strategy in fp32, decoder: the raw output (fp32)."""
-        return self.backend.fuse(ir, vis, mask, cfg.fusion_mode, cfg.mu, cfg.precision)
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The raw output (fp32), and the image whose range `minmax` uses (None: its own).
+
+        Encoder on the split images, the strategy in fp32, decoder; for `imvf-contrast` the
+        paper's output, then the thermal contrast carried onto it (no second network pass).
+        """
+        strategy = feature_strategy(cfg.fusion_mode)
+        out = self.backend.fuse(ir, vis, mask, strategy, cfg.mu, cfg.precision)
+        if strategy == cfg.fusion_mode:
+            return out, None
+        carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast)
+        return carried, (out if cfg.contrast.paper_range else None)
 
 
 # --- input conversion -----------------------------------------------------------------------

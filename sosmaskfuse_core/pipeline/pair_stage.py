@@ -4,7 +4,8 @@ The ROS node, `sosmaskfuse bag` and `sosmaskfuse fuse` all fuse through a `PairS
 "offline equals live" holds by construction: the same preparation (gain control, colour,
 registration, size), the same checks, the same fusion and the same choice of output encodings.
 Output headers are the visible frame's (`HEADER_FROM`): the fused image lies in the visible
-camera's pixel grid.
+camera's pixel grid. A stage is one stream: with `mask_smoothing` above 0 it smooths the masks
+it computes over its pairs, in order (`thermal.temporal_mask.MaskSmoother`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from sosmaskfuse_core.thermal.temporal_mask import MaskSmoother, MaskSmootherConfig
 
 from .frames import FramePreparer
 from .fusion_pipeline import MIN_SIZE, FusionPipeline
@@ -60,6 +63,8 @@ class PairStage:
 
     `with_mask` decides whether the mask is returned (node: publish_mask). `preparer` may be
     replaced between pairs (live gain-control changes) with `replace_preparer`.
+    `mask_smoothing` (the setting of that name; 0 = off) smooths the computed masks over the
+    stage's pairs in the order they are fused; masks given with the pairs are used as given.
     """
 
     def __init__(
@@ -68,10 +73,28 @@ class PairStage:
         preparer: FramePreparer | None = None,
         *,
         with_mask: bool = True,
+        mask_smoothing: float = 0.0,
     ) -> None:
         self.pipeline = pipeline
         self.preparer = preparer or FramePreparer()
         self.with_mask = with_mask
+        self.mask_smoothing = 0.0
+        self.smoother: MaskSmoother | None = None
+        self.set_mask_smoothing(mask_smoothing)
+
+    def set_mask_smoothing(self, weight: float) -> None:
+        """Smooth computed masks with this weight of the past (0 = off); a new weight restarts."""
+        if weight == self.mask_smoothing and (self.smoother is not None) == (weight > 0):
+            return
+        config = MaskSmootherConfig.from_setting(weight)  # ValueError for a bad weight
+        self.smoother = MaskSmoother(config) if weight > 0 else None
+        self.mask_smoothing = float(weight)
+
+    def restart_stream(self) -> None:
+        """The next pair starts a new stream (no smoothing across a gap or a new source)."""
+        smoother = self.smoother
+        if smoother is not None:
+            smoother.reset()
 
     def replace_preparer(self, **changes) -> FramePreparer:
         """Swap in a preparer with some fields changed.
@@ -123,8 +146,13 @@ class PairStage:
         with_mask = self.with_mask
         outputs = ("fused", "mask_u8") if with_mask else ("fused",)
         masks = None if pairs[0].mask is None else [p.mask for p in pairs]
+        smoother = self.smoother
         results = self.pipeline.fuse_batch(
-            [p.thermal for p in pairs], [p.visible for p in pairs], masks, outputs=outputs
+            [p.thermal for p in pairs],
+            [p.visible for p in pairs],
+            masks,
+            outputs=outputs,
+            mask_filter=None if smoother is None else smoother.update_batch,
         )
         return [
             PairOutputs(

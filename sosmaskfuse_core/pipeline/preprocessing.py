@@ -82,12 +82,14 @@ def quantize_mask(prob: torch.Tensor) -> torch.Tensor:
     return torch.round(prob * 255.0).clamp_(0, 255).to(torch.uint8)
 
 
-def minmax_to_u8(out: torch.Tensor) -> torch.Tensor:
+def minmax_to_u8(out: torch.Tensor, limits_of: torch.Tensor | None = None) -> torch.Tensor:
     """Per-image min-max stretch with a truncating cast: floor(255 (x - min) / (max - min)).
 
-    A constant image (where the reference divides by zero) becomes all zeros, with a warning.
+    min and max are those of `limits_of` (N x C x H x W like `out`) when given, else of `out`
+    (then clipped to 0..255). A constant image (where the reference divides by zero) becomes
+    all zeros, with a warning.
     """
-    flat = out.float().flatten(1)
+    flat = (out if limits_of is None else limits_of).float().flatten(1)
     lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
     hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
     span = hi - lo

@@ -55,6 +55,8 @@ class Setting:
     scopes: frozenset[str] = EVERYWHERE
     flag: str | None = None  # command-line option, when it is not --name-with-dashes
     aliases: tuple[str, ...] = ()  # further command-line spellings kept for compatibility
+    #: (scope, default) pairs where a front end's default differs from `default` (the node's)
+    scope_defaults: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -65,6 +67,15 @@ class Setting:
             )
         if self.default is not None:
             self.check(self.default)
+        for scope, value in self.scope_defaults:
+            if scope not in self.scopes:
+                raise ValueError(f"setting {self.name}: a default for {scope!r}, not its scope")
+            if value is not None:
+                self.check(value)
+
+    def default_in(self, scope: str) -> Any:
+        """The default in one front end (`node`, `bag`, `fuse`): `default` unless overridden."""
+        return dict(self.scope_defaults).get(scope, self.default)
 
     @property
     def option(self) -> str:

@@ -27,7 +27,12 @@ from .setting import (  # noqa: F401  (re-exported: the table is where callers l
 
 # --- vocabularies --------------------------------------------------------------------------------
 
-FUSION_MODES = ("imvf", "sca", "addition")
+#: `imvf` is the paper's IMV-F; `imvf-contrast` runs the same IMV-F pass and then carries each
+#: thermal target's gain-normalised contrast onto the fused local background
+#: (`pipeline.thermal_contrast`, docs/thermal_contrast.md); `sca` and `addition` ignore the mask.
+FUSION_MODES = ("imvf", "imvf-contrast", "sca", "addition")
+#: The modes that split the images by the mask (the others are mask-free baselines).
+MASKED_MODES = ("imvf", "imvf-contrast")
 OUTPUT_SCALINGS = ("minmax", "clip")
 PRECISIONS = ("fp32", "fp16", "bf16")
 #: What runs the networks: PyTorch, ONNX Runtime (the optional `onnx` extra; CPU, fp32), or
@@ -100,8 +105,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "fusion_mode",
         "str",
-        "imvf",
-        "imvf (the paper), or the mask-free baselines sca and addition",
+        "imvf-contrast",
+        "imvf-contrast (IMV-F whose thermal targets keep their contrast against their surround "
+        "whatever the cameras' gains; docs/thermal_contrast.md), imvf (the paper, exactly), or "
+        "the mask-free baselines sca and addition",
         "fusion",
         choices=FUSION_MODES,
         live=True,
@@ -124,6 +131,19 @@ SETTINGS: tuple[Setting, ...] = (
         range=(0.0, 1.0),
         open_range=True,
         live=True,
+    ),
+    Setting(
+        "mask_smoothing",
+        "float",
+        0.6,
+        "video: weight of the previous frames' mask where the thermal image did not change "
+        "(an EMA over ~1/(1 - x) frames; moving targets follow at once; reset on a scene cut "
+        "or a size change; 0 = off). Masks given with each pair are used as given. fuse "
+        "defaults to 0: a folder of stills is not a video (set it for a folder of frames)",
+        "fusion",
+        range=(0.0, 0.95),
+        live=True,
+        scope_defaults=((FUSE, 0.0),),
     ),
     Setting(
         "output_scaling",
@@ -356,9 +376,9 @@ def by_name(name: str) -> Setting:
     raise KeyError(f"no setting {name!r}")
 
 
-def default(name: str) -> Any:
-    """The default value of a setting."""
-    return by_name(name).default
+def default(name: str, scope: str = NODE) -> Any:
+    """The default value of a setting (in one front end: some differ, e.g. mask_smoothing)."""
+    return by_name(name).default_in(scope)
 
 
 def for_scope(scope: str) -> tuple[Setting, ...]:
@@ -368,7 +388,7 @@ def for_scope(scope: str) -> tuple[Setting, ...]:
 
 def defaults(scope: str = NODE) -> dict[str, Any]:
     """Name -> default of every setting of a front end."""
-    return {s.name: s.default for s in for_scope(scope)}
+    return {s.name: s.default_in(scope) for s in for_scope(scope)}
 
 
 def check_values(values: dict[str, Any]) -> dict[str, Any]:
