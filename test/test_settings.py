@@ -87,10 +87,12 @@ def test_every_front_end_uses_the_same_names_and_defaults():
         assert getattr(fuse, setting.name) == setting.default_in(table.FUSE), setting.name
     for setting in table.for_scope(table.BAG):
         assert getattr(bag, setting.name) == setting.default_in(table.BAG), setting.name
-    # the one declared difference: a folder of stills is not a video, so fuse does not smooth
+    # the declared differences: a folder of stills is not a video, so fuse neither smooths the
+    # mask over time nor gives up the paper's per-frame stretch (video clips: no flicker)
     differ = [s.name for s in table.SETTINGS if s.default_in(table.FUSE) != s.default]
-    assert differ == ["mask_smoothing"]
+    assert differ == ["mask_smoothing", "output_scaling"]
     assert fuse.mask_smoothing == 0.0 and bag.mask_smoothing == table.default("mask_smoothing") > 0
+    assert (fuse.output_scaling, bag.output_scaling) == ("minmax", "clip")
     # the library's own config classes take their defaults from the table too
     config, agc = PipelineConfig(), ThermalAGC()
     for name in (

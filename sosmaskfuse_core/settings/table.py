@@ -148,12 +148,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "output_scaling",
         "str",
-        "minmax",
-        "minmax (the paper's per-frame stretch) or clip (the "
-        "decoder's gray levels: no flicker between frames)",
+        "clip",
+        "clip (the decoder's gray levels: no flicker between frames; the video default) or "
+        "minmax (the paper's per-frame stretch, which makes the fused video change ~1.9x as "
+        "much as its inputs; fuse's default for stills)",
         "fusion",
         choices=OUTPUT_SCALINGS,
         live=True,
+        scope_defaults=((FUSE, "minmax"),),
     ),
     Setting(
         "color_output",
