@@ -2,12 +2,13 @@
 
     python benchmarks/video_flicker.py [--ir-dir DIR] [--vis-dir DIR] [--videos N] [--frames N]
         [--start N] [--size 320x240] [--mask-smoothing 0.6] [--markdown FILE] [--json FILE]
-        [--device cpu] [--inputs-only]
+        [--device cpu] [--inputs-only] [--mask-source auto|sosnet|thermal] [--sosnet CKPT]
 
 Reads each IR video and the visible video of the same name (default: the M3SVD pairs in
 ../shared/data/m3svd_video/{infrared,visible}), `--frames` consecutive frames from `--start`,
-resized to `--size` and converted to gray; the mask is the classical thermal mask (the shipped
-default), with and without `MaskSmoother`. Each frame costs one autoencoder pass per smoother
+resized to `--size` and converted to gray; the mask is the pipeline's (`--mask-source`: the
+shipped default `auto`, `sosnet` with `--sosnet CKPT`, or the classical `thermal`), with and
+without `MaskSmoother`. Each frame costs one autoencoder pass per smoother
 setting (the `input` rows score the inputs themselves as a reference: the change an output
 that follows its busiest input exactly would show): imvf-contrast is the same pass plus
 `carry_thermal_contrast` (exactly the pipeline's imvf-contrast), minmax and clip scale the
@@ -100,6 +101,13 @@ def main() -> int:
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--mask-source",
+        default="auto",
+        choices=("auto", "sosnet", "thermal"),
+        help="the mask as the pipeline makes it (auto: the shipped SOS network where it ships)",
+    )
+    ap.add_argument("--sosnet", default=None, help="SOS network weights (default: shipped)")
     args = ap.parse_args()
     try:
         size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -114,7 +122,10 @@ def main() -> int:
         ap.error(f"no video pairs in {args.ir_dir} and {args.vis_dir}")
     torch.set_grad_enabled(False)
     pipeline, sources = build_pipeline(
-        mask_source="thermal", device=args.device, config=PipelineConfig.paper()
+        sosnet=args.sosnet,
+        mask_source=args.mask_source,
+        device=args.device,
+        config=PipelineConfig.paper(),
     )
     print(f"pipeline: {sources}; {len(names)} videos", file=sys.stderr)
     cfg = pipeline.config
@@ -191,7 +202,7 @@ def main() -> int:
         lines.append(f"| {label} | {mode} | {scaling} | {int(s['pairs'])} | {cells} |")
     table = "\n".join(lines) + (
         f"\n\n{len(names)} videos x {args.frames} frames from frame {args.start}, "
-        f"{size[0]}x{size[1]}, classical thermal mask; mask_smoothing {args.mask_smoothing}.\n"
+        f"{size[0]}x{size[1]}, mask: {sources.mask}; mask_smoothing {args.mask_smoothing}.\n"
     )
     print(table)
     if args.markdown:
