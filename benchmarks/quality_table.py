@@ -1,7 +1,8 @@
 """Fusion-quality table: fusion modes x mask sources x conditions, with the target contrast kept.
 
     python benchmarks/quality_table.py --ir DIR --vis DIR --out DIR [--masks DIR] [--held-out]
-        [--conditions as-is,dim] [--mask-sources thermal,hand,hand-dilated,hand-eroded,sosnet]
+        [--conditions as-is,dim]
+        [--mask-sources thermal,ensemble,sosnet,hand,hand-dilated,hand-eroded]
         [--modes imvf,imvf-contrast] [--output-scalings minmax,clip] [--baselines]
         [--sosnet CKPT] [--radius 8] [--scale 1.0] [--limit N] [--markdown FILE] [--json FILE]
 
@@ -14,8 +15,9 @@ without them, the classical thermal mask of the IR image thresholded at 0.5 (sai
 the table).
 
 Conditions: `as-is`; `dim`: IR x 0.3, visible 0.5 * vis + 128 (evaluation/quality_study.py).
-Mask sources: `thermal` (the classical mask, the shipped default), `hand` (--masks), its
-`hand-dilated` / `hand-eroded` variants (--radius pixels), `sosnet` (--sosnet CKPT).
+Mask sources: `thermal` (the classical mask), `ensemble` (the shipped default: the SOS network
+averaged with the classical mask), `sosnet` (the network alone; --sosnet CKPT, default the
+shipped one), `hand` (--masks), its `hand-dilated` / `hand-eroded` variants (--radius pixels).
 Modes: `imvf` is the paper's IMV-F; `imvf-contrast` is computed from the same decoder pass
 (the pipeline's imvf-contrast is exactly the paper pass plus `carry_thermal_contrast`,
 test/test_thermal_contrast.py), so each image costs one autoencoder pass per mask source.
@@ -53,7 +55,7 @@ from sosmaskfuse_core.evaluation.quality_study import (
 )
 from sosmaskfuse_core.formats.image_files import list_images, pair_by_stem, read_image, write_image
 from sosmaskfuse_core.models.checkpoints import load_autoencoder
-from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
+from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET, shipped_or_none
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
@@ -99,12 +101,13 @@ class Study:
             mask_source="thermal", device=args.device, config=PipelineConfig.paper()
         )
         print(f"pipeline: {sources}", file=sys.stderr)
-        self.sos = None
-        if "sosnet" in args.mask_sources:
-            self.sos, sos_sources = build_pipeline(
-                sosnet=args.sosnet, mask_source="sosnet", device=args.device
-            )
-            print(f"SOS masks: {sos_sources.mask}", file=sys.stderr)
+        self.sos = {}  # "sosnet" (the network alone), "ensemble" (averaged with the classical)
+        for source in ("sosnet", "ensemble"):
+            if source in args.mask_sources:
+                self.sos[source], sos_sources = build_pipeline(
+                    sosnet=args.sosnet, mask_source=source, device=args.device
+                )
+                print(f"{source} masks: {sos_sources.mask}", file=sys.stderr)
         self.masks = (
             {}
             if args.masks is None
@@ -132,8 +135,8 @@ class Study:
     def mask(self, source: str, ir: np.ndarray, hand: np.ndarray | None) -> np.ndarray | None:
         if source == "thermal":
             return self.pipeline.mask(ir)
-        if source == "sosnet":
-            return self.sos.mask(ir)
+        if source in self.sos:
+            return self.sos[source].mask(ir)
         if hand is None:
             return None
         return mask_variant(hand, source, max(1, round(self.args.radius * self.args.scale)))
@@ -272,7 +275,7 @@ def main() -> int:
     ap.add_argument("--conditions", type=csv_list(CONDITIONS), default=["as-is"])
     ap.add_argument(
         "--mask-sources",
-        type=csv_list(("thermal", "sosnet") + MASK_VARIANTS),
+        type=csv_list(("thermal", "sosnet", "ensemble") + MASK_VARIANTS),
         default=None,
         help="default: thermal, plus hand with --masks",
     )
@@ -282,7 +285,9 @@ def main() -> int:
         "--baselines", action="store_true", help="add addition, sca and the plain average"
     )
     ap.add_argument(
-        "--sosnet", metavar="CKPT", help="SOS network weights for the sosnet mask source"
+        "--sosnet",
+        metavar="CKPT",
+        help="SOS network weights for the sosnet/ensemble mask sources (default: shipped)",
     )
     ap.add_argument(
         "--radius", type=int, default=8, help="dilation/erosion radius of the hand masks (px)"
@@ -297,8 +302,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.mask_sources is None:
         args.mask_sources = ["thermal"] + (["hand"] if args.masks else [])
-    if "sosnet" in args.mask_sources and not args.sosnet:
-        ap.error("mask source sosnet needs --sosnet CKPT")
+    if {"sosnet", "ensemble"} & set(args.mask_sources):
+        args.sosnet = args.sosnet or shipped_or_none(SHIPPED_SOSNET)
+        if not args.sosnet:
+            ap.error("mask sources sosnet/ensemble need --sosnet CKPT (none ships)")
     if any(s.startswith("hand") for s in args.mask_sources) and not args.masks:
         ap.error("hand mask sources need --masks DIR")
     if not 0.05 <= args.scale <= 1.0:

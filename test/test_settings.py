@@ -115,10 +115,10 @@ def test_every_front_end_uses_the_same_names_and_defaults():
 
 
 def test_one_vocabulary_for_mask_sources():
-    assert table.MASK_SOURCES == ("auto", "sosnet", "thermal", "topic")
+    assert table.MASK_SOURCES == ("auto", "ensemble", "sosnet", "thermal", "topic")
     from sosmaskfuse_core.pipeline import MASK_SOURCES
 
-    assert MASK_SOURCES == ("sosnet", "thermal", "topic")
+    assert MASK_SOURCES == ("ensemble", "sosnet", "thermal", "topic")
 
 
 @pytest.mark.parametrize(

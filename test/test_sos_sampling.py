@@ -17,6 +17,7 @@ import torch
 from test_train_sosnet import TINY_ARGS, make_data, tiny_cfg
 
 from sosmaskfuse_core import cli
+from sosmaskfuse_core.commands import eval_mask
 from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.pipeline import SOSNetMasker, build_pipeline
 from sosmaskfuse_core.pipeline.preprocessing import logit_to_probability, sos_input
@@ -235,7 +236,7 @@ def test_cli_several_folders_and_bad_weights(tmp_path, capsys):
     assert rc == 2 and "LO:HI" in capsys.readouterr().err
 
 
-def test_eval_mask_scores_a_sosnet_checkpoint(tmp_path, capsys):
+def test_eval_mask_scores_a_sosnet_checkpoint(tmp_path, capsys, monkeypatch):
     data = make_data(tmp_path / "d", n=6)
     out = tmp_path / "m.pt"
     cfg = tiny_cfg(data, epochs=2)
@@ -257,18 +258,13 @@ def test_eval_mask_scores_a_sosnet_checkpoint(tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert rc == 0 and "(sosnet, n=6" in text
-    rc = cli.main(
-        [
-            "eval-mask",
-            "--ir",
-            str(data / "ir"),
-            "--masks",
-            str(data / "mask"),
-            "--source",
-            "sosnet",
-        ]
-    )
-    assert rc == 2 and "needs a checkpoint" in capsys.readouterr().err
+    # without --sosnet: the shipped network, or a named error where none ships
+    bare = ["eval-mask", "--ir", str(data / "ir"), "--masks", str(data / "mask"), "--source"]
+    rc = cli.main([*bare, "sosnet"])
+    assert rc == 0 and "(sosnet, n=6" in capsys.readouterr().out
+    monkeypatch.setattr(eval_mask, "SHIPPED_SOSNET", tmp_path / "absent.pt")
+    rc = cli.main([*bare, "ensemble"])
+    assert rc == 2 and "needs a checkpoint (none ships)" in capsys.readouterr().err
 
 
 def test_eval_mask_held_out_scores_only_what_the_run_held_out(tmp_path, capsys):

@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 
 from sosmaskfuse_core.evaluation.mask_quality import cross_validate, evaluate_masks, make_masker
 from sosmaskfuse_core.evaluation.weak_eval import evaluate_boxes, evaluate_stability, read_stems
+from sosmaskfuse_core.models.shipped import SHIPPED_SOSNET, shipped_or_none
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalMaskConfig
 
 
@@ -86,12 +87,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--source",
-        choices=("thermal", "otsu", "sosnet"),
+        choices=("thermal", "otsu", "sosnet", "ensemble"),
         default="thermal",
-        help="mask source to evaluate (default: thermal)",
+        help="mask source to evaluate (default: thermal); ensemble: the mean of the SOS "
+        "network's and the classical mask (the default of mask_source=auto with the shipped "
+        "network)",
     )
     p.add_argument(
-        "--sosnet", default=None, metavar="CKPT", help="with --source sosnet: the checkpoint"
+        "--sosnet",
+        default=None,
+        metavar="CKPT",
+        help="with --source sosnet/ensemble: the checkpoint (default: the shipped network)",
     )
     p.add_argument("--device", default="cpu", help="with --source sosnet (default cpu)")
     p.add_argument(
@@ -122,9 +128,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> str | None:
     """What is wrong with the combination of options, or None."""
-    if args.source == "sosnet" and not args.sosnet:
-        return "--source sosnet needs a checkpoint: --sosnet CKPT"
-    if args.held_out and args.source != "sosnet":
+    if args.source in ("sosnet", "ensemble") and not args.sosnet:
+        args.sosnet = shipped_or_none(SHIPPED_SOSNET)
+        if not args.sosnet:
+            return f"--source {args.source} needs a checkpoint (none ships): --sosnet CKPT"
+    if args.held_out and args.source not in ("sosnet", "ensemble"):
         return "--held-out needs --source sosnet"
     if args.cv and args.source != "thermal":
         return "--cv tunes the thermal mask; use --source thermal"

@@ -116,13 +116,15 @@ def make_masker(
         return ThermalHotObjectMasker(config)
     if source == "otsu":
         return otsu_mask
-    if source == "sosnet":
+    if source in ("sosnet", "ensemble"):
         if not sosnet:
-            raise ValueError("mask source 'sosnet' needs a checkpoint (--sosnet CKPT)")
+            raise ValueError(f"mask source {source!r} needs a checkpoint (--sosnet CKPT)")
         from sosmaskfuse_core.pipeline.sos_masker import SOSNetMasker  # torch only when asked
 
-        return SOSNetMasker(sosnet, device=device)
-    raise ValueError(f"unknown mask source {source!r} (expected 'thermal', 'otsu' or 'sosnet')")
+        return SOSNetMasker(sosnet, device=device, mask_source=source)
+    raise ValueError(
+        f"unknown mask source {source!r} (expected 'thermal', 'otsu', 'sosnet' or 'ensemble')"
+    )
 
 
 def group_of(stem: str, pattern: Optional[str]) -> str:

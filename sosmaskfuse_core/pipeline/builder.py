@@ -58,9 +58,11 @@ def build_pipeline(
 ) -> tuple[FusionPipeline, ModelSources]:
     """A pipeline from checkpoint paths; empty paths mean the shipped defaults.
 
-    `autoencoder` may also name a shipped model: "lite". mask_source `auto` uses the SOS
-    network when weights for it are given or shipped, and the classical thermal mask
-    otherwise; `topic` expects a mask with every pair. `backend` is torch, onnxruntime or auto.
+    `autoencoder` may also name a shipped model: "lite". mask_source `auto` runs the shipped
+    SOS network averaged with the classical thermal mask (`ensemble`: what measured best on
+    held-out ground-level scenes, models/weights/MODEL_CARD_sosnet.md), SOS weights you give
+    alone (`sosnet`), and the classical mask (`thermal`) where there is no network; `topic`
+    expects a mask with every pair. `backend` is torch, onnxruntime or auto.
     """
     table.by_name("mask_source").check(mask_source)
     table.by_name("backend").check(backend)
@@ -71,11 +73,11 @@ def build_pipeline(
     sos = None
     sos_desc = ""
     sos_meta: dict = {}
-    if mask_source in ("sosnet", "auto"):
+    if mask_source in ("sosnet", "ensemble", "auto"):
         sos_path = sosnet or shipped_or_none(SHIPPED_SOSNET)
-        if mask_source == "sosnet" and sos_path is None:
+        if mask_source != "auto" and sos_path is None:
             raise FileNotFoundError(
-                "mask_source 'sosnet' needs SOS network weights (none given, none shipped)"
+                f"mask_source {mask_source!r} needs SOS network weights (none given, none shipped)"
             )
         if sos_path:
             sos, sos_meta = load_sosnet(sos_path)
@@ -92,8 +94,10 @@ def build_pipeline(
                 )
                 sos_desc += f" at {trained_size[0]}x{trained_size[1]}"
     if mask_source == "auto":
-        mask_source = "sosnet" if sos is not None else "thermal"
-    if mask_source == "thermal":
+        mask_source = "thermal" if sos is None else ("sosnet" if sosnet else "ensemble")
+    if mask_source == "ensemble":
+        sos_desc += ", averaged with the classical thermal mask"
+    elif mask_source == "thermal":
         sos_desc = "classical thermal hot-object mask (no network)"
     elif mask_source == "topic":
         sos_desc = "masks given with each pair"

@@ -202,10 +202,10 @@ class FusionPipeline:
     def _check_mask_source(self, source: str) -> None:
         if source not in MASK_SOURCES:
             raise ValueError(f"mask_source {source!r}: expected one of {', '.join(MASK_SOURCES)}")
-        if source == "sosnet" and self.sosnet is None:
-            raise ValueError("mask_source 'sosnet' needs SOS network weights")
-        if source == "thermal" and self.thermal_masker is None:
-            raise ValueError("mask_source 'thermal' needs a thermal masker")
+        if source in ("sosnet", "ensemble") and self.sosnet is None:
+            raise ValueError(f"mask_source {source!r} needs SOS network weights")
+        if source in ("thermal", "ensemble") and self.thermal_masker is None:
+            raise ValueError(f"mask_source {source!r} needs a thermal masker")
 
     # --- public calls ---------------------------------------------------------------------------
 
@@ -325,6 +325,9 @@ class FusionPipeline:
         self, ir_u8: torch.Tensor, ir_y: torch.Tensor, cfg: PipelineConfig, source: str
     ) -> torch.Tensor:
         size_hw = tuple(ir_u8.shape[-2:])
+        if source == "ensemble":  # the mean of the network's and the classical probability
+            network = self._mask_probability(ir_u8, ir_y, cfg, "sosnet")
+            return (network + self._mask_probability(ir_u8, ir_y, cfg, "thermal")) * 0.5
         if source == "sosnet":
             sos_size = cfg.sos_size or (
                 max(32, size_hw[1] // 32 * 32),

@@ -27,9 +27,12 @@ class SOSNetMasker:
     held-out stems there); `sources` says what the pipeline loaded, as the logs do.
     """
 
-    def __init__(self, checkpoint: str, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, checkpoint: str, device: str | torch.device = "cpu", mask_source: str = "sosnet"
+    ) -> None:
+        # mask_source "ensemble": the network's probability averaged with the classical mask
         self.pipeline, self.sources = build_pipeline(
-            sosnet=checkpoint, mask_source="sosnet", device=device, backend="torch"
+            sosnet=checkpoint, mask_source=mask_source, device=device, backend="torch"
         )
         self.meta = self.sources.sosnet_metadata
 

@@ -38,10 +38,12 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 #: What runs the networks: PyTorch, ONNX Runtime (the optional `onnx` extra; CPU, fp32), or
 #: `auto` (ONNX Runtime where it is installed and the run is fp32 on the CPU, else PyTorch).
 BACKENDS = ("torch", "onnxruntime", "auto")
-#: Where the mask comes from: the SOS network, the classical thermal mask, masks supplied with
-#: each pair (the node's `mask` topic, a bag's mask topic, `fuse --mask-dir`), or `auto`
-#: (the SOS network when weights are given or shipped, else the classical mask).
-MASK_SOURCES = ("auto", "sosnet", "thermal", "topic")
+#: Where the mask comes from: the SOS network, the classical thermal mask, the mean of the two
+#: (`ensemble`), masks supplied with each pair (the node's `mask` topic, a bag's mask topic,
+#: `fuse --mask-dir`), or `auto`: the shipped SOS network averaged with the classical mask
+#: (what measured best on held-out ground-level scenes, the shipped network's model card),
+#: SOS network weights you give alone, the classical mask where there is no network.
+MASK_SOURCES = ("auto", "ensemble", "sosnet", "thermal", "topic")
 AGC_MODES = ("minmax", "percentile", "fixed")
 TRANSPORTS = ("raw", "compressed")
 
@@ -95,9 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
         "mask_source",
         "str",
         "auto",
-        "sosnet (SOS network), thermal (classical hot-object mask, no "
-        "network), topic (masks on the 'mask' topic), "
-        "auto (sosnet if weights exist, else thermal)",
+        "sosnet (SOS network), thermal (classical hot-object mask, no network), ensemble "
+        "(the mean of the two), topic (masks on the 'mask' topic), auto (the shipped network: "
+        "ensemble; weights you give: sosnet; no network: thermal)",
         "models",
         choices=MASK_SOURCES,
     ),
