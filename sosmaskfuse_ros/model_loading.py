@@ -96,9 +96,12 @@ def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> 
             continue
         fallback = ""
         if errors:
+            # the reason first: the diagnostics message keeps only its first 300 characters
             fallback = (
-                f"running fallback ({sources}; on {stage.pipeline.device} "
-                f"{stage.pipeline.config.precision}) because: " + "; ".join(errors)
+                "running fallback because: "
+                + "; ".join(errors)
+                + f" (now: {sources}; on {stage.pipeline.device} "
+                f"{stage.pipeline.config.precision})"
             )
             log_error(fallback)
         return LoadedModels(stage, sources, fallback)

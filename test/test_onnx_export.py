@@ -10,6 +10,7 @@ import torch
 
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
+from sosmaskfuse_core.models.shipped import SHIPPED_SOSNET
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (extra 'onnx')")
 pytest.importorskip("onnx", reason="onnx is not installed (extra 'onnx')")
@@ -68,7 +69,8 @@ def test_a_check_that_fails_sets_the_exit_code(tiny_checkpoint_files, tmp_path, 
     )
     assert code == 1
     assert "ABOVE 0" in capsys.readouterr().out
-    assert not (tmp_path / "sosnet.onnx").exists()  # none given, none shipped
+    # none given: the shipped network is exported (and checked) with the autoencoder
+    assert (tmp_path / "sosnet.onnx").exists() == SHIPPED_SOSNET.is_file()
 
 
 def test_without_the_onnx_package_it_says_what_to_install(

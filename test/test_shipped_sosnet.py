@@ -14,6 +14,7 @@ from sosmaskfuse_core.evaluation.weak_eval import evaluate_boxes
 from sosmaskfuse_core.models.checkpoints import load_sosnet
 from sosmaskfuse_core.models.shipped import SHIPPED_SOSNET
 from sosmaskfuse_core.pipeline.builder import build_pipeline
+from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
 from sosmaskfuse_core.pipeline.sos_masker import SOSNetMasker
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
@@ -100,3 +101,21 @@ def test_on_held_out_drone_frames_its_mask_stays_on_the_targets(shipped_masker, 
     assert net["boxes"] > 50
     assert net["precision"] >= 0.6 > classical["precision"], (net, classical)
     assert net["recall"] >= classical["recall"] - 0.05, (net, classical)
+
+
+def test_a_dim_thermal_camera_gives_the_same_targets_through_the_input_stretch():
+    """IR x 0.3 (a dim 8-bit camera): the stretched SOS input finds what the bright frame shows."""
+    stretched = build_pipeline(device="cpu", mask_source="sosnet")[0]
+    paper_input = build_pipeline(
+        device="cpu", mask_source="sosnet", config=PipelineConfig(mask_input_stretch=False)
+    )[0]
+    ious = {"stretched": [], "paper input": []}
+    for seed in (0, 1, 2):
+        frame = SyntheticScene(320, 256, seed=seed).render(1.0)
+        ir = ThermalAGC(mode="minmax").apply(frame.thermal)
+        dim = np.round(ir * 0.3).astype(np.uint8)
+        truth = mask_metrics.to_unit_float(frame.mask)
+        ious["stretched"].append(mask_metrics.iou(stretched.mask(dim), truth))
+        ious["paper input"].append(mask_metrics.iou(paper_input.mask(dim), truth))
+    assert np.mean(ious["stretched"]) >= 0.4, ious
+    assert np.mean(ious["stretched"]) > np.mean(ious["paper input"]) + 0.1, ious

@@ -19,11 +19,12 @@ _TYPES = {"str": str, "int": int, "float": float, "optional_float": float, "floa
 
 
 def _help(setting: table.Setting, scope: str) -> str:
+    text = setting.description.replace("%", "%%")  # argparse formats help with %
     if setting.kind == "bool":
-        return setting.description
+        return text
     default = setting.default_in(scope)
     shown = "unset" if default in (None, "") else default
-    return f"{setting.description} (default: {shown})"
+    return f"{text} (default: {shown})"
 
 
 def add_setting_option(

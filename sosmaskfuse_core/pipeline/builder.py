@@ -125,6 +125,7 @@ PIPELINE_SETTINGS = (
     "fusion_mode",
     "mu",
     "mask_threshold",
+    "mask_input_stretch",
     "output_scaling",
     "precision",
     "color_output",

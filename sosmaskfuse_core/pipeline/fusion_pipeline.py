@@ -65,6 +65,9 @@ class PipelineConfig:
     mu: IMV-F foreground weight of the thermal features (0..1).
     mask_threshold: None keeps the soft mask (as the paper's code); a value in (0, 1)
         binarises the mask probability at it.
+    mask_input_stretch: the SOS network sees the thermal frame through `contrast.stretch`
+        (the gain normaliser), so its mask is the same whatever the camera's gain and
+        offset; False = the paper's input.
     sos_size: (width, height) the SOS network sees; None runs it at the image size
         rounded down to a multiple of 32 (keeps the aspect ratio; cheaper for small frames).
     quantize_mask: round the soft mask to 8 bits, as the reference does by writing a PNG.
@@ -78,6 +81,7 @@ class PipelineConfig:
     fusion_mode: str = table.default("fusion_mode")
     mu: float = table.default("mu")
     mask_threshold: float | None = table.default("mask_threshold")
+    mask_input_stretch: bool = table.default("mask_input_stretch")
     sos_size: tuple[int, int] | None = pp.PAPER_SOS_SIZE
     quantize_mask: bool = True
     output_scaling: str = table.default("output_scaling")
@@ -88,14 +92,16 @@ class PipelineConfig:
 
     @classmethod
     def paper(cls, **changes) -> PipelineConfig:
-        """The reference implementation's settings (fusion mode `imvf`), with `changes`."""
-        return cls(**{"fusion_mode": "imvf", **changes})
+        """The reference implementation's settings (IMV-F, the per-frame min-max stretch)."""
+        paper = {"fusion_mode": "imvf", "output_scaling": "minmax", "mask_input_stretch": False}
+        return cls(**{**paper, **changes})
 
     def __post_init__(self) -> None:
         for name in (
             "fusion_mode",
             "mu",
             "mask_threshold",
+            "mask_input_stretch",
             "output_scaling",
             "precision",
             "color_output",
@@ -333,7 +339,8 @@ class FusionPipeline:
                 max(32, size_hw[1] // 32 * 32),
                 max(32, size_hw[0] // 32 * 32),
             )
-            logit = self.backend.sos(pp.sos_input(ir_u8, sos_size), cfg.precision)
+            ir_in = cfg.contrast.stretch(ir_u8) if cfg.mask_input_stretch else ir_u8
+            logit = self.backend.sos(pp.sos_input(ir_in, sos_size), cfg.precision)
             return pp.logit_to_probability(logit, size_hw)
         if source == "thermal":
             gray = ir_y[:, 0].cpu().numpy()

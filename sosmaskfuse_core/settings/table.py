@@ -135,6 +135,18 @@ SETTINGS: tuple[Setting, ...] = (
         live=True,
     ),
     Setting(
+        "mask_input_stretch",
+        "bool",
+        True,
+        "stretch the thermal frame's robust range (percentiles 0.5 to 99.5, gain 1-4x) before "
+        "the SOS network, so that its mask does not depend on the camera's gain and offset (on "
+        "dim 8-bit thermal the network otherwise loses the targets); false = the paper's input "
+        "(--no-mask-input-stretch)",
+        "fusion",
+        live=True,
+        flag="--no-mask-input-stretch",
+    ),
+    Setting(
         "mask_smoothing",
         "float",
         0.6,
