@@ -259,6 +259,7 @@ def _fmt(column: str, value: float) -> str:
     return f"{value:.2f}" if column in ("SD", "SF", "PSNR") else f"{value:.3f}"
 
 
+@torch.inference_mode()  # not a global switch: tests call main() in process
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -319,7 +320,6 @@ def main() -> int:
     if args.limit:
         pairs = pairs[: args.limit]
     print(f"{len(pairs)} pairs", file=sys.stderr)
-    torch.set_grad_enabled(False)
     study = Study(args)
     study.run(pairs)
     table, summary = study.table()

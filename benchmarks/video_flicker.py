@@ -77,6 +77,7 @@ def scaled(raw: torch.Tensor, scaling: str, limits: torch.Tensor | None = None) 
     return pp.minmax_to_u8(t)[0, 0].cpu().numpy()
 
 
+@torch.inference_mode()  # not a global switch: tests call main() in process
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,7 +121,6 @@ def main() -> int:
         names = names[: args.videos]
     if not names:
         ap.error(f"no video pairs in {args.ir_dir} and {args.vis_dir}")
-    torch.set_grad_enabled(False)
     pipeline, sources = build_pipeline(
         sosnet=args.sosnet,
         mask_source=args.mask_source,

@@ -131,7 +131,7 @@ def test_a_pair_in_flight_when_deactivated_is_not_published(rig):
         ({"input_transport": "bogus"}, "input_transport: 'bogus' is not one of raw, compressed"),
         ({"sync_slop": 0.0}, r"sync_slop: 0.0 is outside \(0, 10\]"),
         ({"process_width": 320}, "process_width and process_height go together"),
-        ({"mask_source": "bogus"}, "mask_source: 'bogus' is not one of auto, sosnet"),
+        ({"mask_source": "bogus"}, "mask_source: 'bogus' is not one of auto, ensemble, sosnet"),
         ({"device": "gpu0"}, "device: 'gpu0' is not auto, cpu, cuda or cuda:N"),
         ({"precision": "fp64"}, "precision: 'fp64' is not one of fp32, fp16, bf16"),
         ({"mu": 1.5}, "mu: .*1.5"),  # outside the descriptor's range: refused by rclpy

@@ -21,6 +21,7 @@ from sosmaskfuse_core.commands import eval_mask
 from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.pipeline import SOSNetMasker, build_pipeline
 from sosmaskfuse_core.pipeline.preprocessing import logit_to_probability, sos_input
+from sosmaskfuse_core.pipeline.thermal_contrast import ThermalStretch
 from sosmaskfuse_core.training import sosnet as ts
 from sosmaskfuse_core.training.sosnet.sampling import (
     ViewConfig,
@@ -308,10 +309,12 @@ def test_a_checkpoint_trained_with_the_new_options_runs_in_the_pipeline(tmp_path
     assert "SOS network" in sources.mask and "at 64x48" in sources.mask
     assert sources.sosnet_metadata["data"]["sampler"]["weights"] == [1.0, 2.0]
     ir = cv2.imread(str(first / "ir" / "03.png"), cv2.IMREAD_GRAYSCALE)
-    # the mask the pipeline fuses with is the network's sigmoid at the stored size, upsampled
+    # the mask the pipeline fuses with is the network's sigmoid at the stored size, upsampled,
+    # of the thermal frame through the gain normaliser (mask_input_stretch, on by default)
     model, _ = checkpoints.load_sosnet(out)
     with torch.inference_mode():
-        logit = model(sos_input(torch.from_numpy(ir)[None, None], (64, 48)))
+        stretched = ThermalStretch()(torch.from_numpy(ir)[None, None])
+        logit = model(sos_input(stretched, (64, 48)))
     expected = logit_to_probability(logit, ir.shape)[0, 0].numpy()
     got = pipeline.mask(ir)
     assert got.shape == ir.shape and np.abs(got - expected).max() < 1e-5
