@@ -421,3 +421,26 @@ def test_group_of_and_leave_one_group_out(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "group vidA" in out and "group vidC" in out
+
+
+def test_eval_mask_ir_gain_scores_the_masks_of_a_dimmed_camera(tmp_path, capsys):
+    from sosmaskfuse_core import cli
+    from sosmaskfuse_core.evaluation.mask_quality import GainedMasker
+
+    seen = []
+    masker = GainedMasker(lambda ir: seen.append(ir) or np.zeros(ir.shape, np.float32), 0.3)
+    frame = np.array([[0, 10, 100, 255]], np.uint8)
+    masker(frame)
+    assert seen[0].dtype == np.uint8 and seen[0].tolist() == [[0, 3, 30, 76]]
+    wide = np.array([[60000]], np.uint16)
+    assert GainedMasker(lambda ir: ir, 2.0)(wide).tolist() == [[65535]]  # clipped, not wrapped
+    with pytest.raises(ValueError, match="must be positive"):
+        GainedMasker(masker, 0.0)
+
+    ir_dir, mask_dir = _write_dataset(tmp_path, [sky_scene(s) for s in range(2)])
+    base = ["eval-mask", "--ir", ir_dir, "--masks", mask_dir, "--source", "thermal"]
+    assert cli.main(base) == 0 and cli.main(base + ["--ir-gain", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(thermal, n=2") == 2
+    assert cli.main(base + ["--ir-gain", "0"]) == 2
+    assert "--ir-gain 0.0: must be positive" in capsys.readouterr().err

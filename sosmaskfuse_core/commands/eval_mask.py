@@ -20,7 +20,12 @@ import json
 import sys
 from typing import Any, Optional, Sequence
 
-from sosmaskfuse_core.evaluation.mask_quality import cross_validate, evaluate_masks, make_masker
+from sosmaskfuse_core.evaluation.mask_quality import (
+    GainedMasker,
+    cross_validate,
+    evaluate_masks,
+    make_masker,
+)
 from sosmaskfuse_core.evaluation.weak_eval import evaluate_boxes, evaluate_stability, read_stems
 from sosmaskfuse_core.models.shipped import SHIPPED_SOSNET, shipped_or_none
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalMaskConfig
@@ -101,6 +106,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="with --source sosnet (default cpu)")
     p.add_argument(
+        "--ir-gain",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="score the masks of the IR images times G (e.g. 0.3: a dim 8-bit camera)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -134,6 +146,8 @@ def _check(args: argparse.Namespace) -> str | None:
             return f"--source {args.source} needs a checkpoint (none ships): --sosnet CKPT"
     if args.held_out and args.source not in ("sosnet", "ensemble"):
         return "--held-out needs --source sosnet"
+    if not args.ir_gain > 0:
+        return f"--ir-gain {args.ir_gain}: must be positive"
     if args.cv and args.source != "thermal":
         return "--cv tunes the thermal mask; use --source thermal"
     if args.masks is None and args.boxes is None and not args.stability:
@@ -241,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
             res = _cross_validated(args, config)
         else:
             masker = make_masker(args.source, config, args.sosnet, args.device)
+            if args.ir_gain != 1.0:
+                masker = GainedMasker(masker, args.ir_gain)
             if args.masks is None:
                 res = _without_masks(args, masker)
             else:

@@ -127,6 +127,21 @@ def make_masker(
     )
 
 
+class GainedMasker:
+    """A masker that sees each IR image times `gain` (rounded, clipped): a dimmer camera."""
+
+    def __init__(self, masker: Masker, gain: float) -> None:
+        if not gain > 0:
+            raise ValueError(f"IR gain {gain}: must be positive")
+        self.masker, self.gain = masker, float(gain)
+        self.meta = getattr(masker, "meta", {})  # a checkpoint's record, for --held-out
+
+    def __call__(self, ir: np.ndarray) -> np.ndarray:
+        top = np.iinfo(ir.dtype).max if np.issubdtype(ir.dtype, np.integer) else 255.0
+        scaled = np.clip(np.round(ir.astype(np.float32) * self.gain), 0, top).astype(ir.dtype)
+        return self.masker(scaled)
+
+
 def group_of(stem: str, pattern: Optional[str]) -> str:
     """The group of a file stem under the regular expression ``pattern`` (``re.search``).
 
