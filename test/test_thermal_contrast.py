@@ -275,3 +275,24 @@ def test_shipped_autoencoder_result_is_invariant_to_thermal_gain(shipped_pipelin
         for g, o in ((1.0, 0.0), (0.5, 10.0))
     ]
     assert abs(contrasts[0] - contrasts[1]) < 0.1 * contrasts[0]
+
+
+def test_one_frame_computes_the_gain_normaliser_once(tiny_autoencoder, tiny_sosnet, monkeypatch):
+    """The SOS input stretch and the contrast carry share one set of percentile limits."""
+    pipe = FusionPipeline(
+        tiny_autoencoder,
+        tiny_sosnet,
+        device="cpu",
+        mask_source="sosnet",
+        config=PipelineConfig(sos_size=(64, 64), fusion_mode="imvf-contrast"),
+    )
+    assert pipe.config.mask_input_stretch
+    calls = []
+    original = ThermalStretch.limits
+    monkeypatch.setattr(
+        ThermalStretch, "limits", lambda self, ir: calls.append(ir.shape) or original(self, ir)
+    )
+    rng = np.random.default_rng(0)
+    ir, vis = rng.integers(0, 256, (2, 40, 56), dtype=np.uint8)
+    pipe(ir, vis)
+    assert calls == [(1, 1, 40, 56)]

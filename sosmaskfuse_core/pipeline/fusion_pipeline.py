@@ -280,11 +280,20 @@ class FusionPipeline:
                 if given is not None:
                     given = pp.resize_bilinear(given, size_hw)
             ir_y, vis_y = pp.luma_u8(ir), pp.luma_u8(vis)
-            prob = given if given is not None else self._mask_probability(ir, ir_y, cfg, source)
+            ir_limits = None  # the gain normaliser's limits of this thermal frame, computed once
+            if (given is None and cfg.mask_input_stretch and source != "thermal") or (
+                feature_strategy(cfg.fusion_mode) != cfg.fusion_mode
+            ):
+                ir_limits = cfg.contrast.stretch.limits(ir_y)
+            prob = (
+                given
+                if given is not None
+                else self._mask_probability(ir, ir_y, cfg, source, ir_limits)
+            )
             if computed and mask_filter is not None:
                 prob = mask_filter(prob, ir_y)
             mask = self._fusion_mask(prob, cfg)
-            raw, limits = self._fuse(ir_y.float(), vis_y.float(), mask, cfg)
+            raw, limits = self._fuse(ir_y.float(), vis_y.float(), mask, cfg, ir_limits)
             check_finite(raw)  # NaN would be stretched into a plausible-looking black frame
             out: dict[str, torch.Tensor] = {"mask": mask[:, 0], "raw": raw[:, 0]}
             if "fused" in outputs:
@@ -328,18 +337,27 @@ class FusionPipeline:
         return torch.stack(images)
 
     def _mask_probability(
-        self, ir_u8: torch.Tensor, ir_y: torch.Tensor, cfg: PipelineConfig, source: str
+        self,
+        ir_u8: torch.Tensor,
+        ir_y: torch.Tensor,
+        cfg: PipelineConfig,
+        source: str,
+        limits: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         size_hw = tuple(ir_u8.shape[-2:])
         if source == "ensemble":  # the mean of the network's and the classical probability
-            network = self._mask_probability(ir_u8, ir_y, cfg, "sosnet")
+            network = self._mask_probability(ir_u8, ir_y, cfg, "sosnet", limits)
             return (network + self._mask_probability(ir_u8, ir_y, cfg, "thermal")) * 0.5
         if source == "sosnet":
             sos_size = cfg.sos_size or (
                 max(32, size_hw[1] // 32 * 32),
                 max(32, size_hw[0] // 32 * 32),
             )
-            ir_in = cfg.contrast.stretch(ir_u8) if cfg.mask_input_stretch else ir_u8
+            if cfg.mask_input_stretch:  # limits of the luma (the gray frame itself, usually)
+                limits = limits if limits is not None else cfg.contrast.stretch.limits(ir_y)
+                ir_in = cfg.contrast.stretch(ir_u8, limits)
+            else:
+                ir_in = ir_u8
             logit = self.backend.sos(pp.sos_input(ir_in, sos_size), cfg.precision)
             return pp.logit_to_probability(logit, size_hw)
         if source == "thermal":
@@ -357,7 +375,12 @@ class FusionPipeline:
         return prob.float().clamp(0.0, 1.0)
 
     def _fuse(
-        self, ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, cfg: PipelineConfig
+        self,
+        ir: torch.Tensor,
+        vis: torch.Tensor,
+        mask: torch.Tensor,
+        cfg: PipelineConfig,
+        ir_limits: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The raw output (fp32), and the image whose range `minmax` uses (None: its own).
 
@@ -368,7 +391,8 @@ class FusionPipeline:
         out = self.backend.fuse(ir, vis, mask, strategy, cfg.mu, cfg.precision)
         if strategy == cfg.fusion_mode:
             return out, None
-        carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast)
+        gain = ir_limits[1] if ir_limits is not None else None
+        carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast, gain)
         return carried, (out if cfg.contrast.paper_range else None)
 
 

@@ -90,9 +90,11 @@ class ThermalStretch:
         """Per-image gain (N x 1 x 1 x 1), in [1, max_gain]."""
         return self.limits(ir)[1]
 
-    def __call__(self, ir: torch.Tensor) -> torch.Tensor:
-        """The stretched frames, float 0..255 (clipped)."""
-        lo, gain = self.limits(ir)
+    def __call__(
+        self, ir: torch.Tensor, limits: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The stretched frames, float 0..255 (clipped); `limits` if already computed."""
+        lo, gain = limits if limits is not None else self.limits(ir)
         return ((ir.float() - lo) * gain).clamp(0.0, 255.0)
 
 
@@ -218,11 +220,13 @@ def carry_thermal_contrast(
     mask: torch.Tensor,
     mu: float = 0.8,
     config: ContrastCarryConfig | None = None,
+    gain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Rebuild IMV-F's masked foreground as thermal contrast on the fused local background.
 
     fused: the paper's decoder output (N x 1 x H x W, gray levels) for these ir, vis, mask and
-    mu; ir, vis: the fusion's inputs (N x 1 x H x W, 0..255); mask: the soft mask it used.
+    mu; ir, vis: the fusion's inputs (N x 1 x H x W, 0..255); mask: the soft mask it used;
+    gain: `config.stretch.gain(ir)` if the caller has it already.
     Returns the new decoder-scale image (before output scaling). See the module docstring.
     """
     cfg = config or ContrastCarryConfig()
@@ -232,7 +236,8 @@ def carry_thermal_contrast(
     weight = 1.0 - mask
     means = local_background(torch.cat([background, weight * ir], 1), weight, sigma, cfg.fallback)
     level, ir_level = means[:, :1], means[:, 1:]
-    contrast = cfg.thermal_weight * cfg.stretch.gain(ir) * (ir - ir_level)
+    gain = cfg.stretch.gain(ir) if gain is None else gain
+    contrast = cfg.thermal_weight * gain * (ir - ir_level)
     if cfg.detail_sigma > 0 and mu < 1.0:
         contrast = contrast + (1.0 - mu) * _fine_detail(vis, cfg.detail_sigma)
     if cfg.saturate:
