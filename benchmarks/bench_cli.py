@@ -140,6 +140,9 @@ def main() -> int:
             str(out),
             "--device",
             "cpu",
+            # the reference computes the paper's IMV-F; fuse's default is imvf-contrast
+            "--fusion-mode",
+            "imvf",
             *options,
         ]
         if model == "lite":
