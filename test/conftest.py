@@ -114,3 +114,40 @@ def tiny_checkpoint_files(tmp_path_factory) -> tuple[str, str]:
     checkpoints.save_checkpoint(root / "ae.pt", make_tiny_autoencoder())
     checkpoints.save_checkpoint(root / "sos.pt", make_tiny_sosnet())
     return str(root / "ae.pt"), str(root / "sos.pt")
+
+
+# --- ROS fixtures (rclpy imported only by the tests that ask for them) -----------------------
+
+
+@pytest.fixture(scope="module")
+def session():
+    """One `RosSession` (own rclpy context, background executor) per test module."""
+    from ros_helpers import RosSession
+
+    s = RosSession()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def rosout(session):
+    """The module's /rosout listener (`node_rig.Rosout`)."""
+    from node_rig import Rosout
+
+    return Rosout(session)
+
+
+@pytest.fixture
+def rig(session, tiny_checkpoint_files):
+    """`rig(**parameters)`: a fusion node on the tiny networks with its tester, closed after."""
+    from node_rig import Rig
+
+    rigs = []
+
+    def make(**kw):
+        rigs.append(Rig(session, tiny_checkpoint_files, **kw))
+        return rigs[-1]
+
+    yield make
+    for r in rigs:
+        r.close()

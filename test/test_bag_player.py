@@ -33,7 +33,7 @@ from conftest import REPO  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import RosSession, wait_for  # noqa: E402
+from ros_helpers import wait_for  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
@@ -50,13 +50,6 @@ from sosmaskfuse_ros.bag_player import STOP_CHECK, BagPlayer, Timekeeper  # noqa
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 
 _counter = iter(range(1_000_000))
-
-
-@pytest.fixture(scope="module")
-def session():
-    s = RosSession()
-    yield s
-    s.close()
 
 
 @pytest.fixture

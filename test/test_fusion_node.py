@@ -15,32 +15,12 @@ rclpy = pytest.importorskip(
     "rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable"
 )
 
-from node_rig import SEC, H, Rig, Store, W, stamp_ns  # noqa: E402
+from node_rig import SEC, H, Store, W, stamp_ns  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
+from ros_helpers import image_msg, wait_for  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from sosmaskfuse_core.formats.image_codec import fill_compressed_msg, image_to_array  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def session():
-    s = RosSession()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def rig(session, tiny_checkpoint_files):
-    rigs = []
-
-    def make(**kw):
-        rigs.append(Rig(session, tiny_checkpoint_files, **kw))
-        return rigs[-1]
-
-    yield make
-    for r in rigs:
-        r.close()
 
 
 def _max_diff(a, b) -> int:

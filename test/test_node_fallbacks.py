@@ -18,26 +18,14 @@ rclpy = pytest.importorskip(
 
 import torch  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from node_rig import SEC, Rig, Rosout, Store  # noqa: E402
-from ros_helpers import RosSession, wait_for  # noqa: E402
+from node_rig import SEC, Rig, Store  # noqa: E402
+from ros_helpers import wait_for  # noqa: E402
 
 from sosmaskfuse_core.models import checkpoints  # noqa: E402
 from sosmaskfuse_ros import model_loading  # noqa: E402
 
 #: A CUDA device this machine does not have, with or without a GPU.
 ABSENT_CUDA = f"cuda:{torch.cuda.device_count()}"
-
-
-@pytest.fixture(scope="module")
-def session():
-    s = RosSession()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def rosout(session):
-    return Rosout(session)
 
 
 @pytest.fixture

@@ -18,25 +18,13 @@ rclpy = pytest.importorskip(
 
 import cv2  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from node_rig import RELIABLE, SEC, H, Rig, Rosout, Store, W, stamp_ns  # noqa: E402
-from ros_helpers import RosSession, image_msg, wait_for  # noqa: E402
+from node_rig import RELIABLE, SEC, H, Rig, Store, W, stamp_ns  # noqa: E402
+from ros_helpers import image_msg, wait_for  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
 
 from sosmaskfuse_core.formats.image_codec import fill_compressed_msg  # noqa: E402
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-
-
-@pytest.fixture(scope="module")
-def session():
-    s = RosSession()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def rosout(session):
-    return Rosout(session)
 
 
 @pytest.fixture

@@ -19,36 +19,16 @@ rclpy = pytest.importorskip(
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from node_rig import SEC, Rig, Store  # noqa: E402
+from node_rig import SEC, Store  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
-from ros_helpers import RosSession, wait_for  # noqa: E402
+from ros_helpers import wait_for  # noqa: E402
 
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
 
 _count = iter(range(1000))
-
-
-@pytest.fixture(scope="module")
-def session():
-    s = RosSession()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def rig(session, tiny_checkpoint_files):
-    rigs = []
-
-    def make(**kw):
-        rigs.append(Rig(session, tiny_checkpoint_files, **kw))
-        return rigs[-1]
-
-    yield make
-    for r in rigs:
-        r.close()
 
 
 def _call(node: Node, client, request, timeout: float = 20.0):

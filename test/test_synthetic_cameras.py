@@ -18,7 +18,7 @@ rclpy = pytest.importorskip(
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import RosSession, wait_for  # noqa: E402
+from ros_helpers import wait_for  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from sosmaskfuse_core.formats.image_codec import image_to_array
@@ -29,13 +29,6 @@ from sosmaskfuse_ros.synthetic_cameras import SyntheticCameras  # noqa: E402
 SEC = 1_000_000_000
 _counter = iter(range(1_000_000))
 BEST_EFFORT = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
-
-
-@pytest.fixture(scope="module")
-def session():
-    s = RosSession()
-    yield s
-    s.close()
 
 
 class Listener:
