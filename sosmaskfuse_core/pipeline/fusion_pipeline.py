@@ -90,6 +90,11 @@ class PipelineConfig:
     color_output: bool = table.default("color_output")
     contrast: ContrastCarryConfig = dataclasses.field(default_factory=ContrastCarryConfig)
 
+    @property
+    def carries_contrast(self) -> bool:
+        """Whether the mode carries the thermal contrast after the decoder (`imvf-contrast`)."""
+        return feature_strategy(self.fusion_mode) != self.fusion_mode
+
     @classmethod
     def paper(cls, **changes) -> PipelineConfig:
         """The reference implementation's settings (IMV-F, the per-frame min-max stretch)."""
@@ -281,9 +286,8 @@ class FusionPipeline:
                     given = pp.resize_bilinear(given, size_hw)
             ir_y, vis_y = pp.luma_u8(ir), pp.luma_u8(vis)
             ir_limits = None  # the gain normaliser's limits of this thermal frame, computed once
-            if (given is None and cfg.mask_input_stretch and source != "thermal") or (
-                feature_strategy(cfg.fusion_mode) != cfg.fusion_mode
-            ):
+            stretches_sos_input = given is None and cfg.mask_input_stretch and source != "thermal"
+            if stretches_sos_input or cfg.carries_contrast:
                 ir_limits = cfg.contrast.stretch.limits(ir_y)
             prob = (
                 given
@@ -387,9 +391,10 @@ class FusionPipeline:
         Encoder on the split images, the strategy in fp32, decoder; for `imvf-contrast` the
         paper's output, then the thermal contrast carried onto it (no second network pass).
         """
-        strategy = feature_strategy(cfg.fusion_mode)
-        out = self.backend.fuse(ir, vis, mask, strategy, cfg.mu, cfg.precision)
-        if strategy == cfg.fusion_mode:
+        out = self.backend.fuse(
+            ir, vis, mask, feature_strategy(cfg.fusion_mode), cfg.mu, cfg.precision
+        )
+        if not cfg.carries_contrast:
             return out, None
         gain = ir_limits[1] if ir_limits is not None else None
         carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast, gain)
