@@ -272,6 +272,21 @@ class BagPlayer:
 # --- command line (options are defined in sosmaskfuse_ros.commands) -----------------------------
 
 
+def _wait_before_playing(player: BagPlayer, delay: float, until_subscribed: bool) -> bool:
+    """Sleep `delay` s, or with `until_subscribed` only until every publisher has a subscriber.
+
+    True when it stopped early because every topic had a subscriber.
+    """
+    deadline = time.monotonic() + max(delay, 0.0)
+    while time.monotonic() < deadline:
+        if until_subscribed and all(
+            pub.get_subscription_count() > 0 for pub in player.publishers.values()
+        ):
+            return True
+        time.sleep(min(0.02, max(deadline - time.monotonic(), 0.0)))
+    return False
+
+
 def run(args: argparse.Namespace, stream=None) -> int:
     stream = stream or sys.stderr
     rclpy.init()
@@ -296,7 +311,8 @@ def run(args: argparse.Namespace, stream=None) -> int:
                 print("error: nothing to play", file=stream)
                 return 2
             try:
-                time.sleep(max(args.delay, 0.0))
+                if _wait_before_playing(player, args.delay, args.wait_for_subscribers):
+                    print("every topic has a subscriber: playing", file=stream)
                 player.play()
             except KeyboardInterrupt:
                 pass

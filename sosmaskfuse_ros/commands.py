@@ -89,6 +89,11 @@ def add_play_parser(subparsers) -> argparse.ArgumentParser:
         metavar="SEC",
         help="wait after creating the publishers, so subscribers are matched (default 0.5)",
     )
+    p.add_argument(
+        "--wait-for-subscribers",
+        action="store_true",
+        help="start as soon as every topic has a subscriber, waiting at most --delay seconds",
+    )
     p.set_defaults(func=run_play)
     return p
 

@@ -295,7 +295,8 @@ def test_play_cli(session, tmp_path):
         Image, f"{ns}/x", got.append, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     )
     args = cli.build_parser().parse_args(
-        ["play", str(tmp_path / "bag"), "--rate", "5", "--clock", "--delay", "3.0"]
+        ["play", str(tmp_path / "bag"), "--rate", "5", "--clock"]
+        + ["--delay", "60", "--wait-for-subscribers"]
     )
     stream = io.StringIO()
     assert bag_player.run(args, stream=stream) == 0
@@ -304,7 +305,9 @@ def test_play_cli(session, tmp_path):
         f"{ns}/x  sensor_msgs/msg/Image  reliable, volatile" in text and "/clock at 100 Hz" in text
     )
     assert "played: 3 messages" in text
-    # volatile topic: what is published before discovery completes is lost (--delay gives it 3 s)
+    # volatile topic: what is published before discovery completes is lost, so the player waits
+    # (at most --delay) until the listener is matched
+    assert "every topic has a subscriber: playing" in text
     assert wait_for(lambda: len(got) == 3), len(got)
     session.remove(listener)
     args = cli.build_parser().parse_args(["play", str(tmp_path / "bag"), "--topics", "/nope"])
