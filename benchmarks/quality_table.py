@@ -59,7 +59,7 @@ from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET,
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
-from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast, minmax_like
+from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast
 
 MODES = ("imvf", "imvf-contrast")
 SCALINGS = ("minmax", "clip")
@@ -88,7 +88,7 @@ def scale_output(
     if scaling == "clip":
         return pp.clip_to_u8(t)[0, 0].cpu().numpy()
     if limits is not None:
-        return minmax_like(t, limits.reshape(1, 1, *limits.shape[-2:]))[0, 0].cpu().numpy()
+        return pp.minmax_to_u8(t, limits.reshape(1, 1, *limits.shape[-2:]))[0, 0].cpu().numpy()
     return pp.minmax_to_u8(t)[0, 0].cpu().numpy()
 
 
@@ -165,7 +165,9 @@ class Study:
         ]
         paper = t[0]
         carried = (
-            carry_thermal_contrast(*t, mu=cfg.mu, config=cfg.contrast)
+            carry_thermal_contrast(
+                *t, mu=cfg.mu, config=cfg.contrast, gain=cfg.thermal_stretch.limits(t[1])[1]
+            )
             if "imvf-contrast" in self.args.modes
             else None
         )

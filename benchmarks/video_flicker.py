@@ -34,7 +34,7 @@ from sosmaskfuse_core.evaluation.flicker import FlickerMeter
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
-from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast, minmax_like
+from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast
 from sosmaskfuse_core.settings import table as settings_table
 from sosmaskfuse_core.thermal.temporal_mask import MaskSmoother, MaskSmootherConfig
 
@@ -73,7 +73,7 @@ def scaled(raw: torch.Tensor, scaling: str, limits: torch.Tensor | None = None) 
     if scaling == "clip":
         return pp.clip_to_u8(t)[0, 0].cpu().numpy()
     if limits is not None:
-        return minmax_like(t, limits.reshape(1, 1, *limits.shape[-2:]))[0, 0].cpu().numpy()
+        return pp.minmax_to_u8(t, limits.reshape(1, 1, *limits.shape[-2:]))[0, 0].cpu().numpy()
     return pp.minmax_to_u8(t)[0, 0].cpu().numpy()
 
 
@@ -129,6 +129,10 @@ def main() -> int:
     )
     print(f"pipeline: {sources}; {len(names)} videos", file=sys.stderr)
     cfg = pipeline.config
+
+    def gain(ir: torch.Tensor) -> torch.Tensor:
+        return cfg.thermal_stretch.limits(ir)[1]
+
     smoother = MaskSmoother(MaskSmootherConfig.from_setting(args.mask_smoothing))
     smoothers = {"off": None, "ema": smoother}
     meters = (
@@ -174,7 +178,9 @@ def main() -> int:
                 ]
                 raws = {
                     "imvf": result.raw,
-                    "imvf-contrast": carry_thermal_contrast(*t, mu=cfg.mu, config=cfg.contrast),
+                    "imvf-contrast": carry_thermal_contrast(
+                        *t, mu=cfg.mu, config=cfg.contrast, gain=gain(t[1])
+                    ),
                 }
                 mask = result.mask.cpu().numpy()
                 limits = {

@@ -46,10 +46,11 @@ from sosmaskfuse_core.formats.image_codec import (
     fill_image_msg,
     message_to_array,
 )
-from sosmaskfuse_core.pipeline import builder
+from sosmaskfuse_core.pipeline import FramePreparer, FusionPipeline, PairStage, builder
+from sosmaskfuse_core.pipeline.builder import ModelSources
 from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
 from sosmaskfuse_core.pipeline.health import NonFiniteOutputError
-from sosmaskfuse_core.pipeline.pair_stage import Frame as StageFrame
+from sosmaskfuse_core.pipeline.pair_stage import Frame
 from sosmaskfuse_core.settings import table
 
 from . import params
@@ -57,8 +58,8 @@ from .camera_info import fused_camera_info
 from .diagnostics import InputMonitor, KeyedThrottle
 from .latest_worker import LatestWorker
 from .model_loading import load_models
-from .node_report import NodeReport
-from .pair_sync import Frame, make_synchronizer
+from .node_report import NodeCounters, NodeReport
+from .pair_sync import make_synchronizer
 
 _INPUTS = ("thermal", "visible", "mask")
 _TOPICS = {"thermal": "thermal/image_raw", "visible": "visible/image_raw", "mask": "mask"}
@@ -88,10 +89,6 @@ def _logged(transition):
     return callback
 
 
-def _overrides() -> QoSOverridingOptions:
-    return QoSOverridingOptions.with_default_policies()
-
-
 def _qos(profile: QoSProfile) -> QoSProfile:
     """A copy of `profile`: rclpy applies the QoS overrides to the profile object it is given."""
     return QoSProfile(
@@ -107,20 +104,12 @@ class FusionNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sosmaskfuse", **kwargs)
-        self._declare_errors = dict(
-            e.split(": ", 1) for e in params.declare_parameters(self, params.node_settings())
-        )
-        self._p: dict[str, Any] = {}
-        self.counts = {
-            "received": dict.fromkeys(_INPUTS, 0),
-            "bad": dict.fromkeys(_INPUTS, 0),
-            "pairs": 0,
-            "published": 0,
-            "failed": 0,
-        }
-        self.stage = None
-        self.sources = None
-        self.sync = None
+        self._declare_errors = params.declare_parameters(self, params.node_settings())
+        self._settings: dict[str, Any] = {}  # the values the node was configured with
+        self.counts = NodeCounters.for_inputs(_INPUTS)
+        self.stage: PairStage | None = None
+        self.sources: ModelSources | None = None
+        self.sync: Any = None  # make_synchronizer's: message_filters' or ours
         self.monitors: dict[str, InputMonitor] = {}
         self._pubs: dict[str, Any] = {}
         self._subs: list = []
@@ -128,27 +117,34 @@ class FusionNode(LifecycleNode):
         self._camera_info: CameraInfo | None = None
         self._stage_lock = threading.Lock()  # cleanup waits for a pair in flight
         self._throttle = KeyedThrottle(5.0)
-        self.report = NodeReport(self)
+        self.report = NodeReport(
+            self.counts,
+            lambda: self.get_clock().now().nanoseconds,
+            self.get_name(),
+            self.get_fully_qualified_name(),
+        )
         self.worker: LatestWorker[tuple[Frame, ...]] = LatestWorker(
             self._process, name="sosmaskfuse-fusion"
         )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self._start_value("diagnostics_period"), self.report.publish)
+        self.create_timer(self._start_value("diagnostics_period"), self._publish_diagnostics)
         if self._start_value("log_period") > 0:
-            self.create_timer(self._start_value("log_period"), self.report.log_summary)
+            self.create_timer(self._start_value("log_period"), self._log_summary)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         if self._start_value("autostart") and self.trigger_configure() == _SUCCESS:
             self.trigger_activate()
 
     @property
-    def pipeline(self):
-        """The stage's FusionPipeline (models, device, live fusion settings)."""
+    def pipeline(self) -> FusionPipeline:
+        """The stage's FusionPipeline (models, device, live fusion settings); once configured."""
+        assert self.stage is not None, "not configured"
         return self.stage.pipeline
 
     @property
-    def preparer(self):
+    def preparer(self) -> FramePreparer:
         """The stage's FramePreparer (gain control, registration, processing size)."""
+        assert self.stage is not None, "not configured"
         return self.stage.preparer
 
     @property
@@ -180,7 +176,7 @@ class FusionNode(LifecycleNode):
             self.get_logger().error(self.report.config_error)
             self._destroy_publishers()
             return _FAILURE
-        self._p = values
+        self._settings = values
         with self._stage_lock:
             self.stage, self.sources = loaded.stage, loaded.sources
         self.report.fallback = loaded.fallback
@@ -201,7 +197,8 @@ class FusionNode(LifecycleNode):
 
     @_logged
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        p = self._p
+        p, stage = self._settings, self.stage
+        assert stage is not None  # activate follows a successful configure
         self.sync = make_synchronizer(
             len(self.monitors), p["sync_queue_size"], p["sync_slop"], self._on_pair
         )
@@ -213,9 +210,9 @@ class FusionNode(LifecycleNode):
                     self.create_subscription(
                         CompressedImage if use_compressed else Image,
                         _TOPICS[role] + ("/compressed" if use_compressed else ""),
-                        lambda msg, i=index, r=role: self._on_image(i, r, msg),
+                        functools.partial(self._on_image, index, role),
                         _qos(INPUT_QOS),
-                        qos_overriding_options=_overrides(),
+                        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                     )
                 )
             self._subs.append(
@@ -228,7 +225,7 @@ class FusionNode(LifecycleNode):
             self.get_logger().error(self.report.config_error)
             self._destroy_subscriptions()
             return _FAILURE
-        self.stage.restart_stream()  # no mask smoothing across an inactive gap
+        stage.restart_stream()  # no mask smoothing across an inactive gap
         self._active = True
         self.report.config_error = ""
         self.get_logger().info(
@@ -272,7 +269,10 @@ class FusionNode(LifecycleNode):
     def _create_publishers(self, values: dict) -> None:
         def pub(kind, topic):
             return self.create_lifecycle_publisher(
-                kind, topic, _qos(OUTPUT_QOS), qos_overriding_options=_overrides()
+                kind,
+                topic,
+                _qos(OUTPUT_QOS),
+                qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             )
 
         self._pubs = {
@@ -297,17 +297,17 @@ class FusionNode(LifecycleNode):
 
     def _on_image(self, index: int, role: str, msg: Any) -> None:
         """Decode, check and pair one message; a bad one is counted and logged, never raised."""
-        self.counts["received"][role] += 1
+        self.counts.received[role] += 1
         try:
             monitor = self.monitors[role]
             monitor.message(stamp_to_ns(msg.header.stamp) / 1e9, self._now_s())
             image, encoding = message_to_array(
-                msg, name=f"{role} image", max_pixels=self._p["max_input_pixels"]
+                msg, name=f"{role} image", max_pixels=self._settings["max_input_pixels"]
             )  # as `sosmaskfuse bag` decodes
-            self.sync.add(index, Frame(msg.header, encoding, image))
+            self.sync.add(index, Frame(image, encoding, msg.header))
         except Exception as exc:  # a bad message (ImageDecodeError, a refused stamp) or worse
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            self.counts["bad"][role] += 1
+            self.counts.bad[role] += 1
             if role in self.monitors:
                 self.monitors[role].bad(reason)
             if self._throttle.allow((role, re.sub(r"\d+", "#", reason)[:60])):
@@ -317,8 +317,9 @@ class FusionNode(LifecycleNode):
         self._camera_info = msg
 
     def _on_pair(self, *frames: Frame) -> None:
-        self.counts["pairs"] += 1
-        self.worker.offer(frames)
+        self.counts.pairs += 1
+        if not self.worker.offer(frames):
+            self.counts.dropped += 1  # it replaced a pair the fusion thread had not taken
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
@@ -327,18 +328,14 @@ class FusionNode(LifecycleNode):
 
     def _process(self, frames: tuple[Frame, ...]) -> None:
         thermal, visible = frames[0], frames[1]
-        mask = StageFrame(frames[2].image, frames[2].encoding) if len(frames) > 2 else None
+        mask = frames[2] if len(frames) > 2 else None
         with self._stage_lock:
             if self.stage is None or not self._active:
                 return  # deactivated (or cleaned up) while the pair waited
             try:
-                out = self.stage(
-                    StageFrame(thermal.image, thermal.encoding),
-                    StageFrame(visible.image, visible.encoding),
-                    mask,
-                )
+                out = self.stage(thermal, visible, mask)
             except (ValueError, RuntimeError) as exc:
-                self.counts["failed"] += 1
+                self.counts.failed += 1
                 self.report.pair_failed(exc, error=isinstance(exc, NonFiniteOutputError))
                 if self._throttle.allow(("fusion", type(exc).__name__)):
                     self.get_logger().warning(f"could not fuse a pair: {exc}")
@@ -356,22 +353,26 @@ class FusionNode(LifecycleNode):
             )
         if "compressed" in self._pubs:
             msg = fill_compressed_msg(
-                CompressedImage(), out.fused, "jpeg", header, jpeg_quality=self._p["jpeg_quality"]
+                CompressedImage(),
+                out.fused,
+                "jpeg",
+                header,
+                jpeg_quality=self._settings["jpeg_quality"],
             )
             self._pubs["compressed"].publish(msg)
         info = self._camera_info
         if info is not None:
             height, width = out.fused.shape[:2]
             self._pubs["camera_info"].publish(fused_camera_info(info, header, width, height))
-        self.counts["published"] += 1
+        self.counts.published += 1
         self.report.pair_published(stamp_to_ns(header.stamp))
 
     # --- parameters ----------------------------------------------------------------------------
 
     def _current_values(self) -> dict:
         """The configured settings; before configure, each parameter's value or its default."""
-        if self._p:
-            return dict(self._p)
+        if self._settings:
+            return dict(self._settings)
         return {s.name: self._start_value(s.name) for s in params.node_settings()}
 
     def _live_values(self, changes: list[Parameter]) -> dict:
@@ -389,7 +390,7 @@ class FusionNode(LifecycleNode):
         try:
             values = self._live_values(changes)
             if self.stage is not None:
-                builder.live_update(self.stage, values)
+                builder.LiveSettings.check(self.stage, values)
             else:
                 builder.frame_preparer(values)  # the combinations (e.g. agc_min < agc_max)
         except (ValueError, TypeError, KeyError) as exc:
@@ -403,13 +404,37 @@ class FusionNode(LifecycleNode):
         values = self._live_values(changes)
         stage = self.stage
         if stage is not None:  # applied between two pairs (the pipeline's own lock)
-            builder.live_update(stage, values)()
-            self._p = values
+            builder.LiveSettings.check(stage, values).apply(stage)
+            self._settings = values
         for change in changes:
             self._declare_errors.pop(change.name, None)
         self.get_logger().info(
             "parameters set: " + ", ".join(f"{c.name}={c.value!r}" for c in changes)
         )
+
+    # --- reporting -----------------------------------------------------------------------------
+
+    def _running(self) -> dict[str, Any]:
+        """What runs, for the fusion status: device, precision, models, mode, pairing."""
+        stage, sources = self.stage, self.sources
+        if stage is None or sources is None:
+            return {}
+        config = stage.pipeline.config
+        return {
+            "device": str(stage.pipeline.device),
+            "precision": config.precision,
+            "autoencoder": sources.autoencoder,
+            "mask source": sources.mask,
+            "fusion mode": config.fusion_mode,
+            "mu": config.mu,
+            "sync": self.sync.name if self.sync is not None else "",
+        }
+
+    def _publish_diagnostics(self) -> None:
+        self.diag_pub.publish(self.report.array(self.state, self._running(), self.monitors))
+
+    def _log_summary(self) -> None:
+        self.get_logger().info(self.report.log_line(self.state))
 
     def destroy_node(self) -> None:
         self.worker.stop()

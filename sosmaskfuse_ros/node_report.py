@@ -1,6 +1,9 @@
 """What the fusion node tells the world: its /diagnostics statuses and its one-line log summary.
 
-Statuses (names as diagnostic_updater makes them, `<node name>: <task>`):
+The node counts what happens in a `NodeCounters` and describes what it runs in a dict; the
+`NodeReport` turns those, the configuration error or fallback it was told about and the
+latencies of published pairs into statuses (names as diagnostic_updater makes them,
+`<node name>: <task>`):
 
 * `<node>: fusion`: ERROR when the pipeline cannot produce output (configure failed, all
   fallbacks failed, the last pair's output was not finite), WARN while the last pair failed
@@ -18,17 +21,54 @@ meaningless number that stays in the averages for minutes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from .diagnostics import ERROR, OK, WARN, make_status, status_name
+from .diagnostics import ERROR, OK, WARN, InputMonitor, make_status, status_name
+
+
+@dataclass
+class NodeCounters:
+    """What the fusion node counts. Each field has one writer thread; readers take snapshots.
+
+    received / bad: messages per input (executor thread); pairs: complete pairs offered to the
+    fusion thread, dropped: those replaced in its slot before it took them (executor thread);
+    published / failed: pairs fused and published, or refused (fusion thread).
+    """
+
+    received: dict[str, int] = field(default_factory=dict)
+    bad: dict[str, int] = field(default_factory=dict)
+    pairs: int = 0
+    dropped: int = 0
+    published: int = 0
+    failed: int = 0
+
+    @classmethod
+    def for_inputs(cls, roles: Iterable[str]) -> NodeCounters:
+        roles = tuple(roles)
+        return cls(received=dict.fromkeys(roles, 0), bad=dict.fromkeys(roles, 0))
 
 
 class NodeReport:
-    """Counters, errors and latency of one FusionNode, reported on its timers."""
+    """Counters, errors and latency of one fusion node, as statuses and a log line.
 
-    def __init__(self, node) -> None:
-        self.node = node
+    counters: the node's `NodeCounters`; now_ns: the node's clock; name / hardware_id: the
+    node's name and fully qualified name.
+    """
+
+    def __init__(
+        self,
+        counters: NodeCounters,
+        now_ns: Callable[[], int],
+        name: str,
+        hardware_id: str,
+    ) -> None:
+        self.counters = counters
+        self.now_ns = now_ns
+        self.name, self.hardware_id = name, hardware_id
         self.config_error = ""  # configure or activate failed: ERROR until a transition succeeds
         self.fallback = ""  # what runs instead of the configuration, and why
         self._lock = threading.Lock()
@@ -36,12 +76,9 @@ class NodeReport:
         self._pair_error_level = OK
         self._latency_ms: list[float] = []
         self._unmeasured = 0  # frames whose latency could not be measured (see the docstring)
-        self._last_log = (self._now_ns(), self._snapshot())
+        self._last_log = (now_ns(), self._rates_snapshot())
 
-    def _now_ns(self) -> int:
-        return self.node.get_clock().now().nanoseconds
-
-    # --- from the worker thread ------------------------------------------------------------------
+    # --- from the fusion thread ------------------------------------------------------------------
 
     def pair_failed(self, exc: Exception, *, error: bool) -> None:
         with self._lock:
@@ -49,7 +86,7 @@ class NodeReport:
             self._pair_error_level = ERROR if error else WARN
 
     def pair_published(self, stamp_ns: int) -> None:
-        now_ns = self._now_ns()
+        now_ns = self.now_ns()
         with self._lock:
             self._pair_error, self._pair_error_level = "", OK
             if now_ns <= 0 or now_ns < stamp_ns:  # clock unset, or not the stamps' clock
@@ -68,11 +105,11 @@ class NodeReport:
         with self._lock:
             return self.config_error or self._pair_error or self.fallback
 
-    # --- the fusion status -----------------------------------------------------------------------
+    # --- the statuses ----------------------------------------------------------------------------
 
-    def fusion_status(self):
-        node, counts = self.node, self.node.counts
-        state = node.state
+    def fusion_status(self, state: str, running: Mapping[str, Any]) -> DiagnosticStatus:
+        """The fusion status in lifecycle `state`; `running` describes what runs (device, ...)."""
+        counts = self.counters
         with self._lock:
             pair_error, pair_level = self._pair_error, self._pair_error_level
             lat = sorted(self._latency_ms)
@@ -85,79 +122,76 @@ class NodeReport:
             level, message = pair_level, pair_error
         elif self.fallback:
             level, message = WARN, self.fallback
-        elif not counts["pairs"]:
+        elif not counts.pairs:
             level, message = WARN, "waiting for thermal/visible pairs"
         else:
             level, message = OK, "fusing"
         values = {
             "lifecycle state": state,
-            "pairs": counts["pairs"],
-            "published": counts["published"],
-            "dropped pairs (stale)": node.worker.dropped,
-            "failed pairs": counts["failed"],
-            **{f"bad {k} messages": v for k, v in counts["bad"].items()},
+            "pairs": counts.pairs,
+            "published": counts.published,
+            "dropped pairs (stale)": counts.dropped,
+            "failed pairs": counts.failed,
+            **{f"bad {k} messages": v for k, v in counts.bad.items()},
             "latency mean (ms)": f"{sum(lat) / len(lat):.1f}" if lat else "",
             "latency max (ms)": f"{lat[-1]:.1f}" if lat else "",
             "latency not measured (clock unset or behind the stamps)": unmeasured,
             "last error": pair_error,
             "fallback": self.fallback,
             "configuration error": self.config_error,
+            **running,
         }
-        stage = node.stage
-        if stage is not None:
-            values.update(
-                {
-                    "device": str(stage.pipeline.device),
-                    "precision": stage.pipeline.config.precision,
-                    "autoencoder": node.sources.autoencoder,
-                    "mask source": node.sources.mask,
-                    "fusion mode": stage.pipeline.config.fusion_mode,
-                    "mu": stage.pipeline.config.mu,
-                    "sync": node.sync.name if node.sync is not None else "",
-                }
-            )
-        name = status_name(node.get_name(), "fusion")
-        return make_status(name, node.get_fully_qualified_name(), level, message[:300], values)
+        name = status_name(self.name, "fusion")
+        return make_status(name, self.hardware_id, level, message[:300], values)
 
-    def input_statuses(self) -> list:
-        node = self.node
-        if node.state != "active":
+    def input_statuses(
+        self, state: str, monitors: Mapping[str, InputMonitor]
+    ) -> list[DiagnosticStatus]:
+        """One status per input while active (each check's window moves on when asked)."""
+        if state != "active":
             return []
-        now_s = self._now_ns() / 1e9
+        now_s = self.now_ns() / 1e9
         out = []
-        for role, monitor in node.monitors.items():
+        for role, monitor in monitors.items():
             level, message, values = monitor.update(now_s)
-            name = status_name(node.get_name(), f"{role} input")
-            out.append(make_status(name, node.get_fully_qualified_name(), level, message, values))
+            name = status_name(self.name, f"{role} input")
+            out.append(make_status(name, self.hardware_id, level, message, values))
         return out
 
-    def publish(self) -> None:
-        msg = DiagnosticArray(status=[self.fusion_status(), *self.input_statuses()])
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        self.node.diag_pub.publish(msg)
+    def array(
+        self, state: str, running: Mapping[str, Any], monitors: Mapping[str, InputMonitor]
+    ) -> DiagnosticArray:
+        """The /diagnostics message of this period."""
+        msg = DiagnosticArray(
+            status=[self.fusion_status(state, running), *self.input_statuses(state, monitors)]
+        )
+        now_ns = self.now_ns()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+        return msg
 
     # --- the log line ---------------------------------------------------------------------------
 
-    def _snapshot(self) -> dict:
-        counts = self.node.counts
+    def _rates_snapshot(self) -> dict[str, int]:
+        counts = self.counters
         return {
-            "thermal": counts["received"]["thermal"],
-            "visible": counts["received"]["visible"],
-            "published": counts["published"],
+            "thermal": counts.received.get("thermal", 0),
+            "visible": counts.received.get("visible", 0),
+            "published": counts.published,
         }
 
-    def log_summary(self) -> None:
-        now, snap = self._now_ns(), self._snapshot()
+    def log_line(self, state: str) -> str:
+        """`active: in 10.0/10.0 Hz, out 9.8 Hz, latency 95 ms, ...` since the last line."""
+        now, snap = self.now_ns(), self._rates_snapshot()
         then, before = self._last_log
         self._last_log = (now, snap)
         dt = (now - then) / 1e9
         rate = {k: (snap[k] - before[k]) / dt if dt > 0 else 0.0 for k in snap}
         lat = self.latency_ms
-        counts = self.node.counts
-        self.node.get_logger().info(
-            f"{self.node.state}: in {rate['thermal']:.1f}/{rate['visible']:.1f} Hz, "
+        counts = self.counters
+        return (
+            f"{state}: in {rate['thermal']:.1f}/{rate['visible']:.1f} Hz, "
             f"out {rate['published']:.1f} Hz, "
             f"latency {sum(lat) / len(lat) if lat else 0:.0f} ms, "
-            f"dropped {self.node.worker.dropped}, bad {sum(counts['bad'].values())}, "
-            f"failed {counts['failed']}"
+            f"dropped {counts.dropped}, bad {sum(counts.bad.values())}, "
+            f"failed {counts.failed}"
         )

@@ -2,28 +2,18 @@
 
 Both backends pair with the same rules (`sosmaskfuse_core.formats.approx_sync` reimplements
 message_filters' ApproximateTimeSynchronizer and is tested against it). Items fed in need a
-`header.stamp`; the node feeds `Frame`s, decoded once, so a bad message never gets paired.
+`header.stamp`; the node feeds the pipeline's `Frame`s (image, encoding, header), decoded once,
+so a bad message never gets paired.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
-
-import numpy as np
+from typing import Callable
 
 from sosmaskfuse_core.formats.approx_sync import ApproximateTimeSync
+from sosmaskfuse_core.pipeline.pair_stage import Frame
 
 BACKENDS = ("auto", "message_filters", "builtin")
-
-
-@dataclass
-class Frame:
-    """One received, validated image: its header (for the synchroniser), encoding and pixels."""
-
-    header: Any
-    encoding: str
-    image: np.ndarray
 
 
 class _BuiltinSync:
@@ -32,7 +22,9 @@ class _BuiltinSync:
     def __init__(
         self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]
     ) -> None:
-        self._sync = ApproximateTimeSync(num_inputs, queue_size, slop, callback=callback)
+        self._sync: ApproximateTimeSync[Frame] = ApproximateTimeSync(
+            num_inputs, queue_size, slop, callback=callback
+        )
 
     def add(self, index: int, frame: Frame) -> None:
         self._sync.add_msg(index, frame)

@@ -78,19 +78,19 @@ def parameter_default(setting: table.Setting) -> Any:
     return setting.default
 
 
-def declare_parameters(node: Node, settings: tuple[table.Setting, ...]) -> list[str]:
-    """Declare `settings` on `node`, never failing; returns what was wrong with given values.
+def declare_parameters(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, str]:
+    """Declare `settings` on `node`, never failing; returns setting name -> what was wrong.
 
     A value rclpy itself refuses (the wrong type, outside the descriptor's range) is reported
     and the parameter is declared with its default instead, so the node still comes up (and
     stays unconfigured, saying why).
     """
-    errors = []
+    errors: dict[str, str] = {}
     for setting in settings:
         try:
             node.declare_parameter(setting.name, parameter_default(setting), descriptor(setting))
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            errors.append(f"{setting.name}: {exc}")
+            errors[setting.name] = str(exc)
             node.declare_parameter(
                 setting.name,
                 parameter_default(setting),
@@ -123,7 +123,8 @@ def declare(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
     """
     errors = declare_parameters(node, settings)
     if errors:
-        raise ValueError(errors[0])
+        name, error = next(iter(errors.items()))
+        raise ValueError(f"{name}: {error}")
     return read_values(node, settings)
 
 

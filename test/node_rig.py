@@ -189,10 +189,10 @@ class Rig:
         node = self.node
         return wait_for(
             lambda: (
-                node.counts["received"]["thermal"] >= thermal
-                and node.counts["received"]["visible"] >= visible
+                node.counts.received["thermal"] >= thermal
+                and node.counts.received["visible"] >= visible
                 and not node.worker.pending
-                and node.worker.processed >= node.counts["pairs"] - node.worker.dropped
+                and node.worker.processed >= node.counts.pairs - node.worker.dropped
             ),
             timeout,
         )

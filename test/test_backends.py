@@ -15,6 +15,7 @@ from sosmaskfuse_core.pipeline.backends import (
     choose_backend,
     onnxruntime_available,
 )
+from sosmaskfuse_core.pipeline.fusion_modes import fusion_mode
 from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
 CPU = torch.device("cpu")
@@ -86,18 +87,32 @@ def test_bf16_on_the_cpu_stays_close_and_leaves_the_fp32_weights_alone():
     assert (np.abs(fp32.fused.astype(int) - bf16.fused.astype(int)) <= 3).mean() >= 0.99
 
 
+def test_the_backend_leaves_the_callers_modules_alone():
+    model = small_autoencoder()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pipe = FusionPipeline(model, device="cpu", config=PipelineConfig(precision="bf16"))
+    pipe(*_pair())
+    weight = model.decoder.node1_1.reduce.conv.weight
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert pipe.autoencoder is not model  # the backend's own copy, in its own layout
+    assert pipe.autoencoder.decoder.node1_1.reduce.conv.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+
+
 def test_the_strategy_runs_in_fp32_whatever_the_precision(monkeypatch):
-    from sosmaskfuse_core.pipeline import backends
+    from sosmaskfuse_core.pipeline.fusion_modes import FusionMode
 
     seen = []
-    original = backends.fuse_levels
+    original = FusionMode.fuse_levels
 
-    def spy(mode, feats, n, mu):
-        out = original(mode, feats, n, mu)
+    def spy(self, feats, n, mu):
+        out = original(self, feats, n, mu)
         seen.extend(f.dtype for f in out)
         return out
 
-    monkeypatch.setattr(backends, "fuse_levels", spy)
+    monkeypatch.setattr(FusionMode, "fuse_levels", spy)
     ir, vis, mask = _pair()
     _pipe(precision="bf16")(ir, vis, mask)
     assert seen and set(seen) == {torch.float32}
@@ -144,7 +159,7 @@ def test_graph_keys_hold_the_settings_baked_into_a_graph(monkeypatch):
     ir = torch.rand(1, 1, 32, 48) * 255
     mask = torch.rand(1, 1, 32, 48)
     for mu in (0.8, 0.8, 0.5, 0.5):
-        backend.fuse(ir, ir, mask, "imvf", mu, "fp32")
+        backend.fuse(ir, ir, mask, fusion_mode("imvf"), mu, "fp32")
     keys = backend.graphs.keys()
     assert len(keys) == 2 and {k[3] for k in keys} == {0.8, 0.5}
     assert all(k[1] == (1, 1, 32, 48) for k in keys)
@@ -208,7 +223,7 @@ def test_onnxruntime_runs_the_sos_network(tiny_sosnet):
 @needs_ort
 def test_onnxruntime_refuses_a_half_precision_change():
     pipe = _pipe(backend="onnxruntime")
-    with pytest.raises(ValueError, match="fp32 only"):
+    with pytest.raises(ValueError, match="runs fp32 on the CPU"):
         pipe.update(precision="bf16")
     assert pipe.config.precision == "fp32"
 
@@ -220,10 +235,11 @@ def test_on_the_cpu_inputs_are_used_in_place_and_outputs_are_not_copied():
     image = np.zeros((32, 32), np.uint8)
     t = transfer.to_u8_tensor(image, "thermal")
     assert t.data_ptr() == image.ctypes.data  # a view, no copy
-    uploader = transfer.Uploader(CPU)
-    assert uploader.upload([t])[0] is t and uploader.uploads == 0
+    moves = transfer.DeviceTransfer(CPU)
+    assert moves.upload([t])[0] is t and moves.uploads == 1  # counted, not copied
     out = torch.arange(6, dtype=torch.float32)
-    assert np.shares_memory(transfer.download({"raw": out})["raw"], out.numpy())
+    assert np.shares_memory(moves.download({"raw": out})["raw"], out.numpy())
+    assert moves.downloads == 1
 
 
 def test_mask_tensor_checks_on_the_host():

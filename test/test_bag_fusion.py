@@ -467,12 +467,9 @@ def test_node_options_parse_like_the_node_parameters():
 
     values = setting_values(args, "bag")
     config = pipeline_config(values)
-    assert (config.process_size, config.mask_threshold, config.color_output) == (
-        (320, 256),
-        0.4,
-        True,
-    )
+    assert (config.mask_threshold, config.color_output) == (0.4, True)
     prep = frame_preparer(values)
+    assert prep.size == (320, 256)
     assert (
         prep.agc.mode == "fixed"
         and prep.agc.fixed_max == 900
@@ -492,8 +489,7 @@ def test_the_bag_smooths_the_computed_masks_over_the_sequence(tmp_path):
     pipeline = FusionPipeline(
         ae,
         device="cpu",
-        config=PipelineConfig.paper(),
-        mask_source="thermal",
+        config=PipelineConfig.paper(mask_source="thermal"),
         thermal_masker=lambda gray: (gray > 128).astype(np.float32),
     )
     rng = np.random.default_rng(3)

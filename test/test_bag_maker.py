@@ -13,6 +13,7 @@ from conftest import shared_path
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.formats.image_codec import compressed_to_array, image_to_array
 from sosmaskfuse_core.formats.rosbag_io import COMPRESSED_IMAGE, IMAGE, typestore
+from sosmaskfuse_core.pipeline.frames import FramePreparer
 from sosmaskfuse_core.pipeline.pair_stage import PairStage
 from sosmaskfuse_core.tools.fuse_bag import BagFusion, BagJob
 from sosmaskfuse_core.tools.make_bag import gray_to_counts
@@ -226,7 +227,7 @@ def test_m3svd_video_pair_to_bag_to_fused_bag(tmp_path):
             tmp_path / "bag",
             tmp_path / "fused",
             BagJob(T_TOPIC, V_TOPIC, batch_size=5),
-            PairStage(tiny_pipeline(process_size=(320, 240))),
+            PairStage(tiny_pipeline(), FramePreparer(size=(320, 240))),
         )
         report = fusion.run()
     assert (

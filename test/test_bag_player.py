@@ -379,9 +379,9 @@ def test_replay_through_the_live_node_fuses_every_pair_with_its_stamp(
         def caught_up() -> bool:
             c = node.counts
             return (
-                (c["received"]["thermal"], c["received"]["visible"])
+                (c.received["thermal"], c.received["visible"])
                 == (sent["thermal"], sent["visible"])
-                and c["published"] + c["failed"] == c["pairs"]
+                and c.published + c.failed == c.pairs
                 and not node.worker.pending
             )
 
@@ -402,7 +402,7 @@ def test_replay_through_the_live_node_fuses_every_pair_with_its_stamp(
         now = node.get_clock().now().nanoseconds
         session.remove(tester)
         session.remove(node)
-        assert node.counts["pairs"] == 4 and node.worker.dropped == 0
+        assert node.counts.pairs == 4 and node.worker.dropped == 0
         bag, _ = read_bag(tmp_path / "bag")
         visible = [m for _, m, _ in bag[f"{ns}/visible/image_raw"]]
         assert [_stamp(m) for m in fused] == [stamp_of(m) for m in visible]

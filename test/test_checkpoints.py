@@ -1,5 +1,6 @@
 """Checkpoint loading: authors' and our layouts, strict keys, safe unpickling, clear errors."""
 
+import copy
 import os
 
 import pytest
@@ -255,3 +256,28 @@ def test_non_string_keys_and_a_non_tensor_stem_alias_are_named(
     sos[hr.AUTHORS_STEM_ALIAS] = [1, 2, 3]
     with pytest.raises(ck.CheckpointError, match="missing key 'encoder_thermal_conv1.weight'"):
         ck.load_sosnet(_save(tmp_path, sos, "z.pth"))
+
+
+def test_useless_weights_are_refused_at_load(tmp_path, tiny_autoencoder, tiny_sosnet):
+    """Finite but all-zero weights would give a constant 'fused' image: the probe refuses them."""
+    from sosmaskfuse_core.pipeline import UselessWeightsError, build_pipeline
+
+    zero_ae = copy.deepcopy(tiny_autoencoder)
+    zero_sos = copy.deepcopy(tiny_sosnet)
+    with torch.no_grad():
+        for module in (zero_ae, zero_sos):
+            for p in module.parameters():
+                p.zero_()
+    for name, model in (("ae", tiny_autoencoder), ("zero_ae", zero_ae), ("zero_sos", zero_sos)):
+        ck.save_checkpoint(tmp_path / f"{name}.pt", model)
+    with pytest.raises(UselessWeightsError, match="autoencoder gives the same output"):
+        build_pipeline(str(tmp_path / "zero_ae.pt"), mask_source="thermal", device="cpu")
+    with pytest.raises(UselessWeightsError, match="SOS network gives the same logit"):
+        build_pipeline(
+            str(tmp_path / "ae.pt"),
+            str(tmp_path / "zero_sos.pt"),
+            mask_source="sosnet",
+            device="cpu",
+        )
+    pipeline, _ = build_pipeline(str(tmp_path / "ae.pt"), mask_source="thermal", device="cpu")
+    assert pipeline.mask_source == "thermal"

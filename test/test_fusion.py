@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sosmaskfuse_core.pipeline import strategies as fusion
+from sosmaskfuse_core.pipeline.fusion_modes import fusion_mode
 
 
 def test_sca_on_a_hand_computed_case():
@@ -54,7 +55,20 @@ def test_imvf_mu_one_takes_only_thermal_foreground():
 def test_fuse_levels_splits_the_encoder_batch_in_groups():
     n = 2
     feats = [torch.arange(4 * n, dtype=torch.float32).view(4 * n, 1, 1, 1).expand(-1, 2, 2, 2)]
-    out = fusion.fuse_levels("addition", [f[: 2 * n] for f in feats], n)
+    out = fusion_mode("addition").fuse_levels([f[: 2 * n] for f in feats], n, 0.8)
     assert torch.equal(out[0][:, 0, 0, 0], torch.tensor([1.0, 2.0]))  # mean of (0, 2) and (1, 3)
     with pytest.raises(ValueError, match="fusion mode 'nope'"):
-        fusion.fuse_levels("nope", feats, n)
+        fusion_mode("nope")
+
+
+def test_every_fusion_mode_of_the_table_has_one_record():
+    from sosmaskfuse_core.pipeline.fusion_modes import MODES
+    from sosmaskfuse_core.settings.table import FUSION_MODES
+
+    assert tuple(MODES) == FUSION_MODES
+    assert [m.groups for m in MODES.values()] == [4, 4, 2, 2]
+    assert [m.carries_contrast for m in MODES.values()] == [False, True, False, False]
+    ir, vis, mask = (torch.full((1, 1, 2, 2), v) for v in (10.0, 20.0, 0.25))
+    batch = fusion_mode("imvf").encoder_input(ir, vis, mask)
+    assert batch[:, 0, 0, 0].tolist() == [2.5, 7.5, 5.0, 15.0]  # m ir, (1-m) ir, m vis, ...
+    assert fusion_mode("sca").encoder_input(ir, vis, mask)[:, 0, 0, 0].tolist() == [10.0, 20.0]

@@ -45,7 +45,7 @@ def test_pairs_within_slop_and_copies_the_visible_header(rig):
     assert r.wait_received(3, 3)  # every message taken in and every pair fused: nothing pending
     assert r.fused.nothing_new(0.5)
     assert [_stamp(m) for m in r.fused] == [100 * SEC + 10_000_000, 300 * SEC]
-    assert r.node.counts["pairs"] == 2
+    assert r.node.counts.pairs == 2
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_thermal_encodings(rig, ir_enc, kind):
     r.send("visible", image_msg(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "bgr8", 5 * SEC))
     assert r.wait_outputs(1), r.node.counts
     assert (r.fused[0].height, r.fused[0].width) == (H, W)
-    assert sum(r.node.counts["bad"].values()) == 0
+    assert sum(r.node.counts.bad.values()) == 0
 
 
 def test_the_same_thermal_counts_in_either_byte_order_give_the_same_image(rig):
@@ -132,10 +132,10 @@ def test_bad_messages_are_dropped_counted_and_survived(rig):
     for i, msg in enumerate((unknown, short, empty, nan), start=1):
         r.send("thermal", msg)
         r.send("visible", image_msg(np.zeros((H, W, 3), np.uint8), "bgr8", i * SEC))
-    assert wait_for(lambda: r.node.counts["bad"]["thermal"] == 4), r.node.counts
+    assert wait_for(lambda: r.node.counts.bad["thermal"] == 4), r.node.counts
     assert r.wait_received(4, 4)  # the visible frames waited for partners that never came
     assert r.fused.nothing_new(0.5)
-    assert r.fused == [] and r.node.counts["pairs"] == 0
+    assert r.fused == [] and r.node.counts.pairs == 0
     r.pair(10 * SEC)
     assert r.wait_outputs(1) and _stamp(r.fused[0]) == 10 * SEC
 
@@ -197,11 +197,11 @@ def test_slow_fusion_drops_stale_pairs_and_no_queue_builds_up(rig):
         1, 12
     ):  # one pair at a time: the inputs keep 5 (REP-2003), a burst may lose some
         r.pair((i + 1) * SEC)
-        assert wait_for(lambda n=i + 1: r.node.counts["pairs"] == n, 10), r.node.counts
+        assert wait_for(lambda n=i + 1: r.node.counts.pairs == n, 10), r.node.counts
     assert r.node.worker.pending and r.node.worker.dropped == 10  # 2..11 replaced, 12 waits
     gate.set()
     assert r.wait_outputs(2) and r.wait_received(12, 12)
-    published = r.node.counts["published"]
+    published = r.node.counts.published
     assert published == 2 and r.node.worker.dropped == 12 - published
     assert [_stamp(m) for m in r.fused] == [1 * SEC, 12 * SEC]  # the newest pair gets through
     assert r.fused.nothing_new(0.5)  # the ten dropped pairs never come out later

@@ -110,6 +110,7 @@ def test_the_fallbacks_reason_is_in_the_log_and_in_the_diagnostics(rig, rosout):
         ("no widths", "config has no 'widths'"),
         ("no state dict", "'state_dict' is missing or not a dict"),
         ("weights x 1e30", "NaN or infinite values on a 32x32 probe frame"),
+        ("all zero", "the same output whatever its input"),
     ],
 )
 def test_malformed_or_numerically_broken_autoencoders_fall_back(
@@ -122,6 +123,8 @@ def test_malformed_or_numerically_broken_autoencoders_fall_back(
         del obj["config"]["widths"]
     elif damage == "no state dict":
         obj["state_dict"] = None
+    elif damage == "all zero":
+        obj["state_dict"] = {k: torch.zeros_like(v) for k, v in obj["state_dict"].items()}
     else:
         obj["state_dict"] = {k: v * 1e30 for k, v in obj["state_dict"].items()}
     torch.save(obj, path)
@@ -139,7 +142,7 @@ def test_a_non_finite_output_is_never_published_and_is_an_error_until_good_frame
         for p in r.node.pipeline.autoencoder.decoder.parameters():
             p.mul_(1e30)
     r.pair(1 * SEC)
-    assert wait_for(lambda: r.node.counts["failed"] == 1)
+    assert wait_for(lambda: r.node.counts.failed == 1)
     assert r.fused.nothing_new(0.5) and len(r.fused) == 0
     assert r.diagnostics.wait(lambda items: items and items[-1].level == DiagnosticStatus.ERROR), [
         s.message for s in r.diagnostics

@@ -100,7 +100,7 @@ def test_a_57_byte_png_claiming_40000x30000_leaves_the_node_fusing(rig):
     assert len(bomb) == 57
     r.send("thermal", _compressed(bomb, 1 * SEC))
     r.send("visible", _compressed_image(np.zeros((H, W, 3), np.uint8), 1 * SEC))
-    assert wait_for(lambda: r.node.counts["bad"]["thermal"] == 1), r.node.counts
+    assert wait_for(lambda: r.node.counts.bad["thermal"] == 1), r.node.counts
     status = _wait_status(r, "thermal input", lambda s: s.level == WARN and "bad" in s.message)
     assert "40000x30000" in status.message and "max_input_pixels" in status.message
     rng = np.random.default_rng(0)
@@ -113,9 +113,9 @@ def test_the_pixel_cap_is_a_parameter(rig):
     r = rig(max_input_pixels=H * W - 1)
     r.pair(1 * SEC)
     assert wait_for(
-        lambda: r.node.counts["bad"]["thermal"] == 1 == r.node.counts["bad"]["visible"]
+        lambda: r.node.counts.bad["thermal"] == 1 == r.node.counts.bad["visible"]
     )
-    assert r.fused.nothing_new(0.5) and r.node.counts["pairs"] == 0
+    assert r.fused.nothing_new(0.5) and r.node.counts.pairs == 0
 
 
 def test_messages_name_the_right_side(rig):
@@ -141,7 +141,7 @@ def test_each_input_and_reason_has_its_own_log_throttle(rig, rosout):
     r.send("visible", short)  # same reason, other input
     r.send("thermal", unknown)  # other reason, same input
     r.send("thermal", short)  # same input and reason within 5 s: throttled
-    assert wait_for(lambda: r.node.counts["bad"]["thermal"] == 3)
+    assert wait_for(lambda: r.node.counts.bad["thermal"] == 3)
     assert rosout.wait_line(r.logger, "dropped a visible message: visible image: data has 10")
     assert rosout.wait_line(r.logger, "dropped a thermal message: thermal image: data has 10")
     assert rosout.wait_line(r.logger, "unsupported encoding 'yuv444_fancy'")
@@ -168,7 +168,7 @@ def test_camera_encodings_on_the_visible_input_are_fused(rig, encoding):
     assert r.wait_outputs(1), (r.node.counts, r.node.report.last_error)
     out = r.fused[0]
     assert (out.height, out.width, out.encoding) == (H, W, "bgr8")
-    assert sum(r.node.counts["bad"].values()) == 0
+    assert sum(r.node.counts.bad.values()) == 0
 
 
 # --- outputs -------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def test_start_up_values_that_cannot_work_leave_the_node_unconfigured_saying_why
     try:
         assert node.state == "unconfigured" and node.stage is None
         assert re.search(text, node.report.config_error), node.report.config_error
-        status = node.report.fusion_status()
+        status = node.report.fusion_status(node.state, {})
         assert status.level == DiagnosticStatus.ERROR and "cannot configure" in status.message
         assert (
             node.trigger_configure() == TransitionCallbackReturn.FAILURE

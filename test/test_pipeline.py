@@ -129,22 +129,32 @@ def test_color_output_keeps_visible_chroma(pipe):
     assert np.abs(gray - plain).mean() < 2.0  # luma of the colour image is the fused image
 
 
-def test_uint16_thermal_is_gain_controlled(pipe):
+def test_uint16_thermal_is_gain_controlled_by_the_stage(pipe):
+    from sosmaskfuse_core.pipeline.pair_stage import Frame, PairStage
     from sosmaskfuse_core.thermal.agc import ThermalAGC
 
     ir, vis = _pair()
     counts = (ir.astype(np.uint16) * 7 + 20000).astype(np.uint16)  # narrow raw-count range
     mask = np.full(ir.shape, 128, np.uint8)
-    a = pipe(counts, vis, mask)
-    b = pipe(ThermalAGC().apply(counts), vis, mask)
-    assert np.array_equal(a.raw, b.raw)
-    assert np.abs(pipe(ir, vis, mask).raw - a.raw).max() < 0.05 * np.abs(a.raw).max()
+    with pytest.raises(ValueError, match="gain control"):  # one owner: the frame preparer
+        pipe(counts, vis, mask)
+    stage = PairStage(pipe)
+    a = stage(Frame(counts, "mono16"), Frame(vis, "bgr8"), Frame(mask, "mono8"))
+    b = stage(Frame(ThermalAGC().apply(counts), "mono8"), Frame(vis, "bgr8"), Frame(mask, "mono8"))
+    assert np.array_equal(a.fused, b.fused)
+    plain = stage(Frame(ir, "mono8"), Frame(vis, "bgr8"), Frame(mask, "mono8")).fused
+    assert np.abs(plain.astype(int) - a.fused).mean() < 0.05 * 255
 
 
-def test_process_size_resizes_both_inputs(pipe):
+def test_process_size_resizes_both_inputs_once_in_the_preparer(pipe):
+    from sosmaskfuse_core.pipeline.frames import FramePreparer
+    from sosmaskfuse_core.pipeline.pair_stage import Frame, PairStage
+
     ir, vis = _pair(96, 128)
-    pipe.update(process_size=(64, 48))
-    r = pipe(ir, vis)
+    stage = PairStage(pipe, FramePreparer(size=(64, 48)))
+    prepared = stage.prepare(Frame(ir, "mono8"), Frame(vis, "bgr8"))
+    assert prepared.thermal.shape == (48, 64) and prepared.visible.shape[:2] == (48, 64)
+    r = stage(Frame(ir, "mono8"), Frame(vis, "bgr8"))
     assert r.fused.shape == (48, 64) and r.mask.shape == (48, 64)
 
 
@@ -170,10 +180,22 @@ def test_nan_tensor_is_refused(pipe):
 
 
 def test_topic_source_without_mask_says_so(tiny_autoencoder):
-    p = FusionPipeline(tiny_autoencoder, device="cpu")
+    p = FusionPipeline(tiny_autoencoder, device="cpu", config=PipelineConfig(mask_source="topic"))
     assert p.mask_source == "topic"
     with pytest.raises(ValueError, match="needs a mask"):
         p(*_pair())
+
+
+def test_auto_without_a_network_is_the_classical_mask(tiny_autoencoder):
+    from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
+
+    p = FusionPipeline(tiny_autoencoder, device="cpu", config=PipelineConfig.paper())
+    assert p.mask_source == "thermal"
+    ir, vis = _pair()
+    expected = ThermalHotObjectMasker()(ir)
+    assert np.allclose(p(ir, vis).mask, np.round(expected * 255) / 255, atol=1e-6)
+    with pytest.raises(ValueError, match="needs SOS network weights"):
+        FusionPipeline(tiny_autoencoder, device="cpu", config=PipelineConfig(mask_source="sosnet"))
 
 
 def test_unknown_device_and_cpu_fp16_are_refused(tiny_autoencoder):

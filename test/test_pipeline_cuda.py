@@ -126,8 +126,8 @@ def test_one_pinned_upload_per_call(tiny_autoencoder):
     for seed in range(3):
         ir, vis = _pair(seed=seed)
         pipe(ir, vis, np.full(ir.shape, 200, np.uint8))
-    assert pipe._uploader.uploads == 3
-    assert pipe._uploader._pinned.is_pinned()
+    assert pipe.transfer.uploads == 3
+    assert pipe.transfer._pinned.is_pinned()
 
 
 def test_the_classical_mask_is_made_on_the_host_before_the_upload(tiny_autoencoder):
@@ -137,14 +137,14 @@ def test_the_classical_mask_is_made_on_the_host_before_the_upload(tiny_autoencod
         FusionPipeline(
             copy.deepcopy(tiny_autoencoder),
             device=device,
-            mask_source="thermal",
+            config=PipelineConfig(mask_source="thermal"),
             thermal_masker=ThermalHotObjectMasker(),
         )
         for device in ("cpu", "cuda")
     ]
     ir, vis = _pair()
     a, b = (p(ir, vis) for p in pipes)
-    assert pipes[1]._uploader.uploads == 1
+    assert pipes[1].transfer.uploads == 1
     assert np.array_equal(a.mask_u8, b.mask_u8)  # the same mask, made on the host both times
     assert (np.abs(a.fused.astype(int) - b.fused.astype(int)) <= 1).mean() >= 0.99
 
@@ -161,3 +161,55 @@ def test_channels_last_on_cuda_matches_nchw(tiny_autoencoder):
         for cl in (False, True)
     ]
     assert np.allclose(outs[0].raw, outs[1].raw, rtol=1e-3, atol=1e-3 * np.abs(outs[0].raw).max())
+
+
+# --- the data path per mask source (test_pipeline_transfers.py checks the same on the CPU) -------
+
+
+@pytest.mark.parametrize("source", ["sosnet", "thermal", "ensemble", "topic"])
+def test_each_mask_source_moves_data_once_each_way_and_matches_the_cpu(
+    source, tiny_autoencoder, tiny_sosnet, monkeypatch
+):
+    from test_pipeline_transfers import _instrument
+
+    config = PipelineConfig(mask_source=source, sos_size=(64, 64))
+    cpu = FusionPipeline(
+        copy.deepcopy(tiny_autoencoder), copy.deepcopy(tiny_sosnet), device="cpu", config=config
+    )
+    gpu = FusionPipeline(tiny_autoencoder, tiny_sosnet, device="cuda", config=config)
+    reads = _instrument(gpu, monkeypatch)
+    ir, vis = _pair()
+    mask = np.full(ir.shape, 200, np.uint8) if source == "topic" else None
+    for _ in range(3):  # eager, captured, replayed
+        with reads:
+            b = gpu(ir, vis, mask)
+    assert (gpu.transfer.uploads, gpu.transfer.downloads) == (3, 3)
+    assert reads.seen == [], f"host reads between upload and decoder: {reads.seen}"
+    a = cpu(ir, vis, mask)
+    assert np.abs(a.mask - b.mask).max() < 1e-3
+    assert (np.abs(a.fused.astype(int) - b.fused.astype(int)) <= 1).mean() >= 0.99
+
+
+def test_a_processing_size_is_applied_once_on_the_host(tiny_autoencoder, tiny_sosnet):
+    from sosmaskfuse_core.pipeline import FramePreparer, PairStage
+    from sosmaskfuse_core.pipeline.pair_stage import Frame
+
+    config = PipelineConfig(mask_source="ensemble", sos_size=(64, 64))
+    stages = [
+        PairStage(
+            FusionPipeline(
+                copy.deepcopy(tiny_autoencoder),
+                copy.deepcopy(tiny_sosnet),
+                device=device,
+                config=config,
+            ),
+            FramePreparer(size=(64, 48)),
+        )
+        for device in ("cpu", "cuda")
+    ]
+    rng = np.random.default_rng(1)
+    thermal = Frame(rng.integers(7000, 9000, (96, 128)).astype(np.uint16), "mono16")
+    visible = Frame(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "bgr8")
+    a, b = (s(thermal, visible) for s in stages)
+    assert b.fused.shape == (48, 64) and stages[1].pipeline.transfer.uploads == 1
+    assert (np.abs(a.fused.astype(int) - b.fused.astype(int)) <= 1).mean() >= 0.99

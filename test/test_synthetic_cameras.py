@@ -204,7 +204,7 @@ def test_synthetic_cameras_feed_the_fusion_node_end_to_end(session, tiny_checkpo
     cams = _cameras(session, ns, thermal_scale=0.5, rate=10.0)
     assert wait_for(
         lambda: listen.count("fused_image") >= 3 and listen.count("sos_mask") >= 1, 20
-    ), (fusion.counts, fusion._last_error)
+    ), (fusion.counts, fusion.report.last_error)
     fused = listen.msgs["fused_image"][-1]
     assert (fused.encoding, fused.width, fused.height) == ("mono8", 128, 96)
     assert fused.header.frame_id == "visible_optical_frame"
@@ -212,7 +212,7 @@ def test_synthetic_cameras_feed_the_fusion_node_end_to_end(session, tiny_checkpo
         _stamp(m) for m in listen.msgs["visible/image_raw"]
     }  # the visible frame's header
     assert (
-        fusion.counts["bad"] == {"thermal": 0, "visible": 0, "mask": 0}
-        and fusion.counts["failed"] == 0
+        fusion.counts.bad == {"thermal": 0, "visible": 0, "mask": 0}
+        and fusion.counts.failed == 0
     )
     _close(session, cams, listen.node, fusion)

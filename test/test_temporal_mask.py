@@ -104,8 +104,7 @@ def test_the_stage_smooths_computed_masks_in_order_and_batches_alike(tiny_autoen
     pipe = FusionPipeline(
         tiny_autoencoder,
         device="cpu",
-        config=PipelineConfig.paper(),
-        mask_source="thermal",
+        config=PipelineConfig.paper(mask_source="thermal"),
         thermal_masker=threshold,
     )
     irs, vis = _stage_pairs()
@@ -128,16 +127,16 @@ def test_the_stage_smooths_computed_masks_in_order_and_batches_alike(tiny_autoen
 
 def test_mask_smoothing_is_a_live_setting(tiny_autoencoder):
     from sosmaskfuse_core.pipeline import FusionPipeline, PairStage
-    from sosmaskfuse_core.pipeline.builder import live_update
+    from sosmaskfuse_core.pipeline.builder import LiveSettings
     from sosmaskfuse_core.settings import table
 
     stage = PairStage(FusionPipeline(tiny_autoencoder, device="cpu"))
     assert stage.smoother is None  # the library's stage smooths only when asked
     values = {**table.defaults(table.NODE)}
-    live_update(stage, values)()
+    LiveSettings.check(stage, values).apply(stage)
     assert stage.smoother is not None and stage.smoother.config.alpha == pytest.approx(0.4)
     with pytest.raises(ValueError, match="mask_smoothing"):
-        live_update(stage, {**values, "mask_smoothing": 1.0})
+        LiveSettings.check(stage, {**values, "mask_smoothing": 1.0})
     assert stage.smoother.config.alpha == pytest.approx(0.4)  # a refused value changes nothing
-    live_update(stage, {**values, "mask_smoothing": 0.0})()
+    LiveSettings.check(stage, {**values, "mask_smoothing": 0.0}).apply(stage)
     assert stage.smoother is None

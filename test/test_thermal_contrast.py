@@ -13,12 +13,12 @@ from sosmaskfuse_core.pipeline import FusionPipeline, PipelineConfig
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.thermal_contrast import (
     ContrastCarryConfig,
-    ThermalStretch,
     carry_thermal_contrast,
     local_background,
-    minmax_like,
-    percentile_levels,
 )
+from sosmaskfuse_core.thermal.stretch import ThermalStretch, percentile_levels
+
+minmax_like = pp.minmax_to_u8  # the paper's stretch with another image's range
 
 
 def t4(a) -> torch.Tensor:
@@ -64,8 +64,8 @@ def test_stretch_of_a_two_level_image_is_limited_by_max_gain():
 
 def test_stretch_never_compresses_a_full_range_image():
     ramp = t4(np.tile(np.arange(256.0), (4, 1)))
-    assert float(ThermalStretch().gain(ramp)) == pytest.approx(255.0 / (254 - 1))
-    assert float(ThermalStretch(low_percent=0.0, high_percent=100.0).gain(ramp)) == 1.0
+    assert float(ThermalStretch().limits(ramp)[1]) == pytest.approx(255.0 / (254 - 1))
+    assert float(ThermalStretch(low_percent=0.0, high_percent=100.0).limits(ramp)[1]) == 1.0
 
 
 def test_stretch_is_invariant_to_thermal_gain_and_offset():
@@ -221,7 +221,7 @@ def test_minmax_like_uses_the_reference_range():
 
 def test_the_mode_is_the_paper_pass_plus_the_carry(tiny_autoencoder):
     pipe = FusionPipeline(
-        tiny_autoencoder, device="cpu", mask_source="topic", config=PipelineConfig.paper()
+        tiny_autoencoder, device="cpu", config=PipelineConfig.paper(mask_source="topic")
     )
     rng = np.random.default_rng(0)
     ir, vis = rng.integers(0, 256, (2, 40, 56), dtype=np.uint8)
@@ -245,7 +245,7 @@ def shipped_pipeline():
         pytest.skip("no shipped autoencoder weights")
     model, _ = load_autoencoder(SHIPPED_AUTOENCODER)
     return FusionPipeline(
-        model, device="cpu", mask_source="topic", config=PipelineConfig(output_scaling="clip")
+        model, device="cpu", config=PipelineConfig(output_scaling="clip", mask_source="topic")
     )
 
 
@@ -283,8 +283,9 @@ def test_one_frame_computes_the_gain_normaliser_once(tiny_autoencoder, tiny_sosn
         tiny_autoencoder,
         tiny_sosnet,
         device="cpu",
-        mask_source="sosnet",
-        config=PipelineConfig(sos_size=(64, 64), fusion_mode="imvf-contrast"),
+        config=PipelineConfig(
+            sos_size=(64, 64), fusion_mode="imvf-contrast", mask_source="sosnet"
+        ),
     )
     assert pipe.config.mask_input_stretch
     calls = []

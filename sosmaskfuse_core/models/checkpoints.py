@@ -108,17 +108,6 @@ def _check_architecture(path: str, obj: Any, expected: str) -> str:
     return layout
 
 
-def load_state_strict(
-    model: nn.Module,
-    state: dict,
-    path: str,
-    to_ours: Callable[[str], str | None],
-    to_theirs: Callable[[str], str],
-) -> None:
-    """Copy `state` (keys in the file's layout) into `model`; a key problem names key and file."""
-    model.load_state_dict(check_state(model.state_dict(), state, path, to_ours, to_theirs))
-
-
 def check_state(
     ours: dict,
     state: dict,

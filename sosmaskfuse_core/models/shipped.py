@@ -41,7 +41,7 @@ def resolve_autoencoder(spec: str | None) -> tuple[str, str | None]:
     return str(path), spec or "default"
 
 
-def describe(meta: dict, shipped: bool | str) -> str:
+def describe(meta: dict, shipped: bool | str | None) -> str:
     """How a loaded file is named in logs.
 
     `shipped default <path>`, `shipped lite <path>`, `authors' weights <path>` or

@@ -1,10 +1,12 @@
-"""What runs the networks: PyTorch (channels_last, per-precision weight copies, CUDA graphs).
+"""What runs the networks: the `Backend` interface, PyTorch (NHWC, CUDA graphs), the choice.
 
-A backend runs the three network calls of a fused pair: the SOS network (`sos`), and the
-autoencoder with the fusion strategy between its encoder and decoder (`fuse`). The strategy
-always runs in fp32 PyTorch, whatever the backend and precision. `TorchBackend` is the default;
+A backend runs the network calls of a fused pair: the SOS network (`sos`), and the
+autoencoder with the fusion strategy between its encoder and decoder (`fuse`, written once in
+`Backend` on top of each backend's `encode` and `decode`). The strategy always runs in fp32
+PyTorch, whatever the backend and precision. `TorchBackend` is the default;
 `sosmaskfuse_core.pipeline.onnx_backend.OnnxRuntimeBackend` runs the same calls in ONNX
-Runtime. `make_backend` picks one from the `backend` setting.
+Runtime. `choose_backend` is the one place that says which backend a setting, device and
+precision give (and refuses an impossible combination); `make_backend` builds it.
 
 On CUDA, `TorchBackend` captures each call as a CUDA graph the second time it sees its input
 size and settings (`GraphCache`: a fixed-size video replays one graph per frame; a folder of
@@ -13,11 +15,13 @@ odd sizes never pays for a capture), keeping the last few sizes.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
@@ -25,20 +29,54 @@ from torch import nn
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
 from sosmaskfuse_core.settings.table import BACKENDS
 
-from .strategies import fuse_levels
+from .fusion_modes import FusionMode
 
 log = logging.getLogger(__name__)
 
+M = TypeVar("M", bound=nn.Module)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def encoder_batch(
-    ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor, mode: str
-) -> torch.Tensor:
-    """The encoder's input: [m ir, (1-m) ir, m vis, (1-m) vis] for imvf, [ir, vis] otherwise."""
-    if mode == "imvf":
-        return torch.cat([ir * mask, ir * (1.0 - mask), vis * mask, vis * (1.0 - mask)])
-    return torch.cat([ir, vis])
+class Backend(abc.ABC):
+    """What the pipeline asks of whatever runs the networks.
+
+    `autoencoder` and `sosnet` are the fp32 modules the backend was made from (for their
+    configuration; a backend never changes the caller's modules). Inputs are float tensors on
+    the pipeline's device; outputs are fp32 there.
+    """
+
+    name: str
+    autoencoder: IMVFAutoencoder
+    sosnet: nn.Module | None
+
+    @abc.abstractmethod
+    def encode(self, batch: torch.Tensor, precision: str) -> list[torch.Tensor]:
+        """The encoder's four feature maps of a batch of gray images (B x 1 x H x W)."""
+
+    @abc.abstractmethod
+    def decode(self, feats: Sequence[torch.Tensor], precision: str) -> torch.Tensor:
+        """The decoder's image (fp32, N x 1 x H x W) of four fused feature maps."""
+
+    @abc.abstractmethod
+    def sos(self, x: torch.Tensor, precision: str) -> torch.Tensor:
+        """The SOS network's logit (fp32) of its normalised input."""
+
+    def fuse(
+        self,
+        ir: torch.Tensor,
+        vis: torch.Tensor,
+        mask: torch.Tensor,
+        mode: FusionMode,
+        mu: float,
+        precision: str,
+    ) -> torch.Tensor:
+        """Float gray images and the mask (N x 1 x H x W) -> the decoder's output (fp32).
+
+        The encoder runs once on the mode's encoder batch, the strategy fuses each level in
+        fp32, the decoder runs once.
+        """
+        feats = self.encode(mode.encoder_input(ir, vis, mask), precision)
+        return self.decode(mode.fuse_levels(feats, ir.shape[0], mu), precision)
 
 
 # --- CUDA graphs, one per input size ---------------------------------------------------------
@@ -112,13 +150,13 @@ class GraphCache:
 # --- the PyTorch backend ----------------------------------------------------------------------
 
 
-class TorchBackend:
-    """The networks in PyTorch.
+class TorchBackend(Backend):
+    """The networks in PyTorch, on copies of the caller's modules.
 
     channels_last: store weights and activations NHWC (oneDNN on the CPU, cuDNN's tensor-core
         layout on CUDA); the results equal NCHW's up to float rounding.
     fp16/bf16 run on a converted copy of the weights (made once per precision), so inputs and
-        weights are cast once rather than at every layer; fp32 runs the modules as given.
+        weights are cast once rather than at every layer; fp32 runs the fp32 copy.
     cuda_graphs: on CUDA, replay a captured graph per input size (`GraphCache`).
     fp32 on CUDA is plain fp32: TF32 convolutions (PyTorch's cuDNN default) are turned off for
     its calls, so fp32 results stay those of the CPU; fp16/bf16 are the fast precisions.
@@ -136,23 +174,33 @@ class TorchBackend:
         cuda_graphs: bool = True,
         graph_capacity: int = 4,
     ) -> None:
-        self.autoencoder, self.sosnet, self.device = autoencoder, sosnet, device
+        self.device = device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        for module in (autoencoder, sosnet):
-            if module is not None:
-                module.to(memory_format=self.memory_format)
+        self.autoencoder = self._own(autoencoder)
+        self.sosnet = self._own(sosnet) if sosnet is not None else None
         self._copies: dict[tuple[str, str], nn.Module] = {}
         use_graphs = cuda_graphs and device.type == "cuda"
         self.graphs = GraphCache(graph_capacity) if use_graphs else None
 
+    def _own(self, module: M) -> M:
+        """The backend's own fp32 copy of a module, on its device and in its memory format."""
+        own = copy.deepcopy(module).eval().float()
+        # Module.to takes memory_format (torch's stubs do not list it)
+        return own.to(device=self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
+
     def _module(self, role: str, precision: str) -> nn.Module:
         master = self.autoencoder if role == "autoencoder" else self.sosnet
+        if master is None:
+            raise ValueError("this backend was made without an SOS network")
         if precision == "fp32":
             return master
         key = (role, precision)
         if key not in self._copies:
             self._copies[key] = copy.deepcopy(master).to(DTYPES[precision])
         return self._copies[key]
+
+    def _autoencoder(self, precision: str) -> IMVFAutoencoder:
+        return cast(IMVFAutoencoder, self._module("autoencoder", precision))
 
     def _numerics(self, precision: str):
         if self.device.type != "cuda" or precision != "fp32":
@@ -169,40 +217,34 @@ class TorchBackend:
         return x.to(DTYPES[precision], memory_format=self.memory_format)
 
     def encode(self, batch: torch.Tensor, precision: str) -> list[torch.Tensor]:
-        return self._module("autoencoder", precision).encoder(self._input(batch, precision))
+        return self._autoencoder(precision).encoder(self._input(batch, precision))
 
     def decode(self, feats: Sequence[torch.Tensor], precision: str) -> torch.Tensor:
-        decoder = self._module("autoencoder", precision).decoder
+        decoder = self._autoencoder(precision).decoder
         return decoder([self._input(f, precision) for f in feats]).float()
-
-    def _fuse_eager(self, ir, vis, mask, mode: str, mu: float, precision: str) -> torch.Tensor:
-        with self._numerics(precision):
-            feats = self.encode(encoder_batch(ir, vis, mask, mode), precision)
-            return self.decode(fuse_levels(mode, feats, ir.shape[0], mu), precision)
 
     def fuse(
         self,
         ir: torch.Tensor,
         vis: torch.Tensor,
         mask: torch.Tensor,
-        mode: str,
+        mode: FusionMode,
         mu: float,
         precision: str,
     ) -> torch.Tensor:
-        """Float gray images and the mask (N x 1 x H x W) -> the decoder's output (fp32)."""
+        """`Backend.fuse` with fp32 kept plain on CUDA and, there, one graph per input size."""
 
-        def run(ir, vis, mask):
-            return self._fuse_eager(ir, vis, mask, mode, mu, precision)
+        def run(ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            with self._numerics(precision):
+                return Backend.fuse(self, ir, vis, mask, mode, mu, precision)
 
         if self.graphs is None:
             return run(ir, vis, mask)
-        key = ("fuse", tuple(ir.shape), mode, float(mu), precision)
+        key = ("fuse", tuple(ir.shape), mode.name, float(mu), precision)
         return self.graphs.run(key, run, (ir, vis, mask))
 
     def sos(self, x: torch.Tensor, precision: str) -> torch.Tensor:
-        """The SOS network's logit (fp32) for its normalised input."""
-
-        def run(x):
+        def run(x: torch.Tensor) -> torch.Tensor:
             with self._numerics(precision):
                 return self._module("sosnet", precision)(self._input(x, precision)).float()
 
@@ -253,7 +295,7 @@ def make_backend(
     device: torch.device,
     precision: str,
     **options,
-):
+) -> Backend:
     """The backend object for a `backend` setting; `options` go to TorchBackend."""
     if choose_backend(backend, device, precision) == "onnxruntime":
         from .onnx_backend import OnnxRuntimeBackend

@@ -1,21 +1,25 @@
 """Building a pipeline: from checkpoint paths (or the shipped defaults), and from settings values.
 
-`build_pipeline` turns model options into a `FusionPipeline` and says which weights and which
-mask source it chose; `build_stage` turns a full set of settings values (node parameters or
-command-line options, names as in `sosmaskfuse_core.settings.table`) into the `PairStage` the
-node, the bag tool and the folder job run.
+`build_pipeline` is four steps, each its own function: `load_networks` reads the checkpoint
+files (or the shipped ones), `mask_source.resolve_mask_source` makes `auto` concrete,
+`describe_sources` says in words what runs, and `health.probe` refuses broken weights.
+`build_stage` turns a full set of settings values (node parameters or command-line options,
+names as in `sosmaskfuse_core.settings.table`) into the `PairStage` the node, the bag tool and
+the folder job run; `LiveSettings` checks and applies the live ones between pairs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
+from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
 from sosmaskfuse_core.models.shipped import (
     SHIPPED_SOSNET,
     describe,
@@ -24,11 +28,11 @@ from sosmaskfuse_core.models.shipped import (
 )
 from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.thermal.agc import ThermalAGC
-from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
 
 from .frames import FramePreparer, parse_homography
 from .fusion_pipeline import FusionPipeline, PipelineConfig
 from .health import probe
+from .mask_source import needs_network, resolve_mask_source
 from .pair_stage import PairStage
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,75 @@ class ModelSources:
         return f"autoencoder: {self.autoencoder}; mask: {self.mask}"
 
 
+@dataclass
+class Networks:
+    """The networks read from their files, with what the files say about them."""
+
+    autoencoder: IMVFAutoencoder
+    autoencoder_meta: dict
+    autoencoder_shipped: str | None  # "default" or "lite" for a shipped file, else None
+    sosnet: torch.nn.Module | None = None
+    sosnet_meta: dict = field(default_factory=dict)
+    sosnet_given: bool = False  # the user named the SOS file (else the shipped one, or none)
+
+    @property
+    def network(self) -> str:
+        """Where the SOS network comes from, as `resolve_mask_source` asks: none/shipped/given."""
+        if self.sosnet is None:
+            return "none"
+        return "given" if self.sosnet_given else "shipped"
+
+    @property
+    def sos_size(self) -> tuple[int, int] | None:
+        """The (width, height) our training runs record for the network; None for others."""
+        size = self.sosnet_meta.get("input_size")
+        return (int(size[0]), int(size[1])) if size else None
+
+
+def load_networks(
+    autoencoder: str | None, sosnet: str | None, *, with_sosnet: bool = True
+) -> Networks:
+    """The autoencoder and (with `with_sosnet`) the SOS network from their files.
+
+    Empty paths mean the shipped files; `autoencoder` may also name a shipped model ("lite").
+    An SOS network asked for by path must load; the shipped one is used where it ships.
+    Raises OSError (a missing file), ValueError or RuntimeError (a file that is not usable).
+    """
+    ae_path, shipped_name = resolve_autoencoder(autoencoder)  # "", "lite" or a path
+    ae, ae_meta = load_autoencoder(ae_path)
+    networks = Networks(ae, ae_meta, shipped_name)
+    if with_sosnet:
+        sos_path = sosnet or shipped_or_none(SHIPPED_SOSNET)
+        if sos_path:
+            networks.sosnet, networks.sosnet_meta = load_sosnet(sos_path)
+            networks.sosnet_given = bool(sosnet)
+    return networks
+
+
+def describe_sources(networks: Networks, mask_source: str) -> ModelSources:
+    """What runs, in words: `autoencoder: shipped default <file>; mask: shipped SOS network...`."""
+    if mask_source == "thermal":
+        mask = "classical thermal hot-object mask (no network)"
+    elif mask_source == "topic":
+        mask = "masks given with each pair"
+    else:
+        meta = networks.sosnet_meta
+        mask = (
+            "SOS network, " + describe(meta, False)
+            if networks.sosnet_given
+            else f"shipped SOS network {meta['path']}"
+        )
+        if networks.sos_size:
+            mask += f" at {networks.sos_size[0]}x{networks.sos_size[1]}"
+        if mask_source == "ensemble":
+            mask += ", averaged with the classical thermal mask"
+    return ModelSources(
+        autoencoder=describe(networks.autoencoder_meta, networks.autoencoder_shipped),
+        mask=mask,
+        sosnet_metadata=networks.sosnet_meta if needs_network(mask_source) else {},
+    )
+
+
 def build_pipeline(
     autoencoder: str | None = None,
     sosnet: str | None = None,
@@ -58,78 +131,39 @@ def build_pipeline(
 ) -> tuple[FusionPipeline, ModelSources]:
     """A pipeline from checkpoint paths; empty paths mean the shipped defaults.
 
-    `autoencoder` may also name a shipped model: "lite". mask_source `auto` runs the shipped
-    SOS network averaged with the classical thermal mask (`ensemble`: what measured best on
-    held-out ground-level scenes, models/weights/MODEL_CARD_sosnet.md), SOS weights you give
-    alone (`sosnet`), and the classical mask (`thermal`) where there is no network; `topic`
-    expects a mask with every pair. `backend` is torch, onnxruntime or auto.
+    `autoencoder` may also name a shipped model: "lite". `mask_source` (see
+    `mask_source.resolve_mask_source`): `auto` runs the shipped SOS network averaged with the
+    classical thermal mask (`ensemble`), SOS weights you give alone (`sosnet`), and the
+    classical mask (`thermal`) where there is no network; `topic` expects a mask with every
+    pair. `backend` is torch, onnxruntime or auto. The pipeline is probed before it is returned
+    (`health.probe`).
     """
     table.by_name("mask_source").check(mask_source)
     table.by_name("backend").check(backend)
-    ae_path, shipped_name = resolve_autoencoder(autoencoder)  # "", "lite" or a path
-    ae, ae_meta = load_autoencoder(ae_path)
-    ae_desc = describe(ae_meta, shipped_name)
-
-    sos = None
-    sos_desc = ""
-    sos_meta: dict = {}
-    if mask_source in ("sosnet", "ensemble", "auto"):
-        sos_path = sosnet or shipped_or_none(SHIPPED_SOSNET)
-        if mask_source != "auto" and sos_path is None:
-            raise FileNotFoundError(
-                f"mask_source {mask_source!r} needs SOS network weights (none given, none shipped)"
-            )
-        if sos_path:
-            sos, sos_meta = load_sosnet(sos_path)
-            # "shipped SOS network <file>" / "SOS network, authors' weights <file>" / ...
-            sos_desc = (
-                f"shipped SOS network {sos_meta['path']}"
-                if not sosnet
-                else "SOS network, " + describe(sos_meta, False)
-            )
-            trained_size = sos_meta.get("input_size")  # our runs record the size they trained at
-            if trained_size:
-                config = (config or PipelineConfig()).replace(
-                    sos_size=tuple(int(v) for v in trained_size)
-                )
-                sos_desc += f" at {trained_size[0]}x{trained_size[1]}"
-    if mask_source == "auto":
-        mask_source = "thermal" if sos is None else ("sosnet" if sosnet else "ensemble")
-    if mask_source == "ensemble":
-        sos_desc += ", averaged with the classical thermal mask"
-    elif mask_source == "thermal":
-        sos_desc = "classical thermal hot-object mask (no network)"
-    elif mask_source == "topic":
-        sos_desc = "masks given with each pair"
+    networks = load_networks(
+        autoencoder, sosnet, with_sosnet=mask_source in ("auto", "sosnet", "ensemble")
+    )
+    if needs_network(mask_source) and networks.sosnet is None:
+        raise FileNotFoundError(
+            f"mask_source {mask_source!r} needs SOS network weights (none given, none shipped)"
+        )
+    source = resolve_mask_source(mask_source, networks.network)
+    config = config or PipelineConfig()
+    changes: dict[str, Any] = {"mask_source": source}
+    if needs_network(source) and networks.sos_size:  # the size our runs trained at
+        changes["sos_size"] = networks.sos_size
+    config = dataclasses.replace(config, **changes)
+    sos = networks.sosnet if needs_network(source) else None
     pipeline = FusionPipeline(
-        ae,
-        sos,
-        config=config,
-        device=device,
-        mask_source=mask_source,
-        thermal_masker=ThermalHotObjectMasker(),
-        backend=backend,
+        networks.autoencoder, sos, config=config, device=device, backend=backend
     )
-    sources = ModelSources(
-        autoencoder=ae_desc, mask=sos_desc, sosnet_metadata=sos_meta if sos is not None else {}
-    )
-    probe(pipeline, what=str(sources))  # numerically broken weights are refused here, at load
+    sources = describe_sources(networks, source)
+    probe(pipeline, what=str(sources))  # broken or useless weights are refused here, at load
     log.info("pipeline on %s (%s backend): %s", pipeline.device, pipeline.backend.name, sources)
     return pipeline, sources
 
 
 # --- from settings values ----------------------------------------------------------------------
-
-#: Settings that are PipelineConfig fields of the same name.
-PIPELINE_SETTINGS = (
-    "fusion_mode",
-    "mu",
-    "mask_threshold",
-    "mask_input_stretch",
-    "output_scaling",
-    "precision",
-    "color_output",
-)
 
 
 def process_size(values: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -142,10 +176,7 @@ def process_size(values: Mapping[str, Any]) -> tuple[int, int] | None:
 
 def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
     """The PipelineConfig named by settings values (ValueError for a bad one)."""
-    return PipelineConfig(
-        **{k: values[k] for k in PIPELINE_SETTINGS if k in values},
-        process_size=process_size(values),
-    )
+    return PipelineConfig(**{k: values[k] for k in PipelineConfig.SETTINGS if k in values})
 
 
 def frame_preparer(values: Mapping[str, Any]) -> FramePreparer:
@@ -169,13 +200,13 @@ def build_stage(
     Raises ValueError (a bad value), OSError (a missing file), RuntimeError.
     """
     values = {**values, **model_overrides}
-    table.check_values({k: v for k, v in values.items() if _is_setting(k)})
+    table.check_values({k: v for k, v in values.items() if table.is_setting(k)})
     config = pipeline_config(values)
     preparer = frame_preparer(values)
     pipeline, sources = build_pipeline(
         values.get("autoencoder_weights") or None,
         values.get("sosnet_weights") or None,
-        mask_source=values.get("mask_source", "auto"),
+        mask_source=config.mask_source,
         device=values.get("device", "auto"),
         config=config,
         backend=values.get("backend", table.default("backend")),
@@ -189,34 +220,43 @@ def build_stage(
     return stage, sources
 
 
-def _is_setting(name: str) -> bool:
-    try:
-        table.by_name(name)
-    except KeyError:
-        return False
-    return True
+@dataclass(frozen=True)
+class LiveSettings:
+    """The live settings of one set of values, checked against a stage; `apply` sets them.
 
-
-def live_update(stage: PairStage, values: Mapping[str, Any]) -> Callable[[], None]:
-    """Check the live settings in `values` against `stage`; return the function that applies them.
-
-    `values` is the node's full set, changes merged in; the function applies them between two
-    pairs. ValueError, changing nothing, when a value or a combination is refused (e.g.
-    fixed_min above fixed_max).
+    Made by `LiveSettings.check(stage, values)` (ValueError, changing nothing, when a value or
+    a combination is refused, e.g. agc_min above agc_max); `apply(stage)` changes the stage
+    between two pairs.
     """
-    config = stage.pipeline.config.replace(
-        **{k: values[k] for k in PIPELINE_SETTINGS if k in values}
-    )
-    agc = ThermalAGC.from_settings(values)
-    gray_visible = not config.color_output
-    with_mask = values.get("publish_mask", stage.with_mask)
-    smoothing = values.get("mask_smoothing", stage.mask_smoothing)
-    table.by_name("mask_smoothing").check(smoothing)
 
-    def apply() -> None:
-        stage.pipeline.update(**{k: getattr(config, k) for k in PIPELINE_SETTINGS})
-        stage.replace_preparer(agc=agc, gray_visible=gray_visible)
-        stage.with_mask = with_mask
-        stage.set_mask_smoothing(smoothing)
+    pipeline: dict[str, Any]
+    agc: ThermalAGC
+    gray_visible: bool
+    with_mask: bool
+    mask_smoothing: float
 
-    return apply
+    @classmethod
+    def check(cls, stage: PairStage, values: Mapping[str, Any]) -> LiveSettings:
+        """The live settings in `values` (the full set, changes merged in), validated."""
+        live = {k: values[k] for k in PipelineConfig.SETTINGS if k in values and _is_live(k)}
+        config = dataclasses.replace(stage.pipeline.config, **live)
+        smoothing = values.get("mask_smoothing", stage.mask_smoothing)
+        table.by_name("mask_smoothing").check(smoothing)
+        return cls(
+            pipeline=live,
+            agc=ThermalAGC.from_settings(values),
+            gray_visible=not config.color_output,
+            with_mask=values.get("publish_mask", stage.with_mask),
+            mask_smoothing=smoothing,
+        )
+
+    def apply(self, stage: PairStage) -> None:
+        """Set these values on the stage (the pipeline's own lock keeps a pair in flight whole)."""
+        stage.pipeline.update(**self.pipeline)
+        stage.replace_preparer(agc=self.agc, gray_visible=self.gray_visible)
+        stage.with_mask = self.with_mask
+        stage.set_mask_smoothing(self.mask_smoothing)
+
+
+def _is_live(name: str) -> bool:
+    return table.by_name(name).live

@@ -83,18 +83,15 @@ def register_thermal(
     thermal image is warped once, straight to the target grid (pixels it does not cover are 0);
     without one it is resized, which assumes both cameras see the same field of view.
     """
-    size_wh = tuple(size_wh or visible_wh)
+    target = size_wh or visible_wh
     if homography is None:
-        return resize(thermal, size_wh)
-    warp = (
-        homography
-        if size_wh == tuple(visible_wh)
-        else pixel_scaling(visible_wh, size_wh) @ homography
-    )
+        return resize(thermal, target)
+    if tuple(target) != tuple(visible_wh):
+        homography = pixel_scaling(visible_wh, target) @ homography
     return cv2.warpPerspective(
         thermal,
-        warp,
-        size_wh,
+        homography,
+        target,
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
@@ -148,7 +145,7 @@ class FramePreparer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both images in the visible camera's grid at the processing size."""
         visible_wh = (visible.shape[1], visible.shape[0])
-        size_wh = tuple(self.size or visible_wh)
+        size_wh = self.size or visible_wh
         vis = resize(self.visible(visible, visible_encoding), size_wh)
         ir = register_thermal(
             self.thermal(thermal, thermal_encoding), visible_wh, self.homography, size_wh
@@ -165,4 +162,4 @@ class FramePreparer:
                 f"mask is {mask.shape[1]}x{mask.shape[0]}, visible is "
                 f"{visible_wh[0]}x{visible_wh[1]}"
             )
-        return resize(mask, tuple(self.size or visible_wh))
+        return resize(mask, self.size or visible_wh)

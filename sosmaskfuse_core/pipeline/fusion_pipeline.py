@@ -1,14 +1,24 @@
 """The fusion pipeline: thermal + visible frames in, salient-object mask and fused image out.
 
-One `FusionPipeline` holds the networks on their device and is called per frame (or per
-batch of same-sized frames). Inputs are NumPy arrays (uint8, or uint16 thermal counts; H x W
-or H x W x 3 in OpenCV's BGR order) or torch tensors (uint8, or float gray levels 0..255)
-already on the pipeline's device; results come back in the same kind.
+One `FusionPipeline` holds the networks (through its backend) on one device and is called per
+frame, or per batch of same-sized frames. Inputs are NumPy arrays (uint8, H x W or H x W x 3 in
+OpenCV's BGR order) or torch tensors (uint8, or float gray levels 0..255) already on the
+pipeline's device; results come back in the same kind. Raw thermal counts, registration and the
+processing size are the frame preparer's business (`frames.FramePreparer`, through `PairStage`):
+the pipeline fuses the 8-bit images it is given, at their size.
 
 `PipelineConfig.paper()` (fusion mode `imvf`) reproduces the reference implementation number
 for number (docs/algorithm.md); the default, `imvf-contrast`, runs the same passes and then
 keeps the thermal targets' contrast (docs/thermal_contrast.md); other settings trade
 exactness for video use.
+
+A call, step by step (`fuse_batch`): `_load` checks and stacks the inputs, makes the classical
+thermal mask on the host where the mask source needs it, and uploads everything in one copy;
+`_mask_probability` runs the SOS network on the device and combines; the stream's mask filter
+(smoothing) and `_fusion_mask` follow; `_decode` runs the autoencoder and the strategy through
+the backend and, for `imvf-contrast`, carries the thermal contrast; `_output_images` scales to
+8 bit; `_finish` checks that the output is finite and brings what was asked for back in one
+copy. Between the upload and the decoder's output nothing waits for the host.
 """
 
 from __future__ import annotations
@@ -24,109 +34,42 @@ import numpy as np
 import torch
 
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
-from sosmaskfuse_core.models.sos_hrnet import SOSNet
-from sosmaskfuse_core.settings import table
-from sosmaskfuse_core.thermal.agc import ThermalAGC
+from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
+from sosmaskfuse_core.thermal.stretch import StretchLimits
 
 from . import preprocessing as pp
-from .backends import make_backend
+from .backends import Backend, choose_backend, make_backend
+from .config import PipelineConfig
 from .devices import check_precision, resolve_device
-from .health import check_finite
-from .thermal_contrast import (
-    ContrastCarryConfig,
-    carry_thermal_contrast,
-    feature_strategy,
-)
-from .transfer import MIN_SIZE, Uploader, download, mask_tensor, mask_to_float, to_u8_tensor
+from .health import count_non_finite, raise_if_non_finite
+from .mask_source import needs_classical, needs_network, resolve_mask_source
+from .thermal_contrast import carry_thermal_contrast
+from .transfer import MIN_SIZE, DeviceTransfer, mask_tensor, mask_to_float, to_u8_tensor
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "MIN_SIZE",
+    "OUTPUTS",
+    "FusionPipeline",
+    "FusionResult",
+    "MaskFilter",
+    "PipelineConfig",
+]
+
 Image = Union[np.ndarray, torch.Tensor]
-#: The mask sources a pipeline can run: `topic` means the caller supplies a mask with every pair.
-MASK_SOURCES = tuple(s for s in table.MASK_SOURCES if s != "auto")
 #: What `fuse_batch` can return (see FusionResult); callers ask only for what they use.
 OUTPUTS = ("mask", "mask_u8", "fused", "raw")
 #: A stream's filter of the masks the pipeline computes: (probabilities N x 1 x H x W, thermal
 #: luma N x 1 x H x W, both on the pipeline's device) -> probabilities (`PairStage` smooths).
 MaskFilter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """What the pipeline computes; `PipelineConfig.paper()` is the paper's.
-
-    User-facing fields take their defaults and checks from the settings table
-    (`sosmaskfuse_core.settings.table`), so the default fusion mode is `imvf-contrast`.
-
-    fusion_mode: `imvf-contrast` (IMV-F, then each thermal target's gain-normalised contrast
-        carried onto the fused local background: `thermal_contrast`), `imvf` (the paper) or
-        the mask-free baselines `sca` and `addition`.
-    contrast: the settings of `imvf-contrast` (`ContrastCarryConfig`).
-    mu: IMV-F foreground weight of the thermal features (0..1).
-    mask_threshold: None keeps the soft mask (as the paper's code); a value in (0, 1)
-        binarises the mask probability at it.
-    mask_input_stretch: the SOS network sees the thermal frame through `contrast.stretch`
-        (the gain normaliser), so its mask is the same whatever the camera's gain and
-        offset; False = the paper's input.
-    sos_size: (width, height) the SOS network sees; None runs it at the image size
-        rounded down to a multiple of 32 (keeps the aspect ratio; cheaper for small frames).
-    quantize_mask: round the soft mask to 8 bits, as the reference does by writing a PNG.
-    output_scaling: `minmax` (the paper: per-image stretch, truncating cast) or `clip`
-        (round and clip the decoder's gray levels: no frame-to-frame flicker on video).
-    precision: fp32, fp16 (CUDA only) or bf16; the fusion strategy always runs in fp32.
-    process_size: (width, height) to resize both inputs to before anything else; None = native.
-    color_output: return BGR, the fused image as luma with the visible image's chroma.
-    """
-
-    fusion_mode: str = table.default("fusion_mode")
-    mu: float = table.default("mu")
-    mask_threshold: float | None = table.default("mask_threshold")
-    mask_input_stretch: bool = table.default("mask_input_stretch")
-    sos_size: tuple[int, int] | None = pp.PAPER_SOS_SIZE
-    quantize_mask: bool = True
-    output_scaling: str = table.default("output_scaling")
-    precision: str = table.default("precision")
-    process_size: tuple[int, int] | None = None
-    color_output: bool = table.default("color_output")
-    contrast: ContrastCarryConfig = dataclasses.field(default_factory=ContrastCarryConfig)
-
-    @property
-    def carries_contrast(self) -> bool:
-        """Whether the mode carries the thermal contrast after the decoder (`imvf-contrast`)."""
-        return feature_strategy(self.fusion_mode) != self.fusion_mode
-
-    @classmethod
-    def paper(cls, **changes) -> PipelineConfig:
-        """The reference implementation's settings (IMV-F, the per-frame min-max stretch)."""
-        paper = {"fusion_mode": "imvf", "output_scaling": "minmax", "mask_input_stretch": False}
-        return cls(**{**paper, **changes})
-
-    def __post_init__(self) -> None:
-        for name in (
-            "fusion_mode",
-            "mu",
-            "mask_threshold",
-            "mask_input_stretch",
-            "output_scaling",
-            "precision",
-            "color_output",
-        ):
-            table.by_name(name).check(getattr(self, name))
-        for name in ("sos_size", "process_size"):
-            size = getattr(self, name)
-            if size is not None and (len(size) != 2 or min(int(s) for s in size) < MIN_SIZE):
-                raise ValueError(
-                    f"{name} {size}: expected (width, height), each at least {MIN_SIZE}"
-                )
-
-    def replace(self, **changes) -> PipelineConfig:
-        """A validated copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+#: A classical thermal mask: 8-bit gray H x W -> probability H x W in [0, 1] (on the host).
+ThermalMasker = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
 class FusionResult:
-    """One fused pair, as arrays (or tensors, for tensor inputs) of the processed size.
+    """One fused pair, as arrays (or tensors, for tensor inputs) of the input size.
 
     A field the caller did not ask for (`fuse_batch(outputs=...)`) is None.
 
@@ -142,51 +85,59 @@ class FusionResult:
     raw: Image | None = None
 
 
+@dataclass
+class _Batch:
+    """One call's inputs on the pipeline's device: N pairs of one size (`_load`)."""
+
+    ir: torch.Tensor  # N x C x H x W uint8 (C = 1, 3 or 4)
+    vis: torch.Tensor | None  # N x C x H x W uint8; None when only the mask is asked for
+    ir_y: torch.Tensor  # N x 1 x H x W uint8 luma (ir itself when it is gray)
+    vis_y: torch.Tensor | None  # the visible luma, likewise
+    given: torch.Tensor | None  # masks given with the pairs, float N x 1 x H x W in [0, 1]
+    classical: torch.Tensor | None  # the classical mask's probability, float N x 1 x H x W
+    on_host: bool  # the inputs were NumPy arrays: the results go back as arrays
+
+    @property
+    def n(self) -> int:
+        return int(self.ir.shape[0])
+
+
 class FusionPipeline:
     """SOS mask + IMV-F fusion on one device. Thread-safe: one call runs at a time.
 
     backend: `torch`, `onnxruntime` (CPU fp32) or `auto` (`backends.choose_backend`);
-    `backend_options` go to `TorchBackend` (channels_last, cuda_graphs). On CUDA, NumPy inputs
-    reach the device in one copy per call through a pinned buffer, the outputs asked for come
-    back in one copy, and every network runs on the caller's current stream.
+    `backend_options` go to `TorchBackend` (channels_last, cuda_graphs). The backend runs its
+    own copies of `autoencoder` and `sosnet`: the caller's modules are left as they are.
+    thermal_masker: the classical mask (default `ThermalHotObjectMasker`), for the `thermal`
+    and `ensemble` sources. On CUDA, NumPy inputs reach the device in one copy per call
+    through a pinned buffer, the outputs asked for come back in one copy, and every network
+    runs on the caller's current stream.
     """
 
     def __init__(
         self,
         autoencoder: IMVFAutoencoder,
-        sosnet: SOSNet | None = None,
+        sosnet: torch.nn.Module | None = None,
         *,
         config: PipelineConfig | None = None,
         device: str | torch.device = "auto",
-        mask_source: str | None = None,
-        thermal_masker: Callable[[np.ndarray], np.ndarray] | None = None,
+        thermal_masker: ThermalMasker | None = None,
         backend: str = "torch",
         backend_options: dict | None = None,
     ) -> None:
         self.device = resolve_device(device)
-        self._config = config or PipelineConfig()
-        check_precision(self._config.precision, self.device)
-        self.autoencoder = autoencoder.to(self.device).eval()
-        self.sosnet = sosnet.to(self.device).eval() if sosnet is not None else None
-        self.backend = make_backend(
-            backend,
-            self.autoencoder,
-            self.sosnet,
-            self.device,
-            self._config.precision,
-            **(backend_options or {}),
+        config = config or PipelineConfig()
+        network = "given" if sosnet is not None else "none"
+        config = dataclasses.replace(
+            config, mask_source=resolve_mask_source(config.mask_source, network)
         )
-        self._uploader = Uploader(self.device)
-        self.thermal_masker = thermal_masker
-        self.thermal_agc = (
-            ThermalAGC()
-        )  # uint16 arrays given to the Python API; streams bring their own
-        if mask_source is None:
-            mask_source = (
-                "sosnet" if sosnet is not None else ("thermal" if thermal_masker else "topic")
-            )
-        self.mask_source = mask_source
-        self._check_mask_source(mask_source)
+        check_precision(config.precision, self.device)
+        self.backend: Backend = make_backend(
+            backend, autoencoder, sosnet, self.device, config.precision, **(backend_options or {})
+        )
+        self.thermal_masker: ThermalMasker = thermal_masker or ThermalHotObjectMasker()
+        self.transfer = DeviceTransfer(self.device)
+        self._config = config
         self._lock = threading.Lock()
 
     # --- configuration ----------------------------------------------------------------------
@@ -195,28 +146,33 @@ class FusionPipeline:
     def config(self) -> PipelineConfig:
         return self._config
 
+    @property
+    def mask_source(self) -> str:
+        """The mask source the pipeline runs (`auto` already resolved)."""
+        return self._config.mask_source
+
+    @property
+    def autoencoder(self) -> IMVFAutoencoder:
+        """The autoencoder the backend runs (its fp32 module)."""
+        return self.backend.autoencoder
+
+    @property
+    def sosnet(self) -> torch.nn.Module | None:
+        """The SOS network the backend runs (its fp32 module), if any."""
+        return self.backend.sosnet
+
     def update(self, **changes) -> PipelineConfig:
         """Change settings between frames (validated; a bad value raises and changes nothing)."""
-        mask_source = changes.pop("mask_source", None)
-        new = self._config.replace(**changes)
+        new = dataclasses.replace(self._config, **changes)
         check_precision(new.precision, self.device)
-        if self.backend.name == "onnxruntime" and new.precision != "fp32":
-            raise ValueError(f"backend 'onnxruntime' runs fp32 only (asked: {new.precision})")
-        if mask_source is not None:
-            self._check_mask_source(mask_source)
+        choose_backend(self.backend.name, self.device, new.precision)  # e.g. ONNX is fp32 only
+        if new.mask_source == "auto":
+            raise ValueError("mask_source 'auto' is resolved when the pipeline is built")
+        if needs_network(new.mask_source) and self.sosnet is None:
+            raise ValueError(f"mask_source {new.mask_source!r} needs SOS network weights")
         with self._lock:
             self._config = new
-            if mask_source is not None:
-                self.mask_source = mask_source
         return new
-
-    def _check_mask_source(self, source: str) -> None:
-        if source not in MASK_SOURCES:
-            raise ValueError(f"mask_source {source!r}: expected one of {', '.join(MASK_SOURCES)}")
-        if source in ("sosnet", "ensemble") and self.sosnet is None:
-            raise ValueError(f"mask_source {source!r} needs SOS network weights")
-        if source in ("thermal", "ensemble") and self.thermal_masker is None:
-            raise ValueError(f"mask_source {source!r} needs a thermal masker")
 
     # --- public calls ---------------------------------------------------------------------------
 
@@ -244,168 +200,185 @@ class FusionPipeline:
     ) -> list[FusionResult]:
         """Fuse N same-sized pairs in one pass (the encoder sees 4N images at once).
 
-        `outputs` names the FusionResult fields to fill (the others stay None): each one costs
-        a device -> host copy for NumPy inputs. `mask_filter` sees the mask probabilities the
-        pipeline computes (SOS network, classical mask; not the masks given), in pair order.
+        `outputs` names the FusionResult fields to fill (the others stay None). `mask_filter`
+        sees the mask probabilities the pipeline computes (SOS network, classical mask; not
+        the masks given), in pair order.
         """
-        unknown = set(outputs) - set(OUTPUTS)
-        if unknown:
-            raise ValueError(
-                f"unknown outputs {sorted(unknown)}; expected some of {', '.join(OUTPUTS)}"
-            )
-        if len(thermals) != len(visibles) or not thermals:
-            raise ValueError(
-                f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})"
-            )
-        if masks is not None and len(masks) != len(thermals):
-            raise ValueError(f"got {len(masks)} masks for {len(thermals)} pairs")
-        as_numpy = not isinstance(thermals[0], torch.Tensor)
+        _check_request(thermals, visibles, masks, outputs)
         with self._lock:
-            cfg, source = self._config, self.mask_source
-            ir = self._stack([self._thermal_u8(t) for t in thermals], "thermal")
-            vis = self._stack([to_u8_tensor(v, "visible") for v in visibles], "visible")
-            given = None
-            if masks is not None:
-                given = self._stack([mask_tensor(m) for m in masks], "mask")
-            _check_sizes(ir, vis, given)
-            computed = given is None
-            if (
-                given is None
-                and source == "thermal"
-                and cfg.process_size is None
-                and ir.device != self.device
-            ):  # the classical mask of host frames is made on the host, before the upload
-                given = self._mask_probability(ir, pp.luma_u8(ir), cfg, source)
-            pieces = self._uploader.upload([ir, vis] + ([given] if given is not None else []))
-            ir, vis = pieces[:2]
-            given = mask_to_float(pieces[2]) if given is not None else None
-            if cfg.process_size is not None:
-                size_hw = (int(cfg.process_size[1]), int(cfg.process_size[0]))
-                ir, vis = _resize_u8(ir, size_hw), _resize_u8(vis, size_hw)
-                if given is not None:
-                    given = pp.resize_bilinear(given, size_hw)
-            ir_y, vis_y = pp.luma_u8(ir), pp.luma_u8(vis)
-            ir_limits = None  # the gain normaliser's limits of this thermal frame, computed once
-            stretches_sos_input = given is None and cfg.mask_input_stretch and source != "thermal"
-            if stretches_sos_input or cfg.carries_contrast:
-                ir_limits = cfg.contrast.stretch.limits(ir_y)
-            prob = (
-                given
-                if given is not None
-                else self._mask_probability(ir, ir_y, cfg, source, ir_limits)
-            )
-            if computed and mask_filter is not None:
-                prob = mask_filter(prob, ir_y)
-            mask = self._fusion_mask(prob, cfg)
-            raw, limits = self._fuse(ir_y.float(), vis_y.float(), mask, cfg, ir_limits)
-            check_finite(raw)  # NaN would be stretched into a plausible-looking black frame
-            out: dict[str, torch.Tensor] = {"mask": mask[:, 0], "raw": raw[:, 0]}
-            if "fused" in outputs:
-                if cfg.output_scaling == "clip":
-                    fused = pp.clip_to_u8(raw)
-                else:
-                    fused = pp.minmax_to_u8(raw, limits)
-                if cfg.color_output and vis.shape[1] >= 3:
-                    fused = _with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
-                else:
-                    fused = fused[:, 0]
-                out["fused"] = fused
-            if "mask_u8" in outputs:
-                out["mask_u8"] = pp.quantize_mask(mask)[:, 0]
-            wanted = {k: v for k, v in out.items() if k in outputs}
-            if as_numpy:
-                wanted = download(wanted)  # one device -> host copy for the whole batch
-        return [FusionResult(**{k: v[i] for k, v in wanted.items()}) for i in range(len(thermals))]
+            cfg = self._config
+            batch = self._load(thermals, visibles, masks, cfg)
+            limits = self._stretch_limits(batch, cfg)
+            prob = self._mask_probability(batch, cfg, limits)
+            if batch.given is None and mask_filter is not None:
+                prob = mask_filter(prob, batch.ir_y)
+            mask = _fusion_mask(prob, cfg)
+            raw, range_of = self._decode(batch, mask, cfg, limits)
+            images = _output_images(raw, range_of, mask, batch, cfg, outputs)
+            results = self._finish(images, raw, batch)
+        return [FusionResult(**{k: v[i] for k, v in results.items()}) for i in range(batch.n)]
 
+    @torch.inference_mode()
     def mask(self, thermal: Image) -> Image:
-        """The SOS probability map (float32 H x W in [0, 1]) of one thermal frame."""
-        with torch.inference_mode(), self._lock:
-            ir = self._uploader.upload([self._thermal_u8(thermal)[None]])[0]
-            prob = self._mask_probability(ir, pp.luma_u8(ir), self._config, self.mask_source)[0, 0]
-        return prob.cpu().numpy() if not isinstance(thermal, torch.Tensor) else prob
+        """The mask probability (float32 H x W in [0, 1]) the pipeline makes of a thermal frame."""
+        with self._lock:
+            cfg = self._config
+            batch = self._load([thermal], None, None, cfg)
+            prob = self._mask_probability(batch, cfg, self._stretch_limits(batch, cfg))[0, 0]
+        return self.transfer.download({"mask": prob})["mask"] if batch.on_host else prob
 
-    # --- stages -------------------------------------------------------------------------------
+    # --- the steps of a call ---------------------------------------------------------------------
 
-    def _thermal_u8(self, thermal: Image) -> torch.Tensor:
-        if isinstance(thermal, np.ndarray) and thermal.dtype == np.uint16:
-            thermal = self.thermal_agc.apply(thermal)
-        return to_u8_tensor(thermal, "thermal")
+    def _load(
+        self,
+        thermals: Sequence[Image],
+        visibles: Sequence[Image] | None,
+        masks: Sequence[Image] | None,
+        cfg: PipelineConfig,
+    ) -> _Batch:
+        """Check and stack the inputs, make the classical mask where it is needed, upload once."""
+        ir = _stack([to_u8_tensor(t, "thermal") for t in thermals], "thermal")
+        vis = None
+        if visibles is not None:
+            vis = _stack([to_u8_tensor(v, "visible") for v in visibles], "visible")
+        given = None if masks is None else _stack([mask_tensor(m) for m in masks], "mask")
+        _check_sizes(ir, vis, given)
+        ir_y = classical = None
+        if given is None and needs_classical(cfg.mask_source):
+            ir_y = pp.luma_u8(ir)
+            classical = self._classical_mask(ir_y)  # a host algorithm: before the upload
+        send_luma = ir_y is not None and ir.shape[1] > 1  # computed once, for both sides
+        send = [t for t in (ir, vis, given, classical) if t is not None]
+        if send_luma:
+            assert ir_y is not None
+            send.append(ir_y)
+        pieces = self.transfer.upload(send)
+        ir = pieces.pop(0)
+        vis = pieces.pop(0) if vis is not None else None
+        given = mask_to_float(pieces.pop(0)) if given is not None else None
+        classical = pieces.pop(0) if classical is not None else None
+        ir_y = pieces.pop(0) if send_luma else pp.luma_u8(ir)
+        vis_y = pp.luma_u8(vis) if vis is not None else None
+        on_host = not isinstance(thermals[0], torch.Tensor)
+        return _Batch(ir, vis, ir_y, vis_y, given, classical, on_host)
+
+    def _classical_mask(self, ir_y: torch.Tensor) -> torch.Tensor:
+        """The classical thermal mask of each gray frame (N x 1 x H x W float32, on the host)."""
+        gray = ir_y[:, 0].cpu().numpy()  # a no-op for host frames
+        probs = [np.asarray(self.thermal_masker(g), dtype=np.float32) for g in gray]
+        return torch.from_numpy(np.stack(probs)[:, None])
 
     @staticmethod
-    def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
-        shapes = {tuple(t.shape) for t in images}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}"
-            )
-        return torch.stack(images)
+    def _stretch_limits(batch: _Batch, cfg: PipelineConfig) -> StretchLimits | None:
+        """The gain normaliser's limits of the thermal frames, once per call, if used."""
+        stretches_sos_input = (
+            batch.given is None and cfg.mask_input_stretch and needs_network(cfg.mask_source)
+        )
+        if stretches_sos_input or cfg.mode.carries_contrast:
+            return cfg.thermal_stretch.limits(batch.ir_y)
+        return None
 
     def _mask_probability(
-        self,
-        ir_u8: torch.Tensor,
-        ir_y: torch.Tensor,
-        cfg: PipelineConfig,
-        source: str,
-        limits: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, batch: _Batch, cfg: PipelineConfig, limits: StretchLimits | None
     ) -> torch.Tensor:
-        size_hw = tuple(ir_u8.shape[-2:])
-        if source == "ensemble":  # the mean of the network's and the classical probability
-            network = self._mask_probability(ir_u8, ir_y, cfg, "sosnet", limits)
-            return (network + self._mask_probability(ir_u8, ir_y, cfg, "thermal")) * 0.5
-        if source == "sosnet":
-            sos_size = cfg.sos_size or (
-                max(32, size_hw[1] // 32 * 32),
-                max(32, size_hw[0] // 32 * 32),
-            )
-            if cfg.mask_input_stretch:  # limits of the luma (the gray frame itself, usually)
-                limits = limits if limits is not None else cfg.contrast.stretch.limits(ir_y)
-                ir_in = cfg.contrast.stretch(ir_u8, limits)
-            else:
-                ir_in = ir_u8
-            logit = self.backend.sos(pp.sos_input(ir_in, sos_size), cfg.precision)
-            return pp.logit_to_probability(logit, size_hw)
-        if source == "thermal":
-            gray = ir_y[:, 0].cpu().numpy()
-            probs = [np.asarray(self.thermal_masker(g), dtype=np.float32) for g in gray]
-            return torch.from_numpy(np.stack(probs)[:, None]).to(ir_y.device)
-        raise ValueError("mask_source 'topic' needs a mask with every pair")
+        """The mask probability (float N x 1 x H x W): given, network, classical or their mean."""
+        if batch.given is not None:
+            return batch.given
+        source = cfg.mask_source
+        if source == "topic":
+            raise ValueError("mask_source 'topic' needs a mask with every pair")
+        network = self._network_probability(batch, cfg, limits) if needs_network(source) else None
+        if network is None:
+            assert batch.classical is not None
+            return batch.classical
+        if batch.classical is None:
+            return network
+        return (network + batch.classical) * 0.5  # ensemble: the mean of the two
 
-    @staticmethod
-    def _fusion_mask(prob: torch.Tensor, cfg: PipelineConfig) -> torch.Tensor:
-        if cfg.mask_threshold is not None:
-            return (prob >= cfg.mask_threshold).float()
-        if cfg.quantize_mask:
-            return pp.quantize_mask(prob).float() / 255.0
-        return prob.float().clamp(0.0, 1.0)
+    def _network_probability(
+        self, batch: _Batch, cfg: PipelineConfig, limits: StretchLimits | None
+    ) -> torch.Tensor:
+        """The SOS network's probability at the image size."""
+        h, w = batch.ir.shape[-2:]
+        sos_size = cfg.sos_size or (max(32, w // 32 * 32), max(32, h // 32 * 32))
+        ir = batch.ir
+        if cfg.mask_input_stretch:
+            ir = cfg.thermal_stretch(ir, limits)
+        logit = self.backend.sos(pp.sos_input(ir, sos_size), cfg.precision)
+        return pp.logit_to_probability(logit, (h, w))
 
-    def _fuse(
+    def _decode(
         self,
-        ir: torch.Tensor,
-        vis: torch.Tensor,
+        batch: _Batch,
         mask: torch.Tensor,
         cfg: PipelineConfig,
-        ir_limits: tuple[torch.Tensor, torch.Tensor] | None = None,
+        limits: StretchLimits | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The raw output (fp32), and the image whose range `minmax` uses (None: its own).
 
-        Encoder on the split images, the strategy in fp32, decoder; for `imvf-contrast` the
-        paper's output, then the thermal contrast carried onto it (no second network pass).
+        The backend's pass (encoder on the split images, the strategy in fp32, decoder); for
+        `imvf-contrast` the thermal contrast is carried onto it (no second network pass).
         """
-        out = self.backend.fuse(
-            ir, vis, mask, feature_strategy(cfg.fusion_mode), cfg.mu, cfg.precision
-        )
-        if not cfg.carries_contrast:
+        assert batch.vis_y is not None
+        ir, vis = batch.ir_y.float(), batch.vis_y.float()
+        mode = cfg.mode
+        out = self.backend.fuse(ir, vis, mask, mode, cfg.mu, cfg.precision)
+        if not mode.carries_contrast:
             return out, None
-        gain = ir_limits[1] if ir_limits is not None else None
-        carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast, gain)
+        assert limits is not None
+        carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast, limits[1])
         return carried, (out if cfg.contrast.paper_range else None)
 
+    def _finish(
+        self, images: dict[str, torch.Tensor], raw: torch.Tensor, batch: _Batch
+    ) -> dict[str, Image]:
+        """Refuse a non-finite output; the images asked for, as arrays for host inputs.
 
-# --- input conversion -----------------------------------------------------------------------
+        For host inputs the count of non-finite values travels back in the same packed copy
+        as the images, so the check costs no extra wait for the device.
+        """
+        bad = count_non_finite(raw)
+        if not batch.on_host:
+            raise_if_non_finite(bad, raw[0].numel())
+            return dict(images)
+        arrays = self.transfer.download({**images, "_non_finite": bad})
+        raise_if_non_finite(arrays.pop("_non_finite"), raw[0].numel())
+        return dict(arrays)
 
 
-def _check_sizes(ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor | None) -> None:
-    if ir.shape[-2:] != vis.shape[-2:]:
+# --- helpers of the steps ---------------------------------------------------------------------
+
+
+def _check_request(
+    thermals: Sequence[Image],
+    visibles: Sequence[Image],
+    masks: Sequence[Image] | None,
+    outputs: Collection[str],
+) -> None:
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise ValueError(
+            f"unknown outputs {sorted(unknown)}; expected some of {', '.join(OUTPUTS)}"
+        )
+    if len(thermals) != len(visibles) or not thermals:
+        raise ValueError(
+            f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})"
+        )
+    if masks is not None and len(masks) != len(thermals):
+        raise ValueError(f"got {len(masks)} masks for {len(thermals)} pairs")
+
+
+def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
+    shapes = {tuple(t.shape) for t in images}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}"
+        )
+    return torch.stack(images)
+
+
+def _check_sizes(ir: torch.Tensor, vis: torch.Tensor | None, mask: torch.Tensor | None) -> None:
+    if vis is not None and ir.shape[-2:] != vis.shape[-2:]:
         raise ValueError(
             f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
             f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first"
@@ -416,17 +389,44 @@ def _check_sizes(ir: torch.Tensor, vis: torch.Tensor, mask: torch.Tensor | None)
         )
 
 
-def _resize_u8(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == size_hw:
-        return x
-    y = torch.nn.functional.interpolate(
-        x.float(),
-        size=size_hw,
-        mode="bilinear",
-        align_corners=False,
-        antialias=size_hw[0] < x.shape[-2],
-    )
-    return y.round().clamp(0, 255).to(torch.uint8)
+def _fusion_mask(prob: torch.Tensor, cfg: PipelineConfig) -> torch.Tensor:
+    """The mask the fusion uses: thresholded, 8-bit quantised (the reference's) or soft."""
+    if cfg.mask_threshold is not None:
+        return (prob >= cfg.mask_threshold).float()
+    if cfg.quantize_mask:
+        return pp.quantize_mask(prob).float() / 255.0
+    return prob.float().clamp(0.0, 1.0)
+
+
+def _output_images(
+    raw: torch.Tensor,
+    range_of: torch.Tensor | None,
+    mask: torch.Tensor,
+    batch: _Batch,
+    cfg: PipelineConfig,
+    outputs: Collection[str],
+) -> dict[str, torch.Tensor]:
+    """The images asked for, on the device: 8-bit fused (with chroma), masks, raw output."""
+    images: dict[str, torch.Tensor] = {}
+    if "fused" in outputs:
+        if cfg.output_scaling == "clip":
+            fused = pp.clip_to_u8(raw)
+        else:
+            fused = pp.minmax_to_u8(raw, range_of)
+        vis, vis_y = batch.vis, batch.vis_y
+        assert vis is not None and vis_y is not None
+        if cfg.color_output and vis.shape[1] >= 3:
+            fused = _with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
+        else:
+            fused = fused[:, 0]
+        images["fused"] = fused
+    if "mask" in outputs:
+        images["mask"] = mask[:, 0]
+    if "mask_u8" in outputs:
+        images["mask_u8"] = pp.quantize_mask(mask)[:, 0]
+    if "raw" in outputs:
+        images["raw"] = raw[:, 0]
+    return images
 
 
 def _with_chroma(

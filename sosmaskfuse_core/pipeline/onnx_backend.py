@@ -4,7 +4,8 @@ The encoder, decoder and SOS network are exported once, in memory, when the back
 (`sosmaskfuse_core.models.onnx_export`; a second or so for the full autoencoder), and run
 by ONNX Runtime's CPU provider with full graph optimisation (its blocked NCHWc convolutions
 with fused activations). The fusion strategy between encoder and decoder runs in fp32 PyTorch
-on the same arrays, without copies (`torch.from_numpy`), exactly as with `TorchBackend`.
+on the same arrays, without copies (`torch.from_numpy`), in `Backend.fuse` as for every
+backend. Which precisions it can run is `backends.choose_backend`'s rule (fp32 on the CPU).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from torch import nn
 from sosmaskfuse_core.models import onnx_export
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
 
-from .backends import encoder_batch
-from .strategies import fuse_levels
+from .backends import Backend
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     """Runs the encoder, decoder and SOS network in ONNX Runtime (CPU, fp32)."""
 
     name = "onnxruntime"
@@ -33,7 +33,7 @@ class OnnxRuntimeBackend:
         sosnet: nn.Module | None = None,
         threads: int | None = None,
     ) -> None:
-        self.autoencoder = autoencoder  # kept for introspection (config, widths)
+        self.autoencoder, self.sosnet = autoencoder, sosnet  # what the graphs were exported from
         self._encoder = onnx_export.session(onnx_export.encoder_onnx(autoencoder), threads)
         self._decoder = onnx_export.session(onnx_export.decoder_onnx(autoencoder), threads)
         self._sosnet = (
@@ -41,39 +41,18 @@ class OnnxRuntimeBackend:
         )
 
     @staticmethod
-    def _check(precision: str) -> None:
-        if precision != "fp32":
-            raise ValueError(f"backend 'onnxruntime' runs fp32 only (asked: {precision})")
-
-    @staticmethod
     def _array(t: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.detach().float().cpu().numpy())
 
     def encode(self, batch: torch.Tensor, precision: str = "fp32") -> list[torch.Tensor]:
-        self._check(precision)
         outs = self._encoder.run(None, {"image": self._array(batch)})
         return [torch.from_numpy(o) for o in outs]
 
     def decode(self, feats: Sequence[torch.Tensor], precision: str = "fp32") -> torch.Tensor:
-        self._check(precision)
         inputs = {name: self._array(f) for name, f in zip(onnx_export.FEATURES, feats)}
         return torch.from_numpy(self._decoder.run(None, inputs)[0])
 
-    def fuse(
-        self,
-        ir: torch.Tensor,
-        vis: torch.Tensor,
-        mask: torch.Tensor,
-        mode: str,
-        mu: float,
-        precision: str,
-    ) -> torch.Tensor:
-        """Float gray images and the mask (N x 1 x H x W) -> the decoder's output (fp32)."""
-        feats = self.encode(encoder_batch(ir, vis, mask, mode), precision)
-        return self.decode(fuse_levels(mode, feats, ir.shape[0], mu), precision)
-
     def sos(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
-        self._check(precision)
         if self._sosnet is None:
             raise ValueError("this backend was made without an SOS network")
         return torch.from_numpy(self._sosnet.run(None, {"image": self._array(x)})[0])

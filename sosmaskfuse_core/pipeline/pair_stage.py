@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -28,10 +29,15 @@ MASK_ENCODING = "mono8"
 
 @dataclass(frozen=True)
 class Frame:
-    """A decoded camera image in its own encoding (e.g. mono16 counts, rgb8)."""
+    """A decoded camera image in its own encoding (e.g. mono16 counts, rgb8), with its header.
+
+    `header` is the message's (stamp and frame_id; what synchronisers pair by and what the
+    outputs carry); None for images that came from files.
+    """
 
     image: np.ndarray
     encoding: str
+    header: Any = None
 
 
 @dataclass
@@ -145,7 +151,7 @@ class PairStage:
         """Fuse prepared pairs of one size in one pipeline pass."""
         with_mask = self.with_mask
         outputs = ("fused", "mask_u8") if with_mask else ("fused",)
-        masks = None if pairs[0].mask is None else [p.mask for p in pairs]
+        masks = [p.mask for p in pairs if p.mask is not None] or None
         smoother = self.smoother
         results = self.pipeline.fuse_batch(
             [p.thermal for p in pairs],
@@ -154,14 +160,17 @@ class PairStage:
             outputs=outputs,
             mask_filter=None if smoother is None else smoother.update_batch,
         )
-        return [
-            PairOutputs(
-                fused=r.fused,
-                fused_encoding="bgr8" if r.fused.ndim == 3 else "mono8",
-                mask=r.mask_u8 if with_mask else None,
+        outs = []
+        for r in results:  # NumPy in, NumPy out
+            fused, mask = cast(np.ndarray, r.fused), cast(Optional[np.ndarray], r.mask_u8)
+            outs.append(
+                PairOutputs(
+                    fused=fused,
+                    fused_encoding="bgr8" if fused.ndim == 3 else "mono8",
+                    mask=mask if with_mask else None,
+                )
             )
-            for r in results
-        ]
+        return outs
 
     def run(
         self, pairs: Sequence[tuple[Frame, Frame, Frame | None]]
@@ -183,7 +192,7 @@ class PairStage:
         for members in groups.values():
             for i, out in self._fuse_group(members):
                 results[i] = out
-        return results
+        return [r for r in results if r is not None]
 
     def _fuse_group(
         self, members: list[tuple[int, PreparedPair]]

@@ -6,8 +6,8 @@ probability``. It builds the pipeline the node and `fuse` build for that checkpo
 (`build_pipeline(sosnet=..., mask_source="sosnet")`) and calls its `mask`, so what it scores
 is exactly the mask the fusion would use: the input resized to the checkpoint's stored
 ``input_size`` (the paper's 640 x 480 for a file without one), normalised as the paper's SOS
-input, the logit upsampled back and passed through the sigmoid. 16-bit frames get the
-pipeline's thermal AGC first.
+input, the logit upsampled back and passed through the sigmoid. 16-bit frames go through the
+default gain control of the frame preparer first, as a mono16 stream would.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .builder import build_pipeline
+from .frames import FramePreparer
 
 __all__ = ["SOSNetMasker"]
 
@@ -35,8 +36,11 @@ class SOSNetMasker:
             sosnet=checkpoint, mask_source=mask_source, device=device, backend="torch"
         )
         self.meta = self.sources.sosnet_metadata
+        self._preparer = FramePreparer()  # raw counts -> 8 bit with the default gain control
 
     def __call__(self, thermal: np.ndarray) -> np.ndarray:
+        if thermal.dtype != np.uint8:
+            thermal = self._preparer.thermal(thermal, "mono16")
         return np.asarray(self.pipeline.mask(thermal), dtype=np.float32)
 
     def __repr__(self) -> str:

@@ -1,16 +1,13 @@
 """Weight-free fusion strategies: IMV-F (the paper) and the mask-free SCA and addition baselines.
 
 All functions take encoder feature maps N x C x H x W of one level and return the fused
-map of the same shape. They are applied level by level (docs/algorithm.md, IMV-F).
+map of the same shape. They are applied level by level (docs/algorithm.md, IMV-F);
+`fusion_modes` says which mode runs which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-
-from sosmaskfuse_core.settings.table import FUSION_MODES
 
 EPS = 1e-5
 
@@ -70,28 +67,3 @@ def addition(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     DenseFuse's addition, halved to keep the decoder's input scale.
     """
     return 0.5 * (ir + vis)
-
-
-def fuse_levels(
-    mode: str, feats: Sequence[torch.Tensor], n: int, mu: float = 0.8
-) -> list[torch.Tensor]:
-    """Fuse per-level features of a batch encoded as consecutive groups of `n` images.
-
-    `imvf` expects the encoder batch ordered [ir*m, ir*(1-m), vis*m, vis*(1-m)] (4 groups of n);
-    `sca` and `addition` expect [ir, vis] (2 groups of n).
-    """
-    out = []
-    for f in feats:
-        f = f.float()
-        if mode == "imvf":
-            a, b, c, d = f.split(n)
-            out.append(imvf(a, b, c, d, mu))
-        elif mode == "sca":
-            a, b = f.split(n)
-            out.append(spatial_channel_attention(a, b))
-        elif mode == "addition":
-            a, b = f.split(n)
-            out.append(addition(a, b))
-        else:
-            raise ValueError(f"fusion mode {mode!r} is not one of {FUSION_MODES}")
-    return out

@@ -16,6 +16,7 @@ the image. Formulas (per pixel; m the soft mask, w = 1 - m, G a Gaussian of std 
                                             local background mean of x, target pixels excluded;
                                             e = `fallback`, <x>_w the global background mean
     k   = clamp(255 / (p_high(ir) - p_low(ir)), 1, max_gain)   robust thermal gain
+                                            (`thermal.stretch.ThermalStretch`)
     d   = thermal_weight * k * (ir - L_ir) + (1 - mu) * (vis - G_2px * vis)
     d'  = h tanh(d / h), h = 255 - L_F (d >= 0) or L_F (d < 0)  soft headroom, no clipping
     out = BG + m * (L_F + d')               with L_F = L of the background BG / w
@@ -28,74 +29,14 @@ small mask blends two images of equal local mean: no halo and no dark or bright 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from . import preprocessing as pp
+from sosmaskfuse_core.thermal.stretch import ThermalStretch
 
-__all__ = [
-    "ContrastCarryConfig",
-    "ThermalStretch",
-    "carry_thermal_contrast",
-    "feature_strategy",
-    "local_background",
-    "minmax_like",
-    "percentile_levels",
-]
-
-#: Fusion modes that run another mode's feature strategy and then post-process its output.
-CONTRAST_MODES = {"imvf-contrast": "imvf"}
-
-
-def feature_strategy(mode: str) -> str:
-    """The strategy between encoder and decoder for a fusion mode (`imvf-contrast` runs `imvf`)."""
-    return CONTRAST_MODES.get(mode, mode)
-
-
-@dataclass(frozen=True)
-class ThermalStretch:
-    """Robust percentile stretch of 8-bit thermal frames: the gain and offset normaliser.
-
-    low_percent / high_percent: the levels mapped to 0 and 255.
-    max_gain: the largest gain (a nearly flat frame is not blown up into noise); the gain is
-        never below 1 (a frame that already spans 0..255 is left alone).
-    """
-
-    low_percent: float = 0.5
-    high_percent: float = 99.5
-    max_gain: float = 4.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.low_percent < self.high_percent <= 100.0:
-            raise ValueError(
-                f"ThermalStretch: need 0 <= low_percent < high_percent <= 100, got "
-                f"{self.low_percent} and {self.high_percent}"
-            )
-        if not 1.0 <= self.max_gain <= 255.0:
-            raise ValueError(f"ThermalStretch: max_gain {self.max_gain} must lie in [1, 255]")
-
-    def limits(self, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image (N x 1 x 1 x 1): the level mapped to 0 and the gain."""
-        levels = percentile_levels(ir, (self.low_percent, self.high_percent))
-        lo, hi = levels[:, 0], levels[:, 1]
-        gain = (255.0 / (hi - lo).clamp(min=1.0)).clamp(1.0, self.max_gain)
-        span = 255.0 / gain
-        # a span widened by the gain limit is centred on the percentile interval, inside 0..255
-        lo = torch.minimum((0.5 * (lo + hi) - 0.5 * span).clamp(min=0.0), 255.0 - span)
-        return lo.view(-1, 1, 1, 1), gain.view(-1, 1, 1, 1)
-
-    def gain(self, ir: torch.Tensor) -> torch.Tensor:
-        """Per-image gain (N x 1 x 1 x 1), in [1, max_gain]."""
-        return self.limits(ir)[1]
-
-    def __call__(
-        self, ir: torch.Tensor, limits: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """The stretched frames, float 0..255 (clipped); `limits` if already computed."""
-        lo, gain = limits if limits is not None else self.limits(ir)
-        return ((ir.float() - lo) * gain).clamp(0.0, 255.0)
+__all__ = ["ContrastCarryConfig", "carry_thermal_contrast", "local_background"]
 
 
 @dataclass(frozen=True)
@@ -109,9 +50,8 @@ class ContrastCarryConfig:
     saturate: compress the target contrast softly into the headroom left by its background
         (otherwise it is clipped at the output stage).
     fallback: weight of the global background mean where a target hides its whole surround.
-    stretch: the gain normaliser; its gain scales the thermal contrast.
     paper_range: with output_scaling `minmax`, stretch the result by the min and max of the
-        paper's decoder output (`minmax_like`): the carry then changes the targets, not the
+        paper's decoder output: the carry then changes the targets, not the
         whole image's stretch (a per-image minmax would re-stretch everything once the paper's
         dark targets are gone, amplifying the visible edges of low-contrast scenes).
     """
@@ -121,7 +61,6 @@ class ContrastCarryConfig:
     detail_sigma: float = 2.0
     saturate: bool = True
     fallback: float = 0.05
-    stretch: ThermalStretch = field(default_factory=ThermalStretch)
     paper_range: bool = True
 
     def __post_init__(self) -> None:
@@ -137,22 +76,6 @@ class ContrastCarryConfig:
             )
         if not 0.0 < self.fallback <= 1.0:
             raise ValueError(f"ContrastCarryConfig: fallback {self.fallback} must lie in (0, 1]")
-
-
-def percentile_levels(x: torch.Tensor, percents: tuple[float, ...]) -> torch.Tensor:
-    """Per-image percentiles (N x len(percents)) of gray levels 0..255, from a 256-bin histogram.
-
-    For each percent q: the smallest level v (levels rounded to integers) with at least q % of
-    the image's pixels at or below v (0 % gives the minimum, 100 % the maximum).
-    """
-    n = x.shape[0]
-    levels = x.reshape(n, -1).float().round().clamp(0, 255).long()
-    offsets = torch.arange(n, device=x.device).view(n, 1) * 256
-    hist = torch.bincount((levels + offsets).reshape(-1), minlength=256 * n).view(n, 256)
-    cdf = hist.cumsum(1).double() / levels.shape[1]
-    q = torch.tensor(percents, dtype=torch.float64, device=x.device).view(1, -1) / 100.0
-    idx = torch.searchsorted(cdf.contiguous(), (q - 1e-9).expand(n, -1).contiguous())
-    return idx.clamp(0, 255).float()
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -221,12 +144,15 @@ def carry_thermal_contrast(
     mu: float = 0.8,
     config: ContrastCarryConfig | None = None,
     gain: torch.Tensor | None = None,
+    stretch: ThermalStretch | None = None,
 ) -> torch.Tensor:
     """Rebuild IMV-F's masked foreground as thermal contrast on the fused local background.
 
     fused: the paper's decoder output (N x 1 x H x W, gray levels) for these ir, vis, mask and
     mu; ir, vis: the fusion's inputs (N x 1 x H x W, 0..255); mask: the soft mask it used;
-    gain: `config.stretch.gain(ir)` if the caller has it already.
+    gain: the thermal frames' gain (N x 1 x 1 x 1), which scales their contrast: the
+    pipeline passes the one its `thermal_stretch` computed for the frame; without it, the
+    gain of `stretch` (default `ThermalStretch()`).
     Returns the new decoder-scale image (before output scaling). See the module docstring.
     """
     cfg = config or ContrastCarryConfig()
@@ -236,7 +162,8 @@ def carry_thermal_contrast(
     weight = 1.0 - mask
     means = local_background(torch.cat([background, weight * ir], 1), weight, sigma, cfg.fallback)
     level, ir_level = means[:, :1], means[:, 1:]
-    gain = cfg.stretch.gain(ir) if gain is None else gain
+    if gain is None:
+        gain = (stretch or ThermalStretch()).limits(ir)[1]
     contrast = cfg.thermal_weight * gain * (ir - ir_level)
     if cfg.detail_sigma > 0 and mu < 1.0:
         contrast = contrast + (1.0 - mu) * _fine_detail(vis, cfg.detail_sigma)
@@ -244,12 +171,3 @@ def carry_thermal_contrast(
         room = torch.where(contrast >= 0, 255.0 - level, level).clamp(min=1.0)
         contrast = room * torch.tanh(contrast / room)
     return background + mask * (level + contrast)
-
-
-def minmax_like(out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """uint8 floor(255 (out - min ref) / (max ref - min ref)), clipped to 0..255, per image.
-
-    The paper's min-max stretch (`preprocessing.minmax_to_u8`) with the limits of `reference`
-    (N x C x H x W, like `out`).
-    """
-    return pp.minmax_to_u8(out, reference)

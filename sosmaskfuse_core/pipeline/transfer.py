@@ -1,9 +1,11 @@
 """Host <-> device traffic of the pipeline: input checks, one upload per call, one copy back.
 
 `to_u8_tensor` and `mask_tensor` check and view the caller's images as C x H x W tensors where
-they are (NumPy arrays become CPU tensors without a copy). `Uploader` moves every CPU tensor of
-a call to a CUDA device in one copy through a reused pinned buffer; `download` brings a set of
-device tensors back as NumPy arrays in one copy. On the CPU both are no-ops.
+they are (NumPy arrays become CPU tensors without a copy). `DeviceTransfer` is the only way the
+pipeline moves data: `upload` sends every CPU tensor of a call to a CUDA device in one copy
+through a reused pinned buffer, `download` brings a set of device tensors back as NumPy arrays
+in one packed copy. On the CPU both are no-ops; both count their calls everywhere, so tests on
+the CPU check the one-upload, one-download property of the GPU path.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ def to_u8_tensor(image: Image, what: str) -> torch.Tensor:
     """C x H x W uint8 from H x W or H x W x C (C = 1, 3, 4) arrays or tensors, where it is."""
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
+            counts = (
+                "; raw thermal counts go through the stream's gain control first "
+                "(PairStage / FramePreparer with encoding mono16, or ThermalAGC)"
+                if image.dtype == np.uint16 or image.dtype == np.float32
+                else ""
+            )
             raise ValueError(
-                f"{what} image: dtype {image.dtype} is not supported (uint8; uint16 for thermal "
-                "counts)"
+                f"{what} image: dtype {image.dtype} is not supported (8-bit gray levels{counts})"
             )
         t = torch.from_numpy(np.ascontiguousarray(image))
     elif isinstance(image, torch.Tensor):
@@ -88,24 +95,28 @@ def _padded(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-class Uploader:
-    """Moves a call's CPU tensors to one device in one copy through a reused pinned buffer.
+class DeviceTransfer:
+    """Moves a call's tensors between the host and one device, one copy each way.
 
     Tensors already on the device pass through; on a CPU device everything passes through.
-    Not thread-safe on its own: the pipeline calls it under its lock.
+    `uploads` and `downloads` count the calls that carried host inputs or asked for results
+    (on every device). Not thread-safe on its own: the pipeline calls it under its lock.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._pinned: torch.Tensor | None = None
         self._done: torch.cuda.Event | None = None  # the last copy out of the pinned buffer
-        self.uploads = 0  # host -> device copies made (one per call with host inputs)
+        self.uploads = 0  # calls that moved host tensors towards the device
+        self.downloads = 0  # calls that brought device tensors back as arrays
 
     def upload(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """The tensors on the device, in order; the CPU ones arrive through one copy."""
+        host = [i for i, t in enumerate(tensors) if t.device.type == "cpu"]
+        if host:
+            self.uploads += 1
         if self.device.type != "cuda":
             return [t.to(self.device) for t in tensors]
-        host = [i for i, t in enumerate(tensors) if t.device.type == "cpu"]
         out = [t if t.device == self.device else t.to(self.device) for t in tensors]
         if not host:
             return out
@@ -120,7 +131,6 @@ class Uploader:
         on_device = staging[:total].to(self.device, non_blocking=True)
         self._done = torch.cuda.Event()
         self._done.record()
-        self.uploads += 1
         for i, offset in zip(host, offsets):
             t = tensors[i]
             out[i] = on_device[offset : offset + _nbytes(t)].view(t.dtype).view(t.shape)
@@ -133,26 +143,26 @@ class Uploader:
             self._pinned = torch.empty(_padded(nbytes), dtype=torch.uint8, pin_memory=True)
         return self._pinned
 
+    def download(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The tensors as NumPy arrays; from a CUDA device in one packed device -> host copy.
 
-def download(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """The tensors as NumPy arrays; from a CUDA device in one packed device -> host copy.
-
-    The arrays own fresh memory (never a buffer the next call reuses).
-    """
-    if not tensors:
-        return {}
-    first = next(iter(tensors.values()))
-    if first.device.type != "cuda":
-        return {k: v.numpy() for k, v in tensors.items()}
-    # the widest dtypes first, so every piece stays aligned to its element size
-    order = sorted(tensors, key=lambda k: -tensors[k].element_size())
-    flat = torch.cat([tensors[k].contiguous().view(-1).view(torch.uint8) for k in order])
-    host = flat.cpu().numpy()
-    out, offset = {}, 0
-    for k in order:
-        t = tensors[k]
-        n = _nbytes(t)
-        dtype = torch.empty((), dtype=t.dtype).numpy().dtype
-        out[k] = host[offset : offset + n].view(dtype).reshape(tuple(t.shape))
-        offset += n
-    return out
+        The arrays own fresh memory (never a buffer the next call reuses).
+        """
+        if not tensors:
+            return {}
+        self.downloads += 1
+        first = next(iter(tensors.values()))
+        if first.device.type != "cuda":
+            return {k: v.numpy() for k, v in tensors.items()}
+        # the widest dtypes first, so every piece stays aligned to its element size
+        order = sorted(tensors, key=lambda k: -tensors[k].element_size())
+        flat = torch.cat([tensors[k].contiguous().view(-1).view(torch.uint8) for k in order])
+        host = flat.cpu().numpy()
+        out, offset = {}, 0
+        for k in order:
+            t = tensors[k]
+            n = _nbytes(t)
+            dtype = torch.empty((), dtype=t.dtype).numpy().dtype
+            out[k] = host[offset : offset + n].view(dtype).reshape(tuple(t.shape))
+            offset += n
+        return out

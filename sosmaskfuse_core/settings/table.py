@@ -4,7 +4,7 @@ Every setting of the fusion node and of the offline jobs is declared here once. 
 parameter descriptors (`sosmaskfuse_ros.params`), the command-line options of `fuse` and
 `bag` (`sosmaskfuse_core.commands.options`), `config/sosmaskfuse.yaml`
 (`sosmaskfuse_core.settings.yaml_file`), the launch arguments and the settings -> pipeline
-builder (`sosmaskfuse_core.settings.build`) all read it; so do the library's own config
+builder (`sosmaskfuse_core.pipeline.builder`) all read it; so do the library's own config
 classes for their defaults and checks (`PipelineConfig`, `ThermalAGC`).
 
 This module is plain Python (no torch, no ROS), so launch files and `--help` stay quick.
@@ -30,9 +30,8 @@ from .setting import (  # noqa: F401  (re-exported: the table is where callers l
 #: `imvf` is the paper's IMV-F; `imvf-contrast` runs the same IMV-F pass and then carries each
 #: thermal target's gain-normalised contrast onto the fused local background
 #: (`pipeline.thermal_contrast`, docs/thermal_contrast.md); `sca` and `addition` ignore the mask.
+#: What each one runs is `pipeline.fusion_modes`.
 FUSION_MODES = ("imvf", "imvf-contrast", "sca", "addition")
-#: The modes that split the images by the mask (the others are mask-free baselines).
-MASKED_MODES = ("imvf", "imvf-contrast")
 OUTPUT_SCALINGS = ("minmax", "clip")
 PRECISIONS = ("fp32", "fp16", "bf16")
 #: What runs the networks: PyTorch, ONNX Runtime (the optional `onnx` extra; CPU, fp32), or
@@ -390,6 +389,11 @@ def by_name(name: str) -> Setting:
         if setting.name == name:
             return setting
     raise KeyError(f"no setting {name!r}")
+
+
+def is_setting(name: str) -> bool:
+    """Whether `name` is a setting of the table."""
+    return any(setting.name == name for setting in SETTINGS)
 
 
 def default(name: str, scope: str = NODE) -> Any:

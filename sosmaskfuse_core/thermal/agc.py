@@ -19,7 +19,9 @@ uint16 and must be finite. When ``high <= low`` -- a constant image in ``minmax`
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +49,7 @@ class ThermalAGC:
     fixed_max: float = table.default("agc_max")
 
     @classmethod
-    def from_settings(cls, values: dict) -> ThermalAGC:
+    def from_settings(cls, values: Mapping[str, Any]) -> ThermalAGC:
         """The gain control named by settings values (thermal_agc, agc_low_percent, ...)."""
         return cls(**{f: values[name] for f, name in SETTING_OF_FIELD.items() if name in values})
 

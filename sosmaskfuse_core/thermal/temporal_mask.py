@@ -94,7 +94,8 @@ class MaskSmoother:
         """The smoothed probability (H x W, same kind as `prob`) after this frame.
 
         prob: H x W in [0, 1]; thermal: the H x W gray thermal frame the mask came from
-        (enables the motion cue and the scene-cut reset), same size as prob.
+        (enables the motion cue and the scene-cut reset), same size as prob. Both are checked
+        (finite, two-dimensional, the same size).
         """
         p = _as_tensor(prob, "mask probability").clamp(0.0, 1.0)
         ir = None if thermal is None else _as_tensor(thermal, "thermal frame").to(p.device)
@@ -102,6 +103,31 @@ class MaskSmoother:
             raise ValueError(
                 f"thermal frame is {tuple(ir.shape)} but the mask is {tuple(p.shape)}"
             )
+        out = self._step(p, ir)
+        if isinstance(prob, np.ndarray):
+            return out.cpu().numpy().astype(np.float32)
+        return out.to(prob.dtype) if prob.is_floating_point() else out
+
+    def update_batch(self, probs: torch.Tensor, thermals: torch.Tensor) -> torch.Tensor:
+        """`update` over N consecutive frames of the stream, in order (N x 1 x H x W each).
+
+        For the pipeline's own tensors (finite by construction): nothing here waits for the
+        device, so on a GPU the smoothing runs between the SOS network and the autoencoder
+        without a host round trip.
+        """
+        if probs.ndim != 4 or probs.shape[1] != 1 or thermals.shape != probs.shape:
+            raise ValueError(
+                f"expected N x 1 x H x W probabilities and thermal frames of one shape, got "
+                f"{tuple(probs.shape)} and {tuple(thermals.shape)}"
+            )
+        steps = [
+            self._step(p[0].float().clamp(0.0, 1.0), t[0].float())
+            for p, t in zip(probs, thermals)
+        ]
+        return torch.stack(steps)[:, None]
+
+    def _step(self, p: torch.Tensor, ir: torch.Tensor | None) -> torch.Tensor:
+        """One frame: the blended probability, kept as the new state (no host synchronisation)."""
         if self._prob is not None and (
             self._prob.shape != p.shape
             or self._prob.device != p.device
@@ -110,32 +136,16 @@ class MaskSmoother:
             self.reset()
         if self._prob is None:
             out = p.clone()
+        elif ir is None:
+            out = self.config.alpha * p + (1.0 - self.config.alpha) * self._prob
         else:
+            assert self._thermal is not None
+            change = (ir - self._thermal).abs()
             a = torch.full_like(p, self.config.alpha)
-            if ir is not None:
-                change = (ir - self._thermal).abs()
-                if float(change.mean()) > self.config.cut_change:
-                    self.reset()
-                    return self._keep(p.clone(), ir, prob)
-                if self.config.motion_scale > 0:
-                    local = F.avg_pool2d(change[None, None], 3, 1, 1, count_include_pad=False)[
-                        0, 0
-                    ]
-                    a = a + (1.0 - a) * (local / self.config.motion_scale).clamp(0.0, 1.0)
-            out = a * p + (1.0 - a) * self._prob
-        return self._keep(out, ir, prob)
-
-    def update_batch(self, probs: torch.Tensor, thermals: torch.Tensor) -> torch.Tensor:
-        """`update` over N consecutive frames of the stream, in order (N x 1 x H x W each)."""
-        if probs.ndim != 4 or probs.shape[1] != 1 or thermals.shape != probs.shape:
-            raise ValueError(
-                f"expected N x 1 x H x W probabilities and thermal frames of one shape, got "
-                f"{tuple(probs.shape)} and {tuple(thermals.shape)}"
-            )
-        return torch.stack([self.update(p[0], t[0]) for p, t in zip(probs, thermals)])[:, None]
-
-    def _keep(self, out: torch.Tensor, ir: torch.Tensor | None, like: Array) -> Array:
+            if self.config.motion_scale > 0:
+                local = F.avg_pool2d(change[None, None], 3, 1, 1, count_include_pad=False)[0, 0]
+                a = a + (1.0 - a) * (local / self.config.motion_scale).clamp(0.0, 1.0)
+            cut = change.mean() > self.config.cut_change  # a scene cut starts afresh
+            out = torch.where(cut, p, a * p + (1.0 - a) * self._prob)
         self._prob, self._thermal = out, ir
-        if isinstance(like, np.ndarray):
-            return out.cpu().numpy().astype(np.float32)
-        return out.to(like.dtype) if like.is_floating_point() else out
+        return out

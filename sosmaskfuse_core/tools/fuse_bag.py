@@ -46,6 +46,7 @@ from sosmaskfuse_core.formats.rosbag_io import (
 )
 from sosmaskfuse_core.pipeline.pair_stage import Frame, PairOutputs, PairStage
 from sosmaskfuse_core.progress import Progress
+from sosmaskfuse_core.settings import BAG, table
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ class BagJob:
     thermal_topic: str
     visible_topic: str
     output_namespace: str | None = None  # None: the longest namespace the input topics share
-    sync_queue_size: int = 10
-    sync_slop: float = 0.05
+    sync_queue_size: int = table.default("sync_queue_size", BAG)
+    sync_slop: float = table.default("sync_slop", BAG)
     batch_size: int = 4
     storage: str | None = None  # None: the input bag's storage (mcap if that is unknown)
     mask_topic: str | None = None
@@ -157,9 +158,8 @@ class BagReport:
 
 @dataclass
 class _Message:
-    """A decoded input message: its header (stamp, frame_id), frame, log time and stamp."""
+    """A decoded input message: its frame (with the header), log time and stamp."""
 
-    header: Any
     frame: Frame
     log_time: int
     stamp: int
@@ -344,7 +344,7 @@ class BagFusion:
         """The message decoded, or None after reporting it as corrupt."""
         stamp = None
         try:
-            msg = self._store.deserialize_cdr(raw, conn.msgtype)
+            msg: Any = self._store.deserialize_cdr(raw, conn.msgtype)
             stamp = stamp_ns(msg.header)
             if stamp < 0:
                 raise ValueError(f"negative header stamp {stamp} ns")
@@ -352,7 +352,7 @@ class BagFusion:
         except (SerdeError, ImageDecodeError, ValueError) as exc:  # SerdeError: bad CDR
             self._skip(self.report.corrupt, Skipped(conn.topic, log_time, stamp, str(exc)))
             return None
-        return _Message(msg.header, Frame(image, encoding), log_time, stamp)
+        return _Message(Frame(image, encoding, msg.header), log_time, stamp)
 
     # --- fusing ----------------------------------------------------------------------------------
 
@@ -395,8 +395,10 @@ class BagFusion:
             "mask": (result.mask, result.mask_encoding),
         }
         for key, conn in outputs.items():
-            fields = array_to_image_fields(*images[key])
-            msg = self._image_cls(header=visible.header, **fields._asdict())
+            array, encoding = images[key]
+            assert array is not None  # a mask connection exists only when masks are made
+            fields = array_to_image_fields(array, encoding)
+            msg = self._image_cls(header=visible.frame.header, **fields._asdict())
             writer.write(conn, visible.log_time, self._store.serialize_cdr(msg, IMAGE))
 
     def _skip(self, where: list[Skipped], item: Skipped) -> None:
