@@ -7,6 +7,7 @@ import torch
 from conftest import SHARED
 
 from sosmaskfuse_core.models import imvf_autoencoder as ae
+from sosmaskfuse_core.models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
 
 
 def test_conv_layer_reflection_pads_then_applies_bias_and_relu():
@@ -95,3 +96,44 @@ def test_known_keys_map_as_documented():
     )
     assert ae.authors_to_ours("conv_out.conv2d.bias") == "decoder.head.conv.bias"
     assert sum(p.numel() for p in ae.IMVFAutoencoder().parameters()) == 2_732_761
+
+
+def test_space_to_depth_runs_every_convolution_at_half_resolution():
+    from sosmaskfuse_core.models.flops import fused_pair_gflop
+
+    plain = IMVFAutoencoder(AutoencoderConfig(widths=(8, 16, 32, 48), stem_channels=8))
+    s2d = IMVFAutoencoder(
+        AutoencoderConfig(widths=(8, 16, 32, 48), stem_channels=8, space_to_depth=2)
+    ).eval()
+    work = [sum(fused_pair_gflop(m, 96, 128).values()) for m in (plain, s2d)]
+    assert work[1] == pytest.approx(work[0] / 4, rel=0.02)  # only the 1x1 stem/head differ
+    with torch.no_grad():
+        feats = s2d.encoder(torch.rand(1, 1, 96, 128))
+        assert [f.shape[-2:] for f in feats] == [(48, 64), (24, 32), (12, 16), (6, 8)]
+        # odd sizes: padded to a multiple of 2 inside, the output cropped back
+        x = torch.rand(2, 1, 45, 61) * 255
+        assert s2d(x).shape == (2, 1, 45, 61)
+        assert s2d.config.min_size == 32
+
+
+def test_space_to_depth_is_pixel_unshuffle_then_the_network():
+    """A 2x2 block's four pixels reach the stem as its four channels, nothing mixed or lost."""
+    s2d = IMVFAutoencoder(
+        AutoencoderConfig(widths=(4, 8, 8, 8), stem_channels=4, space_to_depth=2)
+    ).eval()
+    x = torch.arange(64 * 64, dtype=torch.float32).view(1, 1, 64, 64)
+    seen = []
+    s2d.encoder.stem.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    with torch.no_grad():
+        s2d.encoder(x)
+    block = seen[0][0, :, 0, 0].tolist()  # the top-left position's channels
+    assert block == [x[0, 0, 0, 0].item(), x[0, 0, 0, 1].item(), x[0, 0, 1, 0].item(), 65.0]
+
+
+def test_config_round_trip_and_files_before_space_to_depth():
+    cfg = AutoencoderConfig(widths=(8, 16, 32, 48), stem_channels=8, space_to_depth=2)
+    assert AutoencoderConfig.from_dict(cfg.to_dict()) == cfg
+    old = {"widths": [8, 16, 32, 48], "stem_channels": 8}  # what earlier files hold
+    assert AutoencoderConfig.from_dict(old).space_to_depth == 1
+    with pytest.raises(ValueError, match="space_to_depth 3"):
+        AutoencoderConfig(space_to_depth=3)

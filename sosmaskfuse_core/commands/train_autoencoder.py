@@ -85,6 +85,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="C",
         help=f"channels of the 1x1 stem (default: the paper's {d.stem_channels})",
     )
+    p.add_argument(
+        "--space-to-depth",
+        type=int,
+        choices=(1, 2, 4),
+        default=d.space_to_depth,
+        help="1: the paper's network; 2: every convolution on 2x2 pixel blocks (4x less work; "
+        "the CPU model)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
@@ -112,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         widths=tuple(args.widths),
         stem_channels=args.stem_channels,
+        space_to_depth=args.space_to_depth,
         seed=args.seed,
         device=args.device,
         amp=args.amp,

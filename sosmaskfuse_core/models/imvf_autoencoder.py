@@ -39,18 +39,51 @@ DECODER_NODES = ("1_1", "2_1", "1_2", "3_1", "2_2", "1_3")
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """Channel widths of the IMV-F autoencoder (the paper's values are the defaults)."""
+    """Shape of the IMV-F autoencoder (the paper's values are the defaults).
+
+    widths: channels of the encoder's four levels (and the decoder's nodes at those levels).
+    stem_channels: channels of the 1x1 stem.
+    space_to_depth: 1 is the paper's network. 2 (our CPU model): the encoder starts on 2x2
+        blocks of pixels (`pixel_unshuffle`, 4 channels per position) and the decoder's head
+        returns 4 channels that `pixel_shuffle` puts back, so every convolution runs at half
+        the resolution or less (4x less work) while no pixel is lost on the way in or out.
+        Frames whose sides are not a multiple of it are reflection-padded at the bottom and
+        right and the output is cropped back (`IMVFAutoencoder.forward`, `Backend.fuse`).
+    """
 
     widths: tuple[int, int, int, int] = (64, 112, 160, 208)
     stem_channels: int = 16
+    space_to_depth: int = 1
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != 4 or min(self.widths) < 1 or self.stem_channels < 1:
+            raise ValueError(f"AutoencoderConfig: bad widths/stem in {self}")
+        if self.space_to_depth not in (1, 2, 4):
+            raise ValueError(
+                f"AutoencoderConfig: space_to_depth {self.space_to_depth} is not 1, 2 or 4"
+            )
+
+    @property
+    def min_size(self) -> int:
+        """The smallest image side the network takes: its coarsest level needs 2 pixels."""
+        return 16 * self.space_to_depth
 
     def to_dict(self) -> dict:
-        return {"widths": list(self.widths), "stem_channels": self.stem_channels}
+        return {
+            "widths": list(self.widths),
+            "stem_channels": self.stem_channels,
+            "space_to_depth": self.space_to_depth,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "AutoencoderConfig":
+        widths = tuple(int(w) for w in d["widths"])
+        if len(widths) != 4:
+            raise ValueError(f"widths {list(widths)}: expected 4")
         return cls(
-            widths=tuple(int(w) for w in d["widths"]), stem_channels=int(d["stem_channels"])
+            widths=(widths[0], widths[1], widths[2], widths[3]),
+            stem_channels=int(d["stem_channels"]),
+            space_to_depth=int(d.get("space_to_depth", 1)),  # files before it: the paper's 1
         )
 
 
@@ -116,17 +149,28 @@ class DenseBlockLight(nn.Module):
 
 
 class Encoder(nn.Module):
-    """1 x H x W gray image -> four feature maps at full, 1/2, 1/4 and 1/8 resolution."""
+    """1 x H x W gray image -> four feature maps at 1, 1/2, 1/4 and 1/8 of its resolution.
+
+    With `space_to_depth` s > 1 the resolutions are 1/s of those, and the image is first padded
+    to a multiple of s (reflection, bottom and right) and unshuffled into s*s channels.
+    """
 
     def __init__(self, config: AutoencoderConfig) -> None:
         super().__init__()
         w = config.widths
-        self.stem = ConvLayer(1, config.stem_channels, 1)
+        self.space_to_depth = config.space_to_depth
+        self.stem = ConvLayer(config.space_to_depth**2, config.stem_channels, 1)
         ins = (config.stem_channels,) + tuple(w[:-1])
         self.levels = nn.ModuleList(DenseBlockLight(i, o) for i, o in zip(ins, w))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
+        s = self.space_to_depth
+        if s > 1:
+            dh, dw = -x.shape[-2] % s, -x.shape[-1] % s
+            if dh or dw:
+                x = F.pad(x, (0, dw, 0, dh), mode="reflect")
+            x = F.pixel_unshuffle(x, s)
         x = self.stem(x)
         for k, level in enumerate(self.levels):
             if k:
@@ -186,21 +230,30 @@ def cat_upsampled_padded(parts: Sequence[torch.Tensor], low: torch.Tensor) -> to
 
 
 class Decoder(nn.Module):
-    """Four feature maps -> 1 x H x W image through the nested (UNet++-style) dense nodes."""
+    """Four feature maps -> 1 x H x W image through the nested (UNet++-style) dense nodes.
+
+    With `space_to_depth` s > 1 the head gives s*s channels that are shuffled back into an
+    image s times the first level's size (a padded input's size: the caller crops).
+    """
 
     def __init__(self, config: AutoencoderConfig) -> None:
         super().__init__()
         w1, w2, w3, w4 = config.widths
+        self.space_to_depth = config.space_to_depth
         self.node1_1 = DenseBlockLight(w1 + w2, w1)
         self.node2_1 = DenseBlockLight(w2 + w3, w2)
         self.node1_2 = DenseBlockLight(2 * w1 + w2, w1)
         self.node3_1 = DenseBlockLight(w3 + w4, w3)
         self.node2_2 = DenseBlockLight(2 * w2 + w3, w2)
         self.node1_3 = DenseBlockLight(3 * w1 + w2, w1)
-        self.head = ConvLayer(w1, 1, 1)
+        self.head = ConvLayer(w1, config.space_to_depth**2, 1)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        f1, f2, f3, f4 = feats
+        out = self._nodes(*feats)
+        s = self.space_to_depth
+        return F.pixel_shuffle(out, s) if s > 1 else out
+
+    def _nodes(self, f1, f2, f3, f4) -> torch.Tensor:
         if _fusable(f1, self.node1_1.reduce.conv) and min(f4.shape[-2:]) >= 2:
             return self._forward_fused(f1, f2, f3, f4)
         x1_1 = self.node1_1(torch.cat([f1, upsample_to(f1, f2)], 1))
@@ -234,7 +287,8 @@ class IMVFAutoencoder(nn.Module):
         self.decoder = Decoder(self.config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+        """The reconstruction of `x` (N x 1 x H x W), at its size."""
+        return self.decoder(self.encoder(x))[..., : x.shape[-2], : x.shape[-1]]
 
 
 # --- the authors' key layout ---------------------------------------------------------------

@@ -73,10 +73,12 @@ class Backend(abc.ABC):
         """Float gray images and the mask (N x 1 x H x W) -> the decoder's output (fp32).
 
         The encoder runs once on the mode's encoder batch, the strategy fuses each level in
-        fp32, the decoder runs once.
+        fp32, the decoder runs once (its output cropped to the input's size, which only a
+        space-to-depth network on a frame of odd size changes).
         """
         feats = self.encode(mode.encoder_input(ir, vis, mask), precision)
-        return self.decode(mode.fuse_levels(feats, ir.shape[0], mu), precision)
+        out = self.decode(mode.fuse_levels(feats, ir.shape[0], mu), precision)
+        return out[..., : ir.shape[-2], : ir.shape[-1]]
 
 
 # --- CUDA graphs, one per input size ---------------------------------------------------------

@@ -242,7 +242,7 @@ class FusionPipeline:
         if visibles is not None:
             vis = _stack([to_u8_tensor(v, "visible") for v in visibles], "visible")
         given = None if masks is None else _stack([mask_tensor(m) for m in masks], "mask")
-        _check_sizes(ir, vis, given)
+        _check_sizes(ir, vis, given, self.autoencoder.config.min_size)
         ir_y = classical = None
         if given is None and needs_classical(cfg.mask_source):
             ir_y = pp.luma_u8(ir)
@@ -377,7 +377,14 @@ def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
     return torch.stack(images)
 
 
-def _check_sizes(ir: torch.Tensor, vis: torch.Tensor | None, mask: torch.Tensor | None) -> None:
+def _check_sizes(
+    ir: torch.Tensor, vis: torch.Tensor | None, mask: torch.Tensor | None, min_size: int
+) -> None:
+    if min(ir.shape[-2:]) < min_size:
+        raise ValueError(
+            f"images are {ir.shape[-1]}x{ir.shape[-2]}, smaller than the {min_size}x{min_size} "
+            "this autoencoder needs"
+        )
     if vis is not None and ir.shape[-2:] != vis.shape[-2:]:
         raise ValueError(
             f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "

@@ -58,6 +58,7 @@ class AutoencoderTrainConfig:
         AutoencoderConfig().widths
     )  # the paper's; smaller for experiments
     stem_channels: int = AutoencoderConfig().stem_channels
+    space_to_depth: int = AutoencoderConfig().space_to_depth
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -110,7 +111,11 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
 
     torch.manual_seed(cfg.seed)
     model = IMVFAutoencoder(
-        AutoencoderConfig(widths=tuple(cfg.widths), stem_channels=cfg.stem_channels)
+        AutoencoderConfig(
+            widths=(cfg.widths[0], cfg.widths[1], cfg.widths[2], cfg.widths[3]),
+            stem_channels=cfg.stem_channels,
+            space_to_depth=cfg.space_to_depth,
+        )
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
