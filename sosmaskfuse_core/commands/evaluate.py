@@ -22,6 +22,7 @@ contrast kept box by box (`sosmaskfuse_core.evaluation.box_contrast`, the defini
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -43,7 +44,7 @@ EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
 def method_names(folders: Sequence[Path]) -> list[str]:
     """Folder names as method names; the folders as given where two names coincide."""
-    names = [folder.resolve().name for folder in folders]
+    names = [Path(os.path.abspath(folder)).name for folder in folders]  # links keep their name
     return [str(folder) if names.count(name) > 1 else name for folder, name in zip(folders, names)]
 
 
