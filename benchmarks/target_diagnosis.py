@@ -11,6 +11,7 @@ first) it measures, on the same target ellipse and ring as the TCR (evaluation/b
 * `vis contrast`: target minus ring in the visible image's luma; the visible image has the
   *opposite polarity* when its contrast has the other sign than the IR contrast and is at
   least 5 levels, *none* when it is under 5 levels;
+* the IR polarity: a target warmer or colder than its ring (cold cars on a warm road);
 * `glare`: the share of ring pixels of the visible image at 250 or more (headlights, lamps,
   sky); glare when over 5 %.
 
@@ -114,15 +115,31 @@ def main() -> int:
     inverted = [r for r in out if r["tcr"] < 0]
     if inverted:
         n = len(inverted)
+        cold = sum(float(r["ir_contrast"]) < 0 for r in inverted)
         missed = sum(r["mask_hit"] is False for r in inverted)
         opposite = sum(r["polarity"] == "opposite" for r in inverted)
         glare = sum(r["glare"] for r in inverted)
         print(
             f"\ninverted boxes: {n}; mask missed {missed} ({missed / n:.0%}), visible "
             f"polarity opposite {opposite} ({opposite / n:.0%}), glare in the ring {glare} "
-            f"({glare / n:.0%}); median mask in their targets "
+            f"({glare / n:.0%}), colder than their ring in the IR image {cold} ({cold / n:.0%}); "
+            "median mask in their targets "
             f"{np.median([r['mask'] for r in inverted if r['mask'] is not None] or [np.nan]):.2f}"
         )
+    print("\n| target in the IR image | class | boxes | kept | inverted | mask hit |")
+    print("|---|---|---:|---:|---:|---:|")
+    for warm in (True, False):
+        for cls in sorted({r["class"] for r in out}) + ["all"]:
+            subset = [
+                r
+                for r in out
+                if (float(r["ir_contrast"]) > 0) == warm and cls in ("all", r["class"])
+            ]
+            if subset:
+                hit = [r["mask_hit"] for r in subset if r["mask_hit"] is not None]
+                hits = f"{np.mean(hit):.2f}" if hit else "-"
+                name = "warmer than its ring" if warm else "colder than its ring"
+                print(f"| {name} | {cls} | {shares(subset)} | {hits} |")
     print("\n| glare in the ring | boxes | kept | inverted |\n|---|---:|---:|---:|")
     for g in (True, False):
         print(f"| {'yes' if g else 'no'} | {shares([r for r in out if r['glare'] is g])} |")
