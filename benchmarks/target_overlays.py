@@ -39,7 +39,8 @@ def crop_panel(image: np.ndarray, box: tuple[int, int, int, int], colour) -> np.
     crop = bgr[cy0:cy1, cx0:cx1].copy()
     cv2.rectangle(crop, (x0 - cx0, y0 - cy0), (x1 - cx0, y1 - cy0), colour, 1)
     scale = PANEL / crop.shape[0]
-    return cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), PANEL), cv2.INTER_NEAREST)
+    panel = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), PANEL), cv2.INTER_NEAREST)
+    return cv2.copyMakeBorder(panel, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(128, 128, 128))
 
 
 def main() -> int:
@@ -80,7 +81,7 @@ def main() -> int:
             paths = listing.get(r["image"])
             image = cv2.imread(str(paths[0]), cv2.IMREAD_COLOR) if paths else None
             if image is None:
-                image = np.zeros((PANEL, PANEL, 3), np.uint8)
+                image = np.zeros((PANEL + 2, PANEL + 2, 3), np.uint8)
                 panels.append(image)
                 continue
             panel = crop_panel(image, box, (0, 0, 255) if kind != "mask" else (0, 255, 0))

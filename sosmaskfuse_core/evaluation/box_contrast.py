@@ -136,7 +136,7 @@ def box_tcr(
     target, ring = target_and_ring(ir.shape, box, config)
     if not target.any() or not ring.any():  # the box covers the image or lies outside it
         return None
-    a, f = ir.astype(float), fused.astype(float)
+    a, f = np.asarray(ir, float), np.asarray(fused, float)  # no copy when already float
     ir_contrast = a[target].mean() - a[ring].mean()
     if abs(ir_contrast) < config.min_contrast:
         return None
@@ -160,6 +160,7 @@ def image_tcrs(
     Only boxes of ``classes`` (lower-case labels) count when it is given; DontCare never does.
     """
     counted, left_out = [], 0
+    fused, ir = np.asarray(fused, float), np.asarray(ir, float)  # once for all boxes
     for box in boxes:
         label = box.label.strip().lower()
         if label in IGNORED_LABELS or (classes is not None and label not in classes):
