@@ -5,6 +5,7 @@
         [--mask-sources thermal,ensemble,sosnet,hand,hand-dilated,hand-eroded]
         [--modes imvf,imvf-contrast] [--output-scalings minmax,clip] [--baselines]
         [--sosnet CKPT] [--radius 8] [--scale 1.0] [--limit N] [--markdown FILE] [--json FILE]
+        [--boxes DIR [--box-format yolo|voc]]
 
 Every row is one (condition, mask source, fusion mode, output scaling) over the pairs: the
 means of `sosmaskfuse eval`'s metrics (against the images the fusion was given, i.e. the
@@ -12,7 +13,11 @@ degraded ones under `dim`) and TCR, the thermal target contrast kept (the formul
 ../shared/tools/target_contrast.py, computed in process; 1 = the targets stand out as much as
 in the thermal image it was given). The TCR targets are the hand-drawn masks (--masks) or,
 without them, the classical thermal mask of the IR image thresholded at 0.5 (said so below
-the table).
+the table). With `--boxes DIR` (YOLO txt or VOC xml per stem) the table gains the thermal
+target contrast kept box by box (evaluation/box_contrast.py, the definition of
+../shared/tools/box_contrast.py) over all boxes of all pairs: `box kept` (TCR >= 0.5),
+`box inv` (TCR < 0), `box TCR` (the median) and `boxes` (the boxes standing out, |IR
+contrast| >= 5 in the IR image the fusion was given: fewer under `dim`).
 
 Conditions: `as-is`; `dim`: IR x 0.3, visible 0.5 * vis + 128 (evaluation/quality_study.py).
 Mask sources: `thermal` (the classical mask), `ensemble` (the shipped default: the SOS network
@@ -43,6 +48,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sosmaskfuse_core.evaluation.box_contrast import BoxTCR, image_tcrs, summarise
 from sosmaskfuse_core.evaluation.fusion_quality import read_gray
 from sosmaskfuse_core.evaluation.metrics import METRIC_NAMES, compute_all
 from sosmaskfuse_core.evaluation.quality_study import (
@@ -53,7 +59,9 @@ from sosmaskfuse_core.evaluation.quality_study import (
     rescale,
     target_contrast,
 )
+from sosmaskfuse_core.formats.box_folder import BOX_FORMATS, BoxFolder
 from sosmaskfuse_core.formats.image_files import list_images, pair_by_stem, read_image, write_image
+from sosmaskfuse_core.formats.voc_boxes import Box, BoxFileError
 from sosmaskfuse_core.models.checkpoints import load_autoencoder
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET, shipped_or_none
 from sosmaskfuse_core.pipeline import preprocessing as pp
@@ -65,6 +73,7 @@ MODES = ("imvf", "imvf-contrast")
 SCALINGS = ("minmax", "clip")
 BASELINES = ("addition", "sca", "average")
 COLUMNS = ("TCR",) + tuple(METRIC_NAMES)
+BOX_COLUMNS = ("box kept", "box inv", "box TCR", "boxes")
 
 
 def csv_list(choices):
@@ -119,6 +128,21 @@ class Study:
         )
         self.rows: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
         self.targets_from_masks = bool(self.masks)
+        self.labels = BoxFolder(args.boxes, args.box_format) if args.boxes else None
+        self.box_tcrs: dict[tuple[str, str, str], list[BoxTCR]] = defaultdict(list)
+
+    def boxes(self, stem: str, ir: np.ndarray) -> list[Box]:
+        """The labelled boxes of `stem` on `ir` (already scaled by --scale); [] without labels."""
+        if self.labels is None or stem not in self.labels.files:
+            return []
+        h, w = ir.shape
+        if self.labels.format == "yolo":  # normalised: the definition at the scaled size
+            return self.labels.read(stem, w, h)
+        s = self.args.scale  # VOC pixel boxes of the full-size image
+        return [
+            Box(b.label, int(b.x0 * s), int(b.y0 * s), int(b.x1 * s), int(b.y1 * s))
+            for b in self.labels.read(stem, round(w / s), round(h / s))
+        ]
 
     def inputs(self, condition: str, stem: str, ir_path: Path, vis_path: Path):
         s = self.args.scale
@@ -200,10 +224,11 @@ class Study:
             write_image(path, out[method])
         return out
 
-    def score(self, key: tuple[str, str, str], fused: np.ndarray, ir, vis, target) -> None:
+    def score(self, key: tuple[str, str, str], fused: np.ndarray, ir, vis, target, boxes) -> None:
         values = compute_all(fused, ir, vis)
         values["TCR"] = target_contrast(fused, ir, target, max(1, round(15 * self.args.scale)))
         self.rows[key].append(values)
+        self.box_tcrs[key].extend(image_tcrs(fused, ir, boxes)[0])
 
     def run(self, pairs) -> None:
         a = self.args
@@ -211,7 +236,8 @@ class Study:
             for i, (stem, (ir_path, vis_path)) in enumerate(pairs, 1):
                 try:
                     ir, vis, hand = self.inputs(condition, stem, ir_path, vis_path)
-                except (OSError, ValueError) as exc:
+                    boxes = self.boxes(stem, ir)
+                except (OSError, ValueError, BoxFileError) as exc:
                     print(f"skipped {stem}: {exc}", file=sys.stderr)
                     continue
                 if hand is not None:
@@ -225,24 +251,36 @@ class Study:
                         continue
                     fused = self.fuse_masked(a.out / condition / source, stem, ir, vis, prob)
                     for name, image in fused.items():
-                        self.score((condition, source, name), image, ir, vis, target)
+                        self.score((condition, source, name), image, ir, vis, target, boxes)
                 if a.baselines:
                     for name, image in self.fuse_baselines(
                         a.out / condition / "none", stem, ir, vis
                     ).items():
-                        self.score((condition, "none", name), image, ir, vis, target)
+                        self.score((condition, "none", name), image, ir, vis, target, boxes)
                 print(f"[{condition} {i}/{len(pairs)}] {stem}", file=sys.stderr, flush=True)
 
     def table(self) -> tuple[str, dict]:
+        columns = COLUMNS + (BOX_COLUMNS if self.labels else ())
         lines = [
-            "| condition | mask | method | n | " + " | ".join(COLUMNS) + " |",
-            "| --- | --- | --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " |",
+            "| condition | mask | method | n | " + " | ".join(columns) + " |",
+            "| --- | --- | --- | ---: | " + " | ".join("---:" for _ in columns) + " |",
         ]
         summary = {}
-        for (condition, source, method), rows in self.rows.items():
+        for key, rows in self.rows.items():
+            condition, source, method = key
             means = {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS}
+            if self.labels:
+                s = summarise(self.box_tcrs[key])
+                means.update(
+                    {
+                        "box kept": s.kept,
+                        "box inv": s.inverted,
+                        "box TCR": s.median,
+                        "boxes": s.boxes,
+                    }
+                )
             summary[f"{condition}/{source}/{method}"] = {"n": len(rows), **means}
-            cells = " | ".join(_fmt(c, means[c]) for c in COLUMNS)
+            cells = " | ".join(_fmt(c, means[c]) for c in columns)
             lines.append(f"| {condition} | {source} | {method} | {len(rows)} | {cells} |")
         what = (
             "the hand-drawn masks"
@@ -254,10 +292,19 @@ class Study:
             f"\nTCR targets: {what}; ring {ring} px. Metrics against the images the fusion "
             "was given (under `dim`: the dimmed IR and the brightened visible image)."
         )
+        if self.labels:
+            lines.append(
+                f"Box columns: {self.labels.format} boxes of {self.args.boxes}, all boxes of all "
+                "pairs with |IR contrast| >= 5; kept: TCR >= 0.5, inv: TCR < 0, TCR: median."
+            )
         return "\n".join(lines) + "\n", summary
 
 
 def _fmt(column: str, value: float) -> str:
+    if column == "boxes":
+        return str(value)
+    if np.isnan(value):
+        return "-"
     return f"{value:.2f}" if column in ("SD", "SF", "PSNR") else f"{value:.3f}"
 
 
@@ -299,6 +346,13 @@ def main() -> int:
         "--scale", type=float, default=1.0, help="shrink everything by this factor first"
     )
     ap.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    ap.add_argument(
+        "--boxes",
+        type=Path,
+        metavar="DIR",
+        help="labelled boxes (YOLO txt / VOC xml per stem): adds the box-contrast columns",
+    )
+    ap.add_argument("--box-format", choices=BOX_FORMATS, default="auto")
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--device", default="auto")
@@ -313,6 +367,8 @@ def main() -> int:
         ap.error("hand mask sources need --masks DIR")
     if not 0.05 <= args.scale <= 1.0:
         ap.error("--scale must lie in [0.05, 1]")
+    if args.boxes and not args.boxes.is_dir():
+        ap.error(f"--boxes {args.boxes}: not a folder")
 
     pairs = pair_by_stem(args.ir, args.vis).pairs
     if args.held_out:

@@ -108,3 +108,36 @@ def test_hand_sources_need_masks(quality_table, tmp_path, monkeypatch):
     )
     with pytest.raises(SystemExit):
         quality_table.main()
+
+
+def test_box_columns_are_the_box_contrast_of_the_written_images(
+    quality_table, tmp_path, monkeypatch, capsys
+):
+    """--boxes: per row, kept/inverted/median TCR over all boxes = evaluating the PNGs it wrote."""
+    from sosmaskfuse_core.evaluation import box_contrast
+    from sosmaskfuse_core.formats.box_folder import BoxFolder
+
+    write_pairs(tmp_path)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i, stem in enumerate(("a", "b")):  # the ellipse of write_pairs: x 22..38 (+30 i), y 18..54
+        cx = (30 + 30 * i + 0.5) / 96
+        (labels / f"{stem}.txt").write_text(f"0 {cx:.6f} {36.5 / 72:.6f} {18 / 96:.6f} 0.5\n")
+    out = tmp_path / "out"
+    argv = ["quality_table.py", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis")]
+    argv += ["--out", str(out), "--boxes", str(labels), "--json", str(tmp_path / "t.json")]
+    argv += ["--output-scalings", "minmax,clip", "--device", "cpu"]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert quality_table.main() == 0
+    assert "| box kept | box inv | box TCR | boxes |" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "t.json").read_text())
+    assert len(summary) == 4
+    for key, row in summary.items():
+        condition, mask, method = key.split("/")
+        found = box_contrast.evaluate_folder(out / condition / mask / method, tmp_path / "ir",
+                                             BoxFolder(labels))  # fmt: skip
+        s = box_contrast.summarise(found.tcrs)
+        assert row["boxes"] == s.boxes == 2
+        assert (row["box kept"], row["box inv"], row["box TCR"]) == (s.kept, s.inverted, s.median)
+    # a bright target on a mid-gray scene is kept by the mode that carries the thermal contrast
+    assert summary["as-is/thermal/imvf-contrast-clip"]["box kept"] == 1.0

@@ -14,7 +14,12 @@ import pytest
 
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.evaluation.mask_metrics import iou
-from sosmaskfuse_core.evaluation.weak_eval import box_scores, sum_box_scores, temporal_stability
+from sosmaskfuse_core.evaluation.weak_eval import (
+    box_scores,
+    evaluate_boxes,
+    sum_box_scores,
+    temporal_stability,
+)
 from sosmaskfuse_core.formats.voc_boxes import Box, BoxFileError, read_voc
 from sosmaskfuse_core.training.sosnet import pseudo_labels as pl
 from sosmaskfuse_core.training.sosnet import sources as sos_sources
@@ -149,6 +154,49 @@ def test_box_scores_count_found_boxes_and_mask_inside_boxes():
     }
 
 
+def test_box_recall_by_size_and_class_from_yolo_labels(tmp_path, capsys):
+    """Small (< 32 px tall), medium and large boxes; the mask covers the large ones only."""
+    ir = np.full((240, 320), 40, np.uint8)
+    ir[10:130, 10:40] = 200  # a large person (120 px tall): the only hot thing
+    mask = (ir > 100).astype(np.float32)
+    boxes = [
+        Box("person", 10, 10, 39, 129),  # large, covered
+        Box("person", 100, 100, 109, 129),  # small (30 px), not covered
+        Box("car", 150, 100, 199, 159),  # medium (60 px), not covered
+        Box("car", 5, 5, 44, 134),  # large (130 px), covered 120*30/(130*40) = 0.69
+    ]
+    r = box_scores(mask, boxes, classes={"person", "car"})
+    assert r["per_size"] == {"large": [2, 2], "small": [1, 0], "medium": [1, 0]}
+    total = sum_box_scores([r])
+    assert list(total["recall_per_size"]) == ["small", "medium", "large"]
+    assert total["recall_per_class_size"]["person/small"] == {"boxes": 1, "recall": 0.0}
+    assert total["recall_per_class_size"]["car/large"] == {"boxes": 1, "recall": 1.0}
+    assert box_scores(mask, boxes, classes={"car"})["boxes"] == 2
+
+    (tmp_path / "ir").mkdir()
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "ir" / "a.png"), ir)
+    (tmp_path / "labels" / "classes.txt").write_text("person\nbicycle\ncar\n")
+    (tmp_path / "labels" / "a.txt").write_text(
+        "".join(
+            f"{c} {(b.x0 + b.x1 + 1) / 640} {(b.y0 + b.y1 + 1) / 480} "
+            f"{(b.x1 + 1 - b.x0) / 320} {(b.y1 + 1 - b.y0) / 240}\n"
+            for c, b in zip((0, 0, 2, 2), boxes)
+        )
+    )
+    res = evaluate_boxes(str(tmp_path / "ir"), str(tmp_path / "labels"), lambda _: mask)
+    assert res["recall_per_size"]["large"] == {"boxes": 2, "recall": 1.0}
+    assert res["recall_per_class"]["person"] == {"boxes": 2, "recall": 0.5}
+    only_cars = evaluate_boxes(str(tmp_path / "ir"), str(tmp_path / "labels"), lambda _: mask,
+                               classes=["2"])  # fmt: skip
+    assert only_cars["boxes"] == 2 and only_cars["recall"] == 0.5
+
+    argv = ["eval-mask", "--ir", str(tmp_path / "ir"), "--boxes", str(tmp_path / "labels")]
+    assert cli.main(argv + ["--source", "thermal", "--classes", "person"]) == 0
+    out = capsys.readouterr().out
+    assert "| person | small | 1 |" in out and "| all | large | 1 |" in out and "car" not in out
+
+
 def test_temporal_stability_is_the_consecutive_frame_iou():
     a = np.zeros((10, 10), bool)
     a[2:6, 2:6] = True
@@ -277,11 +325,12 @@ def test_eval_mask_boxes_and_stability_from_the_command_line(tmp_path, capsys):
 
 def test_eval_mask_names_the_problem_of_bad_box_options(tmp_path, capsys):
     root = _hit_uav(tmp_path / "hit")
-    rc = cli.main(
-        ["eval-mask", "--ir", str(root / "images"), "--boxes", str(tmp_path / "none")]
-        + ["--source", "thermal"]
-    )
-    assert rc == 2 and "has an annotation in" in capsys.readouterr().err
+    argv = ["eval-mask", "--ir", str(root / "images"), "--source", "thermal", "--boxes"]
+    assert cli.main(argv + [str(tmp_path / "none")]) == 2
+    assert "none: not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(argv + [str(tmp_path / "empty")]) == 2
+    assert "has an annotation in" in capsys.readouterr().err
     rc = cli.main(
         ["eval-mask", "--ir", str(tmp_path / "missing"), "--boxes", str(root / "annotations")]
     )

@@ -2,7 +2,8 @@ r"""`sosmaskfuse eval-mask`: score a mask source against hand masks, boxes or ov
 
 Against hand-drawn masks the scores are IoU, F-measure and MAE (with cross-validation of the
 thermal mask); against VOC boxes, box recall and precision; over video frames, the temporal
-stability (`sosmaskfuse_core.evaluation.weak_eval`).
+stability (`sosmaskfuse_core.evaluation.weak_eval`). Box recall is printed per class and per
+size (small < 32 px tall, medium, large >= 96 px); boxes are VOC xml or YOLO txt files.
 
 sosmaskfuse eval-mask --ir ../shared/data/tno_masks/ir --masks ../shared/data/tno_masks/mask \
         --source thermal [--cv] [--group REGEX] [--json out.json] [--set seed_rel=0.6 ...]
@@ -10,6 +11,7 @@ sosmaskfuse eval-mask --ir IR --masks MASKS --source sosnet --sosnet CKPT [--hel
 sosmaskfuse eval-mask --ir ../shared/data/hit_uav/images \
         --boxes ../shared/data/hit_uav/annotations --stems ../shared/data/hit_uav/val.txt \
         --source sosnet --sosnet CKPT
+sosmaskfuse eval-mask --ir DEVSET/ir --boxes DEVSET/labels --source ensemble   # YOLO + classes.txt
 sosmaskfuse eval-mask --ir FRAMES --masks MASKS --group '^(\d+_\d+)_' --stability ...
 """
 
@@ -27,6 +29,7 @@ from sosmaskfuse_core.evaluation.mask_quality import (
     make_masker,
 )
 from sosmaskfuse_core.evaluation.weak_eval import evaluate_boxes, evaluate_stability, read_stems
+from sosmaskfuse_core.formats.box_folder import BOX_FORMATS, BoxFolder
 from sosmaskfuse_core.models.shipped import SHIPPED_SOSNET, shipped_or_none
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalMaskConfig
 
@@ -65,7 +68,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--boxes",
         default=None,
         metavar="DIR",
-        help="instead of --masks: VOC XML boxes <stem>.xml; prints box recall and precision",
+        help="instead of --masks: boxes <stem>.xml (VOC) or <stem>.txt (YOLO); prints box "
+        "recall per class and size, and box precision",
+    )
+    p.add_argument(
+        "--box-format",
+        choices=BOX_FORMATS,
+        default="auto",
+        help="with --boxes: yolo, voc or auto (voc when the folder has only .xml files)",
+    )
+    p.add_argument(
+        "--class-names",
+        metavar="NAMES",
+        default=None,
+        help="with --boxes: YOLO class names in id order, comma-separated (default: "
+        "DIR/classes.txt, else the ids)",
+    )
+    p.add_argument(
+        "--classes",
+        metavar="NAMES",
+        default=None,
+        help="with --boxes: recall of these classes only (names or YOLO ids, comma-separated)",
     )
     p.add_argument(
         "--stems",
@@ -164,6 +187,20 @@ def _print_boxes(b: dict[str, Any], source: str) -> None:
         f"{b['images']} images, {b['boxes']} boxes (cover >= {b['cover']}; "
         f"{source}); per class: {per_class}"
     )
+    rows = [("all", "all", b["boxes"], b["recall"])]
+    rows += [("all", k, v["boxes"], v["recall"]) for k, v in b["recall_per_size"].items()]
+    for cls, v in b["recall_per_class"].items():
+        rows.append((cls, "all", v["boxes"], v["recall"]))
+        for key, kv in b["recall_per_class_size"].items():
+            if key.rpartition("/")[0] == cls:
+                rows.append((cls, key.rpartition("/")[2], kv["boxes"], kv["recall"]))
+    print("\n| class | size | boxes | recall |\n|---|---|---:|---:|")
+    for cls, size, n, recall in rows:
+        print(f"| {cls} | {size} | {n} | {recall:.3f} |")
+    print(
+        "\n(box precision: the share of mask pixels inside some box, any class; a mask pixel "
+        "has no class or size, so it is not split)"
+    )
     for reason in b["skipped"]:
         print(f"skipped {reason}", file=sys.stderr)
 
@@ -172,7 +209,10 @@ def _without_masks(args: argparse.Namespace, masker) -> dict[str, Any]:
     """``--boxes`` and/or ``--stability`` without ``--masks``."""
     res: dict[str, Any] = {}
     if args.boxes:
-        res["boxes"] = evaluate_boxes(args.ir, args.boxes, masker, args.stems, args.cover)
+        names = args.class_names.split(",") if args.class_names else None
+        labels = BoxFolder(args.boxes, args.box_format, names)
+        classes = args.classes.split(",") if args.classes else None
+        res["boxes"] = evaluate_boxes(args.ir, labels, masker, args.stems, args.cover, classes)
         _print_boxes(res["boxes"], args.source)
     if args.stability:
         res["stability"] = st = evaluate_stability(args.ir, masker)

@@ -1,5 +1,7 @@
 """ROS data formats without ROS: image messages, ApproximateTime pairing, rosbag2 I/O, image files.
 
+Also object boxes: VOC xml and YOLO txt annotation files, read by stem from a `BoxFolder`.
+
 Image messages are converted to and from arrays by one codec (`image_codec`, built on `pixels`,
 `camera_encodings` and `compressed`), which the node and the bag tool share.
 
@@ -14,6 +16,7 @@ from .approx_sync import (
     slop_to_ns,
     stamp_to_ns,
 )
+from .box_folder import BOX_FORMATS, BoxFolder
 from .image_codec import (
     CAMERA_ENCODINGS,
     DEFAULT_MAX_PIXELS,
@@ -51,8 +54,10 @@ from .rosbag_io import (
     typestore,
 )
 from .voc_boxes import Box, BoxFileError, read_voc
+from .yolo_boxes import read_class_names, read_yolo
 
 __all__ = [
+    "BOX_FORMATS",
     "CAMERA_ENCODINGS",
     "COMPRESSED_IMAGE",
     "DEFAULT_MAX_PIXELS",
@@ -66,6 +71,7 @@ __all__ = [
     "ApproximateTimeSync",
     "Box",
     "BoxFileError",
+    "BoxFolder",
     "ImageDecodeError",
     "ImageReadError",
     "Pairing",
@@ -81,8 +87,10 @@ __all__ = [
     "message_to_array",
     "pair_by_stem",
     "qos_profile",
+    "read_class_names",
     "read_image",
     "read_voc",
+    "read_yolo",
     "slop_to_ns",
     "stamp_to_ns",
     "to_bgr",

@@ -23,6 +23,16 @@ class Box:
     x1: int
     y1: int
 
+    @property
+    def width(self) -> int:
+        """Pixels across (x1 - x0 + 1)."""
+        return self.x1 - self.x0 + 1
+
+    @property
+    def height(self) -> int:
+        """Pixels tall (y1 - y0 + 1): what the size classes (small < 32 px) go by."""
+        return self.y1 - self.y0 + 1
+
 
 def read_voc(path: str | Path) -> list[Box]:
     """The boxes of a VOC XML annotation file; BoxFileError naming the file if it is malformed."""
