@@ -1,6 +1,6 @@
 """Hostile image files for `fuse` and `make-bag`: each costs only itself, named in the report.
 
-A 65-byte PNG claiming 40000x30000, a real 20000x20000 PNG (389 KB of zeros), a 3 GB sparse
+A 57-byte PNG claiming 40000x30000, a real 20000x20000 PNG (389 KB of zeros), a 3 GB sparse
 file named .png, a BMP header claiming 40000x30000, a FIFO, a symbolic link loop, a link to
 nothing and a folder named like images: once a traceback that lost every pair after it (or a
 silent skip), now each is reported by name, every good pair is still written and the exit
@@ -35,10 +35,15 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def _png(width: int, height: int, idat: bytes) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    chunks = _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
 def png_bomb(width: int, height: int) -> bytes:
-    """A PNG header claiming width x height, with no pixel data (65 bytes)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"") + _chunk(b"IEND", b"")
+    """A PNG header claiming width x height, with no pixel data (57 bytes)."""
+    return _png(width, height, b"")
 
 
 def real_zero_png(width: int, height: int) -> bytes:
@@ -46,8 +51,7 @@ def real_zero_png(width: int, height: int) -> bytes:
     packer = zlib.compressobj(6)
     row = b"\0" * (width + 1)  # filter byte + pixels
     idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return _png(width, height, idat)
 
 
 def bmp_bomb(width: int, height: int) -> bytes:
