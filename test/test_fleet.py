@@ -324,8 +324,11 @@ def test_a_bag_whose_write_fails_part_way_is_failed_not_renamed_and_a_rerun_fuse
     assert len(read_bag(output)[0][FUSED]) == 6
 
 
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
 def test_ctrl_c_stops_the_workers_and_leaves_only_whole_bags(
-    tmp_path, ray_address, tiny_checkpoint_files
+    tmp_path, ray_address, tiny_checkpoint_files, sig, code
 ):
     bags = tmp_path / "bags"
     for i in range(3):
@@ -361,12 +364,12 @@ def test_ctrl_c_stops_the_workers_and_leaves_only_whole_bags(
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[0]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         text, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, text
+    assert proc.returncode == code, text
     assert "interrupted" in text
     assert not list(out.glob(".*")), list(out.glob(".*"))  # no partial folders
     report, by_name = load_report(out)
