@@ -34,7 +34,8 @@ from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import BAG
 from sosmaskfuse_core.tools import fleet
 from sosmaskfuse_core.tools.fleet.driver import Fleet, _Attempt
-from sosmaskfuse_core.tools.fleet.worker import BagWorker
+from sosmaskfuse_core.tools.fleet.worker import BagWorker, result_of
+from sosmaskfuse_core.tools.fuse_bag import BagJob, BagReport
 
 REPO = Path(__file__).resolve().parents[1]
 THERMAL, VISIBLE = "/camera/thermal/image_raw", "/camera/visible/image_raw"
@@ -320,8 +321,16 @@ def test_a_bag_whose_write_fails_part_way_is_failed_not_renamed_and_a_rerun_fuse
 
     monkeypatch.setattr(rosbag_io.BagWriter, "write", original)
     report = Fleet(config, job, values, stream=io.StringIO()).run()
-    assert [(e.status, e.fused) for e in report.bags] == [("done", 6)]
+    assert [(e.status, e.fused, e.lost_chunks) for e in report.bags] == [("done", 6, 0)]
     assert len(read_bag(output)[0][FUSED]) == 6
+
+
+def test_a_lost_chunk_is_counted_in_the_bag_line():
+    lost = rosbag_io.LostChunk("x.mcap", 43, 1, 2, (("/t", 4),), "Chunk checksum mismatch")
+    bag_report = BagReport(storage="mcap", pairs=8, lost=[lost])
+    job = BagJob(THERMAL, VISIBLE)
+    result = result_of("x", bag_report, job)
+    assert (result["status"], result["fused"], result["lost_chunks"]) == ("done", 8, 1)
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,7 @@ class BagJob:
         what = (
             f"output namespace {self.output_namespace!r} gives"
             if self.output_namespace is not None
-            else "output"
+            else "the input topics' namespace (choose one: --output-namespace) gives"
         )
         for topic in self.output_topics():
             check_topic_name(topic, f"{what} topic")
