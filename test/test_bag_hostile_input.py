@@ -342,3 +342,29 @@ def test_a_write_that_fails_part_way_is_an_error_not_a_finished_bag(tmp_path, mo
     assert len(got[FUSED]) == 4
     code, text = run_bag(tmp_path, tmp_path / "in", tmp_path / "out")
     assert code == 2 and "exists; choose a new output bag" in text  # a complete bag is kept
+
+
+def test_an_error_the_stage_lets_through_costs_only_its_pair(tmp_path):
+    """MemoryError (or an OpenCV error) while fusing: the batch is retried pair by pair."""
+    write_bag(tmp_path / "in", "mcap", pair_entries(4))
+    pipeline = tiny_pipeline()
+    original, poisoned = pipeline.fuse_batch, frames(2)[0]
+
+    def out_of_memory_on_pair_2(thermals, *args, **kwargs):
+        if any(np.array_equal(np.asarray(t), poisoned) for t in thermals):
+            raise MemoryError()
+        return original(thermals, *args, **kwargs)
+
+    pipeline.fuse_batch = out_of_memory_on_pair_2
+    report = fuse_bag(
+        tmp_path / "in",
+        tmp_path / "out",
+        BagJob(THERMAL, VISIBLE, batch_size=2),
+        PairStage(pipeline),
+        "tiny",
+    )
+    assert report.error == "" and report.pairs == 3
+    assert [f.reason for f in report.failed] == ["pair not fused: MemoryError while fusing"]
+    got, _ = read_bag(tmp_path / "out")
+    expected = [100 * SEC + i * SEC // 10 for i in (0, 1, 3)]  # pair_entries' stamps
+    assert [stamp_of(m) for _, m, _ in got[FUSED]] == expected
