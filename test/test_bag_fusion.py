@@ -258,23 +258,19 @@ def test_an_interrupted_run_leaves_a_valid_bag_of_what_was_done(tmp_path, storag
     assert conns[FUSED].msgcount == 2
 
 
-def _sigint_default():
-    """In the child: Ctrl-C raises KeyboardInterrupt even when the test runner ignores SIGINT.
+def _stop_signals_default():
+    """In the child: SIGINT, SIGTERM and SIGHUP as a terminal leaves them (not ignored).
 
-    A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
-    inherited SIG_IGN.
+    A shell without job control starts background jobs with SIGINT ignored, nohup ignores
+    SIGHUP, and Python keeps an inherited SIG_IGN (as `bag` does, on purpose).
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
-def test_ctrl_c_to_a_real_bag_process_leaves_a_valid_bag_and_exits_130(tmp_path):
-    """A real SIGINT, mid-run, to `sosmaskfuse bag` in its own process.
-
-    The signal is sent when the process reports its first fused pair; 400 pairs at batch size 1
-    leave it seconds of work, so the signal arrives mid-run with no timing in the test.
-    """
+def _bag_process(tmp_path, pairs: int) -> subprocess.Popen:
+    """`sosmaskfuse bag` in its own process on a bag of `pairs` pairs, at batch size 1."""
     ae, sos = save_tiny_checkpoints(tmp_path)
-    pairs = 400
     write_bag(tmp_path / "in", "mcap", pair_entries(pairs))
     command = [
         sys.executable,
@@ -299,15 +295,24 @@ def test_ctrl_c_to_a_real_bag_process_leaves_a_valid_bag_and_exits_130(tmp_path)
         "1",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_stop_signals_default,
     )
+
+
+def _signal_after_first_pair(proc: subprocess.Popen, sig: int) -> str:
+    """Send `sig` when the process reports its first fused pair; everything it printed."""
     before = []
     try:
         for line in proc.stderr:  # the progress line comes after the first pair is written
             before.append(line)
             if line.startswith("bag: "):
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sig)
                 break
         rest = proc.communicate(timeout=120)[1]
     finally:
@@ -316,14 +321,60 @@ def test_ctrl_c_to_a_real_bag_process_leaves_a_valid_bag_and_exits_130(tmp_path)
             proc.wait()
     text = "".join(before) + rest
     assert any(line.startswith("bag: ") for line in before), text
-    assert proc.returncode == 130, text
+    return text
+
+
+@pytest.mark.parametrize(
+    "sig, code",
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
+def test_a_stop_signal_to_a_real_bag_process_leaves_a_valid_bag(tmp_path, sig, code):
+    """A real signal, mid-run, to `sosmaskfuse bag` in its own process.
+
+    Ctrl-C, docker stop / systemd (SIGTERM) and a dropped ssh session (SIGHUP) alike: a valid,
+    closed bag of the pairs done, marked incomplete, exit code 128 + the signal. The signal
+    is sent when the process reports its first fused pair; 400 pairs at batch size 1 leave it
+    seconds of work, so the signal arrives mid-run with no timing in the test.
+    """
+    pairs = 400
+    proc = _bag_process(tmp_path, pairs)
+    text = _signal_after_first_pair(proc, sig)
+    assert proc.returncode == code, text
     got, conns = read_bag(tmp_path / "out")  # closed properly: metadata, index and all
     done = len(got[FUSED])
     assert 0 < done < pairs, f"{done} of {pairs} pairs: the signal did not arrive mid-run"
     assert f"interrupted: fused {done} pairs" in text
+    assert f"stopped by {signal.Signals(sig).name}" in text
     assert len(got[MASK]) == done and conns[FUSED].msgcount == done
     visible = [stamp_of(m) for _, m, _ in got[VISIBLE]]
     assert [stamp_of(m) for _, m, _ in got[FUSED]] == visible[:done]
+    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())
+    assert meta["rosbag2_bagfile_information"]["custom_data"]["sosmaskfuse.complete"] == "false"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+
+def test_a_killed_run_leaves_no_output_and_does_not_block_the_rerun(tmp_path):
+    """SIGKILL (no handler can run): no half-written bag at --out, and the rerun just works."""
+    pairs = 120
+    proc = _bag_process(tmp_path, pairs)
+    _signal_after_first_pair(proc, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "out").exists()
+    (left,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
+    assert (left / "out" / "out.mcap").is_file()  # the killed run's unfinished file
+    ae, sos = str(tmp_path / "ae.pt"), str(tmp_path / "sos.pt")
+    argv = ["bag", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+            "--thermal-topic", THERMAL, "--visible-topic", VISIBLE, "--autoencoder", ae,
+            "--sosnet", sos, "--device", "cpu", "--batch-size", "8"]  # fmt: skip
+    args = cli.build_parser().parse_args(argv)
+    stream = io.StringIO()
+    assert args.func(args, stream=stream) == 0, stream.getvalue()
+    got, _ = read_bag(tmp_path / "out")
+    assert len(got[FUSED]) == pairs
+    assert not left.exists()
+    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())
+    assert meta["rosbag2_bagfile_information"]["custom_data"]["sosmaskfuse.complete"] == "true"
 
 
 def test_job_checks_topics_before_writing_anything(tmp_path, pipeline):

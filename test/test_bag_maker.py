@@ -199,6 +199,27 @@ def test_bad_invocations_create_nothing(tmp_path):
         tmp_path / "bag",
     )
     assert code == 2 and "no frame pairs" in text
+    for topic, problem in (
+        ("/camera/thermal image", "character ' ' at index 15"),
+        ("camera/thermal", "does not start with '/'"),
+        ("/camera/1st", "token '1st' starts with a digit"),
+        ("/camera/visible/image_raw", "are one topic"),
+    ):
+        code, text = make_bag(
+            "--ir-dir",
+            tmp_path / "empty_ir",
+            "--vis-dir",
+            tmp_path / "empty_vis",
+            "--out",
+            tmp_path / "bag",
+            "--thermal-topic",
+            topic,
+        )
+        assert code == 2 and problem in text, text
+    assert "--thermal-topic '/camera/1st' is not a valid ROS 2 topic name" in make_bag(
+        "--ir-dir", tmp_path / "empty_ir", "--vis-dir", tmp_path / "empty_vis",
+        "--out", tmp_path / "bag", "--thermal-topic", "/camera/1st",
+    )[1]  # fmt: skip
     assert not (tmp_path / "bag").exists()
 
 

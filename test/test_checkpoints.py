@@ -2,6 +2,7 @@
 
 import copy
 import os
+import zipfile
 
 import pytest
 import torch
@@ -106,10 +107,107 @@ def test_unknown_and_junk_files(tmp_path):
         ck.load_autoencoder(_save(tmp_path, {"foo.weight": torch.zeros(1)}))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ck.CheckpointError, match="junk.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(ck.CheckpointError, match="junk.pth: not a PyTorch checkpoint"):
         ck.load_autoencoder(junk)
     with pytest.raises(ck.CheckpointError, match="no such checkpoint file"):
         ck.load_sosnet(tmp_path / "absent.pth")
+
+
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        (bytes(4096), "4096 bytes"),  # torch: "legacy .tar format ... weights_only=False"
+        (b"autoencoder weights go here\n", "28 bytes"),  # torch: KeyError 101
+        (b"", "empty"),
+    ],
+    ids=["zeros", "text", "empty"],
+)
+def test_files_that_are_no_checkpoint_get_our_message_not_torchs_advice(tmp_path, content, what):
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(ck.CheckpointError) as caught:
+        ck.load_autoencoder(path)
+    text = str(caught.value)
+    assert text == (
+        f"{path}: not a PyTorch checkpoint ({what}, neither the zip archive torch.save writes "
+        "nor PyTorch's legacy format)"
+    )
+    assert "weights_only=False" not in text and "will likely succeed" not in text
+
+
+def test_a_folder_is_named_as_one(tmp_path):
+    (tmp_path / "weights.pt").mkdir()
+    with pytest.raises(ck.CheckpointError, match="weights.pt: a folder, not a checkpoint file"):
+        ck.load_sosnet(tmp_path / "weights.pt")
+
+
+def _inflating_checkpoint(path, declared_floats: int) -> None:
+    """A torch.save archive whose one tensor declares `declared_floats` zeros, deflated.
+
+    torch.save stores records uncompressed; deflated, the file is small and inflates to a lot.
+    """
+    import struct
+
+    base = path.with_name("base.pt")
+    torch.save({"w": torch.zeros(4)}, base)
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data.pkl"):  # numel 4 (BININT1) -> BININT declared
+                count = b"J" + struct.pack("<i", declared_floats)
+                data = data.replace(b"K\x04t", count + b"t").replace(
+                    b"K\x00K\x04\x85", b"K\x00" + count + b"\x85"
+                )
+            if info.filename.endswith("data/0"):
+                packed = zipfile.ZipInfo(info.filename)
+                packed.compress_type = zipfile.ZIP_DEFLATED
+                with out.open(packed, "w") as f:
+                    for _ in range(declared_floats * 4 // (1 << 20)):
+                        f.write(bytes(1 << 20))
+                continue
+            out.writestr(info, data)
+
+
+def test_a_small_file_declaring_far_more_than_it_holds_is_refused_before_loading(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "bomb.pt"
+    _inflating_checkpoint(path, 64 << 20)  # 256 MB of float zeros in a file of a few hundred KB
+    assert path.stat().st_size < 2 << 20
+    with zipfile.ZipFile(path) as archive:  # what torch.load would inflate and allocate
+        (record,) = [i for i in archive.infolist() if i.filename.endswith("data/0")]
+        assert record.file_size == 256 << 20
+    with monkeypatch.context() as patched:  # torch.load would inflate the record whole
+
+        def no_load(*args, **kwargs):
+            raise AssertionError("torch.load reached")
+
+        patched.setattr(ck.torch, "load", no_load)
+        with pytest.raises(ck.CheckpointError, match=r"bomb.pt: holds compressed records"):
+            ck.load_autoencoder(path)
+
+
+def test_tensors_are_mapped_from_the_file_until_they_are_checked(tmp_path):
+    """A file of the wrong layout costs no memory to refuse: its tensors are mapped, not read."""
+    maps = "/proc/self/maps"
+    if not os.path.exists(maps):
+        pytest.skip("needs /proc/self/maps")
+    path = _save(tmp_path, {"unrelated.weight": torch.zeros(1 << 20)}, "big_unrelated.pt")
+    obj = ck.read_file(path)
+    with open(maps) as f:
+        assert str(path) in f.read()  # the storage is the file's pages, not a copy
+    del obj
+    with pytest.raises(ck.CheckpointError, match="not an IMV-F autoencoder checkpoint"):
+        ck.load_autoencoder(path)
+
+
+def test_pytorch_legacy_files_still_load(tmp_path, authors_autoencoder_state):
+    path = tmp_path / "Epoch_model_1.model"
+    torch.save(authors_autoencoder_state, path, _use_new_zipfile_serialization=False)
+    model, meta = ck.load_autoencoder(path)
+    assert meta["layout"] == "authors"
+    key = "conv0.conv2d.weight"
+    assert torch.equal(model.state_dict()[ae.authors_to_ours(key)], authors_autoencoder_state[key])
 
 
 class _Payload:
@@ -120,8 +218,10 @@ class _Payload:
 def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"conv0.conv2d.weight": _Payload()}, path)
-    with pytest.raises(ck.CheckpointError, match="weights_only"):
+    with pytest.raises(ck.CheckpointError, match="weights_only=True") as caught:
         ck.load_autoencoder(path)
+    assert "unsupported GLOBAL posix.system" in str(caught.value)
+    assert "weights_only=False" not in str(caught.value)  # torch's unsafe advice is dropped
 
 
 def test_our_format_round_trips_with_metadata_and_half_precision(tmp_path):

@@ -5,6 +5,7 @@ Also resuming, a worker killed mid-bag, Ctrl-C, and the planning rules.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -27,10 +29,13 @@ from bag_helpers import SEC, one_torch_thread, read_bag, stamp_of
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.commands.bag import job_from_args
 from sosmaskfuse_core.commands.options import setting_values
+from sosmaskfuse_core.formats import rosbag_io
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import BAG
 from sosmaskfuse_core.tools import fleet
-from sosmaskfuse_core.tools.fleet.driver import Fleet
+from sosmaskfuse_core.tools.fleet.driver import Fleet, _Attempt
+from sosmaskfuse_core.tools.fleet.worker import BagWorker, result_of
+from sosmaskfuse_core.tools.fuse_bag import BagJob, BagReport
 
 REPO = Path(__file__).resolve().parents[1]
 THERMAL, VISIBLE = "/camera/thermal/image_raw", "/camera/visible/image_raw"
@@ -268,8 +273,71 @@ def test_a_worker_killed_mid_bag_is_replaced_and_its_bag_retried(
     assert sorted(p.name for p in out.iterdir()) == ["fleet_report.json", "long_fused"]
 
 
+def test_a_bag_whose_write_fails_part_way_is_failed_not_renamed_and_a_rerun_fuses_it(
+    tmp_path, ray_address, tiny_checkpoint_files, monkeypatch
+):
+    """A disk that fills after 3 pairs: the bag is `failed`, never renamed to its final name.
+
+    The worker runs in this process, so the failure can be injected into its writer (Ray's
+    workers are other processes); its result goes through Ray to the driver's bookkeeping as
+    a worker's does. Renamed as `done`, every rerun would skip the truncated bag for good.
+    """
+    bag = make_bag(tmp_path, tmp_path / "bags" / "disk", 6, 7)
+    out = tmp_path / "fused"
+    args = cli.build_parser().parse_args(
+        ["fleet", "--in", str(bag), "--out", str(out), *options(tiny_checkpoint_files)]
+    )
+    job, values = job_from_args(args), setting_values(args, BAG)
+    config = fleet.FleetConfig(inputs=(bag,), out_dir=out, workers=1)
+    written = []
+    original = rosbag_io.BagWriter.write
+
+    def disk_full_after_three_fused(self, conn, timestamp, data):
+        if conn.topic == FUSED:
+            if len(written) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(timestamp)
+        return original(self, conn, timestamp, data)
+
+    monkeypatch.setattr(rosbag_io.BagWriter, "write", disk_full_after_three_fused)
+    driver = Fleet(config, job, values, stream=io.StringIO())
+    driver.report.bags = fleet.plan([bag], out)
+    (entry,) = driver.report.bags
+    out.mkdir()
+    entry.attempts, tag = 1, "test-1"
+    output = Path(entry.output)
+    partial = fleet.partial_dir(output, tag)
+    partial.mkdir()
+    worker = BagWorker("w1", {**values, "device": "cpu"}, job)
+    result = worker.fuse(str(bag), str(partial / output.name))
+    ref = ray.put(result)  # what a worker's fuse() call returns through Ray
+    driver._running[ref] = _Attempt(entry, "w1", partial, tag)
+    driver._finished(ref, deque(), Progress(1, "fleet", stream=io.StringIO()))
+    assert written and len(written) == 3
+    assert entry.status == "failed", entry
+    assert "stopped after 3 pairs" in entry.error and "No space left on device" in entry.error
+    assert not output.exists() and not partial.exists()
+    assert [e.status for e in fleet.plan([bag], out)] == ["pending"]  # a rerun retries it
+
+    monkeypatch.setattr(rosbag_io.BagWriter, "write", original)
+    report = Fleet(config, job, values, stream=io.StringIO()).run()
+    assert [(e.status, e.fused, e.lost_chunks) for e in report.bags] == [("done", 6, 0)]
+    assert len(read_bag(output)[0][FUSED]) == 6
+
+
+def test_a_lost_chunk_is_counted_in_the_bag_line():
+    lost = rosbag_io.LostChunk("x.mcap", 43, 1, 2, (("/t", 4),), "Chunk checksum mismatch")
+    bag_report = BagReport(storage="mcap", pairs=8, lost=[lost])
+    job = BagJob(THERMAL, VISIBLE)
+    result = result_of("x", bag_report, job)
+    assert (result["status"], result["fused"], result["lost_chunks"]) == ("done", 8, 1)
+
+
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
 def test_ctrl_c_stops_the_workers_and_leaves_only_whole_bags(
-    tmp_path, ray_address, tiny_checkpoint_files
+    tmp_path, ray_address, tiny_checkpoint_files, sig, code
 ):
     bags = tmp_path / "bags"
     for i in range(3):
@@ -305,12 +373,12 @@ def test_ctrl_c_stops_the_workers_and_leaves_only_whole_bags(
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[0]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         text, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, text
+    assert proc.returncode == code, text
     assert "interrupted" in text
     assert not list(out.glob(".*")), list(out.glob(".*"))  # no partial folders
     report, by_name = load_report(out)

@@ -43,9 +43,11 @@ def test_pairs_within_slop_and_copies_the_visible_header(rig):
     r.pair(300 * SEC)
     assert r.wait_outputs(2)
     assert r.wait_received(3, 3)  # every message taken in and every pair fused: nothing pending
-    assert r.fused.nothing_new(0.5)
-    assert [_stamp(m) for m in r.fused] == [100 * SEC + 10_000_000, 300 * SEC]
-    assert r.node.counts.pairs == 2
+    # a later pair's output arrives after any output of the earlier messages would have
+    r.pair(400 * SEC)
+    assert r.wait_outputs(3)
+    assert [_stamp(m) for m in r.fused] == [100 * SEC + 10_000_000, 300 * SEC, 400 * SEC]
+    assert r.node.counts.pairs == 3
 
 
 @pytest.mark.parametrize(
@@ -134,10 +136,9 @@ def test_bad_messages_are_dropped_counted_and_survived(rig):
         r.send("visible", image_msg(np.zeros((H, W, 3), np.uint8), "bgr8", i * SEC))
     assert wait_for(lambda: r.node.counts.bad["thermal"] == 4), r.node.counts
     assert r.wait_received(4, 4)  # the visible frames waited for partners that never came
-    assert r.fused.nothing_new(0.5)
-    assert r.fused == [] and r.node.counts.pairs == 0
-    r.pair(10 * SEC)
-    assert r.wait_outputs(1) and _stamp(r.fused[0]) == 10 * SEC
+    r.pair(10 * SEC)  # its output comes after any output of the bad messages would have
+    assert r.wait_outputs(1)
+    assert [_stamp(m) for m in r.fused] == [10 * SEC] and r.node.counts.pairs == 1
 
 
 def test_live_parameters_are_validated(rig):
@@ -204,7 +205,9 @@ def test_slow_fusion_drops_stale_pairs_and_no_queue_builds_up(rig):
     published = r.node.counts.published
     assert published == 2 and r.node.worker.dropped == 12 - published
     assert [_stamp(m) for m in r.fused] == [1 * SEC, 12 * SEC]  # the newest pair gets through
-    assert r.fused.nothing_new(0.5)  # the ten dropped pairs never come out later
+    r.pair(13 * SEC)  # the ten dropped pairs never come out later: not before this one
+    assert r.wait_outputs(3)
+    assert [_stamp(m) for m in r.fused] == [1 * SEC, 12 * SEC, 13 * SEC]
 
 
 def test_sim_time_stamps_and_timers(session, rig):
@@ -234,8 +237,14 @@ def test_sim_time_stamps_and_timers(session, rig):
     stamps = [_stamp(d) for d in diags]
     assert all(t0 <= s <= t0 + 2 * SEC for s in stamps), stamps  # sim time, not wall time
     n = len(diags)
-    # the sim clock is frozen: the diagnostics timer does not fire (once more at most)
-    assert not diags.wait(lambda items: len(items) >= n + 2, 1.0), [_stamp(d) for d in diags]
+    # the sim clock is frozen: the diagnostics timer does not fire (once more at most), though
+    # the node's executor demonstrably runs for at least 5 diagnostics periods of wall time
+    start, k = time.monotonic(), 0
+    while time.monotonic() - start < 5 * 0.2 or k < 2:
+        k += 1
+        r.pair(t0 + (1 + k) * SEC)
+        assert r.wait_outputs(1 + k)
+    assert len(diags) <= n + 1, [_stamp(d) for d in diags]
 
 
 def test_thermal_of_another_size_is_resized_or_warped_into_the_visible_frame(rig):
@@ -259,14 +268,15 @@ def test_color_output_and_processing_size(rig):
 
 def test_mask_topic_is_a_third_synchronised_input(rig):
     r = rig(mask_topic=True, mask_source="topic")
-    r.pair(1 * SEC)
-    assert r.wait_received(1, 1)  # both images in, waiting for the mask
-    assert r.fused.nothing_new(0.5)
-    assert r.fused == []  # no mask yet: nothing to fuse with
-    r.send("mask", image_msg(np.full((H, W), 255, np.uint8), "mono8", 1 * SEC))
-    assert r.wait_outputs(1)
-    assert wait_for(lambda: len(r.masks) == 1)
-    assert (image_to_array(r.masks[0]) == 255).all()
+    for k in (1, 2):  # one message at a time: the inputs are best effort (REP-2003)
+        r.pair(k * SEC)
+        assert r.wait_received(k, k)  # both images in, waiting for the mask
+        r.send("mask", image_msg(np.full((H, W), 255, np.uint8), "mono8", k * SEC))
+        assert r.wait_outputs(k)
+    # one output per mask, with the given mask: nothing was fused before its mask came
+    assert [_stamp(m) for m in r.fused] == [1 * SEC, 2 * SEC]
+    assert wait_for(lambda: len(r.masks) == 2)
+    assert all((image_to_array(m) == 255).all() for m in r.masks)
 
 
 def test_compressed_transport(rig):

@@ -115,7 +115,10 @@ def test_the_pixel_cap_is_a_parameter(rig):
     assert wait_for(
         lambda: r.node.counts.bad["thermal"] == 1 == r.node.counts.bad["visible"]
     )
-    assert r.fused.nothing_new(0.5) and r.node.counts.pairs == 0
+    small = np.zeros((H // 2, W // 2), np.uint8)  # under the cap: fused
+    r.pair(2 * SEC, ir=small, vis=np.zeros((H // 2, W // 2, 3), np.uint8))
+    assert r.wait_outputs(1)
+    assert [stamp_ns(m) for m in r.fused] == [2 * SEC] and r.node.counts.pairs == 1
 
 
 def test_messages_name_the_right_side(rig):
@@ -208,7 +211,11 @@ def test_without_visible_camera_info_no_camera_info_is_published(rig):
     r = rig()
     r.pair(1 * SEC)
     assert r.wait_outputs(1)
-    assert r.infos.nothing_new(0.5) and len(r.infos) == 0
+    r.send("camera_info", _visible_info())  # from now on, with each fused frame
+    assert wait_for(lambda: r.node._camera_info is not None)
+    r.pair(2 * SEC)
+    assert r.wait_outputs(2) and r.infos.wait_count(1)
+    assert [stamp_ns(i) for i in r.infos] == [2 * SEC]  # none for the frame before
 
 
 def test_fused_image_compressed_when_enabled(rig):

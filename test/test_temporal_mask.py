@@ -55,6 +55,31 @@ def test_a_scene_cut_or_a_new_size_resets():
     assert np.allclose(out, 1.0)
 
 
+def test_static_pixels_keep_following_the_ema_while_a_warm_target_walks_in():
+    """A warm target changes a few pixels by a lot: not a scene cut (the mean change is small).
+
+    Static pixels away from it keep averaging (out = alpha p + (1 - alpha) out_prev), the
+    target's pixels follow the new mask at once, frame after frame as it walks.
+    """
+    alpha = 0.25
+    s = MaskSmoother(MaskSmootherConfig(alpha=alpha, motion_scale=10.0, cut_change=40.0))
+    background = np.full((32, 32), 50.0, np.float32)
+    previous = np.full((32, 32), 0.8, np.float32)
+    s.update(previous, background)
+    for step, x in enumerate((2, 6, 10)):  # the target walks to the right, 4 px a frame
+        ir = background.copy()
+        ir[12:20, x : x + 8] = 200.0  # 150 levels warmer; the frame's mean change is 9.4 < 40
+        prob = np.zeros((32, 32), np.float32)
+        prob[12:20, x : x + 8] = 1.0
+        out = s.update(prob, ir)
+        expected_static = alpha * 0.0 + (1 - alpha) * previous[0, 0]
+        far = np.ones((32, 32), bool)
+        far[10:22, :] = False  # rows the target and the 3x3 blur of its edge can reach
+        assert np.allclose(out[far], expected_static), step
+        assert np.allclose(out[12:20, x + 1 : x + 7], 1.0), step  # inside, away from its edge
+        previous = np.full((32, 32), expected_static, np.float32)
+
+
 def test_without_thermal_frames_it_is_a_plain_ema():
     s = MaskSmoother(MaskSmootherConfig(alpha=0.5))
     s.update(torch.zeros(3, 3))

@@ -21,21 +21,41 @@ namespace is --output-namespace, by default the longest namespace the two input 
 node pushed into /camera (its inputs remapped from thermal/image_raw and visible/image_raw)
 publishes. Topics with no namespace in common give /fused_image and /sos_mask.
 
-A message that cannot be decoded (bad CDR, unknown encoding, truncated pixels) is reported with
-its topic and time and skipped; a pair that cannot be fused is reported the same way. Both make
-the exit code 1. Frames left without a partner are normal and only counted. Ctrl-C (or an error)
-stops the run with a valid, closed bag of what was done (exit code 130 after Ctrl-C).
+A message that cannot be decoded (bad CDR, unknown encoding, truncated pixels, above
+--max-input-pixels) is reported with its topic and time and skipped; a pair that cannot be fused
+is reported the same way, and an MCAP chunk that cannot be read (a checksum mismatch) with its
+file, byte offset, log times and the messages it held: the rest of the bag is still fused. Each
+makes the exit code 1. Frames left without a partner are normal and only counted.
+
+The bag is written in a hidden folder beside OUT_BAG (.OUT_BAG.partial-<pid>) and renamed to
+OUT_BAG once closed, so OUT_BAG only ever holds a closed bag. Ctrl-C, SIGTERM (docker stop,
+systemd) and SIGHUP (a lost terminal) stop the run the same way: the bag of what was done is
+closed and renamed to OUT_BAG, marked incomplete in its custom_data (sosmaskfuse.complete:
+"false"), and the exit code is 128 + the signal's number (130, 143, 129). A rerun with the same
+OUT_BAG replaces an incomplete bag (and removes the partial folder a killed run left); a
+complete one is never overwritten. A namespace that makes invalid ROS 2 topic names, a missing
+input or an existing complete output stop the run before anything is written (exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
+from sosmaskfuse_core.commands.stop_signals import StopSignals
+from sosmaskfuse_core.formats.bag_output import (
+    commit,
+    is_incomplete,
+    partial_dir,
+    partial_dirs,
+    pid_alive,
+)
 from sosmaskfuse_core.formats.rosbag_io import STORAGES
 from sosmaskfuse_core.pipeline.builder import build_stage
 from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
@@ -111,6 +131,7 @@ def job_from_args(args: argparse.Namespace, values: Mapping[str, Any] | None = N
         batch_size=args.batch_size,
         storage=args.out_storage,
         mask_topic=args.mask_topic,
+        max_input_pixels=values["max_input_pixels"],
     )
 
 
@@ -119,14 +140,15 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
     try:
         values = setting_values(args, BAG)
         job = job_from_args(args, values)
-        if args.output.exists():
-            raise ValueError(f"{args.output} exists; choose a new output bag")
+        replacing = check_output(args.output)
         if not args.input.exists():
             raise ValueError(f"{args.input}: no such bag")
         stage, sources = build_stage(values)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=stream)
         return 2
+    if replacing:
+        print(f"{args.output}: an incomplete bag of a stopped run; replacing it", file=stream)
     if stage.pipeline.device.type == "cpu":
         retain_freed_host_memory()  # reuse freed buffers: no page faults per layer
     print(
@@ -134,24 +156,62 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
         f"on {stage.pipeline.device} ({stage.pipeline.backend.name} backend); {sources}",
         file=stream,
     )
+    partial = partial_dir(args.output, str(os.getpid()))
     progress = Progress(None, "bag", unit="pairs", stream=stream)
-    try:
-        report = fuse_bag(args.input, args.output, job, stage, sources, progress)
-    except BagJobError as exc:
-        print(f"error: {exc}", file=stream)
-        return 2
-    finally:
-        progress.close()
+    with StopSignals() as stop:
+        try:
+            partial.mkdir(parents=True)
+            dst = partial / args.output.name
+            report = fuse_bag(args.input, dst, job, stage, sources, progress)
+        except (BagJobError, OSError) as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            print(f"error: {exc}", file=stream)
+            return 2
+        except KeyboardInterrupt:  # before the job began
+            shutil.rmtree(partial, ignore_errors=True)
+            print(f"interrupted ({stop.name or 'SIGINT'}) before the bag was opened", file=stream)
+            return stop.exit_code
+        finally:
+            progress.close()
+        stop.disarm()  # the bag is closed: a signal now must not cut the rename short
+        closed = (partial / args.output.name / "metadata.yaml").is_file()
+        if closed:
+            commit(partial, args.output, str(os.getpid()))
+        shutil.rmtree(partial, ignore_errors=True)
     if report.error and not report.storage:  # failed before the output was opened
         print(f"error: {report.error}", file=stream)
         return 2
     print_summary(report, args.output, stream)
     if report.error:
         print(f"error: stopped early: {report.error}", file=stream)
+        if not closed:
+            print("error: the bag could not be closed; nothing was written", file=stream)
         return 2
     if report.interrupted:
-        return 130
+        print(
+            f"stopped by {stop.name or 'SIGINT'}: {args.output} holds the pairs done so far, "
+            "marked incomplete (a rerun replaces it)",
+            file=stream,
+        )
+        return stop.exit_code
     return 1 if report.skipped else 0
+
+
+def check_output(output: Path) -> bool:
+    """Whether `output` is an incomplete bag a rerun replaces; ValueError when it must not run.
+
+    A complete bag (or anything else) at `output` is never replaced. Partial folders of runs
+    that are gone are removed; one of a live process means another run is writing `output`.
+    """
+    replacing = output.exists() and is_incomplete(output)
+    if output.exists() and not replacing:
+        raise ValueError(f"{output} exists; choose a new output bag")
+    for partial in partial_dirs(output):
+        tag = partial.name.rsplit("partial-", 1)[-1]
+        if tag.isdigit() and int(tag) != os.getpid() and pid_alive(int(tag)):
+            raise ValueError(f"{output}: another run (process {tag}) is writing it ({partial})")
+        shutil.rmtree(partial, ignore_errors=True)  # left by a run that was killed
+    return replacing
 
 
 def print_summary(report: BagReport, output: Path, stream=None) -> None:
@@ -184,6 +244,7 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
     for title, items in (
         ("corrupt messages skipped", report.corrupt),
         ("pairs not fused", report.failed),
+        ("unreadable chunks lost", report.lost),
     ):
         if items:
             where = f" in {report.source}" if report.source else ""

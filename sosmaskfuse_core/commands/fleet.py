@@ -12,10 +12,11 @@ ray://HOST:10001) the run joins that cluster, whose nodes must all see the input
 time; --gpus-per-worker reserves GPUs (fractions share one) and puts the models there.
 
 A bag is written under DIR/.<name>_fused.partial-<id>/ and renamed when complete, so a final name
-always holds a whole bag. A bag that cannot be read is reported and the others go on; a worker
-that dies is replaced and its bag retried (--max-retries); Ctrl-C stops the workers and leaves
-only finished bags (exit code 130). Bags whose output exists are skipped (--overwrite redoes
-them), so re-running a crashed command resumes it. DIR/fleet_report.json holds the engine and
+always holds a whole bag (a bag whose writing failed part way is `failed`, never renamed). A bag
+that cannot be read is reported and the others go on; a worker that dies is replaced and its bag
+retried (--max-retries); Ctrl-C, SIGTERM or SIGHUP stops the workers and leaves only finished
+bags (exit code 130, 143 or 129). Bags whose output exists are skipped (--overwrite redoes them),
+so re-running a crashed command resumes it. DIR/fleet_report.json holds the engine and
 cluster resources, and per bag its status (done, skipped, failed), pairs, time, worker and error.
 Exit code 0 when every bag is done or skipped, 1 otherwise, 2 when the run cannot start.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from sosmaskfuse_core.commands.bag import add_job_options, job_from_args
 from sosmaskfuse_core.commands.options import setting_values
+from sosmaskfuse_core.commands.stop_signals import StopSignals
 from sosmaskfuse_core.pipeline.builder import frame_preparer, pipeline_config
 from sosmaskfuse_core.settings import BAG
 
@@ -132,9 +134,10 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
             max_retries=args.max_retries,
             overwrite=args.overwrite,
         )
-        report = Fleet(config, job, values, stream=stream).run()
+        with StopSignals() as stop:  # SIGTERM and SIGHUP stop the run as Ctrl-C does
+            report = Fleet(config, job, values, stream=stream).run()
     except (ValueError, OSError, fleet.FleetError) as exc:
         print(f"error: {exc}", file=stream)
         return 2
     fleet.print_summary(report, args.output, stream)
-    return report.exit_code
+    return stop.exit_code if report.interrupted else report.exit_code

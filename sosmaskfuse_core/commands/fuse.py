@@ -2,16 +2,22 @@
 
     sosmaskfuse fuse --ir IR_DIR --vis VIS_DIR --out OUT_DIR [--mask-dir DIR] [node parameters]
 
-Pairs are matched by file stem. A file with no partner, an unreadable file or a pair of
-different sizes is reported by name and skipped; the other pairs are still written, and
-the exit code is 1 if any pair failed. `--mask-dir` uses masks of the same stems instead of
-computing them (mask source `topic`: masks given with each pair).
+Pairs are matched by file stem. A file with no partner, an unreadable file (not a regular
+file, above --max-input-pixels by its header or its size, not an image) or a pair of different
+sizes is reported by name and skipped; the other pairs are still written, and the exit code is
+1 if any pair failed. A 16-bit single-channel thermal file holds raw counts and goes through the
+thermal gain control (--thermal-agc), as a mono16 message does. `--mask-dir` uses masks of the
+same stems instead of computing them (mask source `topic`: masks given with each pair).
+
+Nothing starts (exit code 2) when a folder is missing or holds no image files, when two of the
+folders are one, or when --out (or its mask/ or fused/) is a file or cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import time
@@ -20,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
-from sosmaskfuse_core.formats.image_files import pair_by_stem
+from sosmaskfuse_core.formats.image_files import list_images, pair_by_stem
 from sosmaskfuse_core.pipeline.builder import build_stage
 from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
 from sosmaskfuse_core.progress import Progress
@@ -55,18 +61,21 @@ def run(args: argparse.Namespace) -> int:
     0 when every pair was written, 1 when some were skipped, 2 when nothing could start.
     """
     folders = [args.ir, args.vis] + ([args.mask_dir] if args.mask_dir else [])
+    names = ("--ir", "--vis", "--mask-dir")[: len(folders)]
     try:
-        pairing = pair_by_stem(*folders, names=("--ir", "--vis", "--mask-dir")[: len(folders)])
-    except NotADirectoryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
+        check_folders(folders, names, args.out)
+        pairing = pair_by_stem(*folders, names=names)
+        if not pairing.pairs:
+            for path, reason in pairing.unmatched:
+                print(f"  {path}: {reason}", file=sys.stderr)
+            raise ValueError(f"no pairs: no file stem is in all of {', '.join(names)}")
         values = setting_values(args, FUSE)
         if args.mask_dir:
             values["mask_source"] = "topic"
         elif values["mask_source"] == "topic":
             raise ValueError("mask_source 'topic' takes its masks from --mask-dir")
         stage, sources = build_stage(values)
+        make_out(args.out)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         progress.step(stem, ok=ok)
 
     start = time.perf_counter()
-    report = fuse_folder(pairing, stage, args.out, on_pair)
+    report = fuse_folder(pairing, stage, args.out, on_pair, values["max_input_pixels"])
     progress.close()
     elapsed = time.perf_counter() - start
     rate = f" ({elapsed / report.fused:.2f} s/pair" if report.fused else ""
@@ -102,3 +111,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {what}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def check_folders(folders: list[Path], names: tuple[str, ...], out: Path) -> None:
+    """Refuse what would make the run useless before anything is loaded (ValueError, OSError).
+
+    Each input folder exists and holds image files, no two inputs are one folder, and neither
+    `out` nor its mask/ or fused/ is a file.
+    """
+    for folder, name in zip(folders, names):
+        if not list_images(folder):  # NotADirectoryError (an OSError) for a missing folder
+            raise ValueError(f"{name} {folder}: no image files in this folder")
+    for i, (a, name_a) in enumerate(zip(folders, names)):
+        for b, name_b in zip(folders[i + 1 :], names[i + 1 :]):
+            if os.path.samefile(a, b):
+                raise ValueError(f"{name_a} and {name_b} are the same folder ({a})")
+    for path in (out, out / "mask", out / "fused"):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--out: {path} is a file, not a folder")
+
+
+def make_out(out: Path) -> None:
+    """Create `out` (and its parents); check that it can be written before a pair is fused."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"--out {out}: cannot create it: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: not writable")

@@ -48,6 +48,16 @@ def compressed_codec(fmt: str, *, name: str = "compressed image") -> Optional[st
     return codecs.pop() if codecs else None
 
 
+def sniff_codec(data: bytes | np.ndarray) -> Optional[str]:
+    """``'png'`` or ``'jpeg'`` from the signature that `data` starts with; None if neither."""
+    head = bytes(memoryview(flat_bytes(data))[:8])
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(b"\xff\xd8"):
+        return "jpeg"
+    return None
+
+
 def compressed_size(
     data: bytes | np.ndarray, *, name: str = "compressed image", fmt: str = ""
 ) -> tuple[str, int, int]:

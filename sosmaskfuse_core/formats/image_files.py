@@ -1,14 +1,28 @@
-"""Image folders on disk: pairing files by stem across folders, reading them with clear errors."""
+"""Image folders on disk: pairing files by stem across folders, reading them with clear errors.
+
+`read_image` refuses a hostile file before it costs memory, with the same pixel cap as image
+messages (`max_input_pixels`): anything but a regular file (a folder, a FIFO, a symbolic link
+loop) is refused without opening it for a blocking read; a file larger than an image of the cap
+can be (`max_file_bytes`) is refused before it is read; a PNG or JPEG is sized from its header
+(`compressed.compressed_size`, the codec's own reader) before it is decoded; any other format is
+checked after decoding, and OpenCV's own errors and a MemoryError become an `ImageReadError`
+naming the file. Callers report that file and go on with the others.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .compressed import compressed_size, sniff_codec
+from .pixels import DEFAULT_MAX_PIXELS, ImageDecodeError, check_size
 
 #: File suffixes (lower case) of the image formats OpenCV decodes.
 IMAGE_SUFFIXES = frozenset(
@@ -39,26 +53,37 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+#: Bytes per pixel of the widest layout OpenCV decodes (four float32 channels, e.g. EXR): no
+#: image file within the pixel cap needs more, however it is stored.
+MAX_BYTES_PER_PIXEL = 16
+#: Room for headers and metadata (EXIF, ICC profiles, text chunks) on top of the pixels.
+HEADER_ROOM = 1 << 20
+
+
 class ImageReadError(ValueError):
-    """A file that OpenCV cannot read as an image."""
+    """A file that cannot be read as an image; the text names the file and the reason."""
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file an image of at most `max_pixels` pixels can be, in any format."""
+    return max_pixels * MAX_BYTES_PER_PIXEL + HEADER_ROOM
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, list[Path]]:
-    """Image files of a folder (by suffix, hidden files skipped) by stem, in name order.
+    """Entries of a folder named like image files (by suffix, hidden ones skipped) by stem.
 
-    A stem usually has one file; several (a.png and a.jpg) make it ambiguous, which callers
-    report rather than guess. Raises NotADirectoryError for a missing folder.
+    In name order. A stem usually has one file; several (a.png and a.jpg) make it ambiguous,
+    which callers report rather than guess. Entries that are not regular files (a FIFO, a
+    symbolic link loop or to nothing, a folder) are listed too, so that reading them says
+    why they are skipped rather than nothing at all. Raises NotADirectoryError for a missing
+    folder.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a folder")
     out: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if (
-            path.suffix.lower() in IMAGE_SUFFIXES
-            and not path.name.startswith(".")
-            and path.is_file()
-        ):
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
             out.setdefault(path.stem, []).append(path)
     return out
 
@@ -112,17 +137,99 @@ def natural_key(stem: str) -> tuple:
     )
 
 
-def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """cv2.imread that raises ImageReadError (with the file's name) instead of returning None."""
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _file_kind(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read_file_bytes(path: str | os.PathLike, limit: int | None) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them; ImageReadError otherwise.
+
+    The file is opened without blocking and checked to be a regular file before a byte is
+    read, so a FIFO named like an image never hangs the reader.
+    """
     path = os.fspath(path)
-    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
-    if data is None:
-        raise ImageReadError(f"{path}: no such file")
-    if data.size == 0:
-        raise ImageReadError(f"{path}: empty file")
-    image = cv2.imdecode(data, flags)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(f"{path}: a symbolic link loop") from None
+        if exc.errno == errno.ENOENT:
+            what = "a symbolic link to nothing" if os.path.islink(path) else "no such file"
+            raise ImageReadError(f"{path}: {what}") from None
+        raise ImageReadError(f"{path}: cannot open: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageReadError(f"{path}: {_file_kind(info.st_mode)}, not an image file")
+        if info.st_size == 0:
+            raise ImageReadError(f"{path}: empty file")
+        if limit is not None and info.st_size > limit:
+            raise ImageReadError(
+                f"{path}: {info.st_size} bytes, more than an image within max_input_pixels can "
+                f"take ({limit} bytes); not read"
+            )
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        try:
+            data = file.read() if limit is None else file.read(limit + 1)
+        except OSError as exc:
+            raise ImageReadError(f"{path}: cannot read: {exc.strerror}") from None
+        except MemoryError:
+            raise ImageReadError(f"{path}: not enough memory to read it") from None
+    if limit is not None and len(data) > limit:  # it grew since fstat
+        raise ImageReadError(f"{path}: more than {limit} bytes; not read")
+    return data
+
+
+def read_image(
+    path: str | os.PathLike,
+    flags: int = cv2.IMREAD_COLOR,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """The image in the file `path`, decoded by OpenCV with `flags` (cv2.imread's).
+
+    ImageReadError names the file and the reason: not a regular file, empty, bigger than
+    `max_file_bytes(max_pixels)`, more than `max_pixels` pixels (from the PNG or JPEG header
+    before decoding, from the decoded image otherwise), not an image OpenCV can read, or not
+    enough memory to decode it. `max_pixels` None: no cap.
+    """
+    path = os.fspath(path)
+    limit = None if max_pixels is None else max_file_bytes(max_pixels)
+    data = np.frombuffer(read_file_bytes(path, limit), dtype=np.uint8)
+    try:
+        if sniff_codec(data) is not None:
+            codec, width, height = compressed_size(data, name=path)
+            check_size(width, height, max_pixels, path, what=f"the {codec.upper()} header says ")
+    except ImageDecodeError as exc:
+        raise ImageReadError(str(exc)) from None
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error as exc:  # OpenCV's own limits, corrupt streams
+        message = str(exc).strip().splitlines()[-1]
+        raise ImageReadError(f"{path}: OpenCV could not decode it: {message}") from None
+    except MemoryError:
+        raise ImageReadError(f"{path}: not enough memory to decode it") from None
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: not an image OpenCV can read")
+    height, width = image.shape[:2]
+    if max_pixels is not None and width * height > max_pixels:  # a format without a size check
+        raise ImageReadError(
+            f"{path}: {width}x{height} = {width * height} pixels, more than "
+            f"max_input_pixels = {max_pixels}; dropped"
+        )
     return image
 
 

@@ -1,6 +1,15 @@
 """Loading and saving checkpoints (the authors' files, ours, ImageNet HRNet), safely and strictly.
 
 Every file is read with ``torch.load(weights_only=True)``: no code in a checkpoint ever runs.
+Nor can a file make us allocate more than it holds: `read_file` accepts the zip archives
+``torch.save`` writes only with stored (uncompressed) records, so no tensor can declare more
+bytes than the file has (torch checks each record against its tensor), and maps them with
+``mmap=True``, so the tensors cost no memory until the model's own are filled from them after
+every key and shape was checked (on meta tensors). A 2 MB file of deflated records declaring
+2 GB of zeros is refused before a byte of them is inflated. PyTorch's legacy (pre-1.6,
+non-zip) files still load, without the map; anything else (a zero-filled or text file) gets our
+own message, never torch's advice to retry with ``weights_only=False``.
+
 Three layouts are recognised:
 
 * the authors' plain state dicts (`Epoch_model_1.model` for the autoencoder,
@@ -19,6 +28,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
+import stat
+import zipfile
 from typing import Any, Callable
 
 import torch
@@ -45,22 +57,75 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used, with the reason and the file's name."""
 
 
-def read_file(path: str | os.PathLike) -> Any:
-    """`torch.load` with `weights_only=True` on the CPU; unreadable files raise CheckpointError."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such checkpoint file")
+#: How PyTorch's legacy (pre-1.6) files start: pickle protocol 2 and torch's magic number.
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def _layout(path: str) -> str:
+    """``"zip"`` (torch.save's archive) or ``"legacy"``; CheckpointError for anything else.
+
+    A zip archive must hold only stored records: torch.save never compresses, and a deflated
+    record could declare far more memory than the file holds.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path}: not a regular file")
+    with open(path, "rb") as f:
+        head = f.read(len(_LEGACY_MAGIC))
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                packed = [i.filename for i in archive.infolist() if i.compress_type != 0]
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise CheckpointError(f"{path}: a damaged zip archive ({exc})") from None
+        if packed:
+            raise CheckpointError(
+                f"{path}: holds compressed records ({packed[0]}), which torch.save never "
+                "writes; refused, as their tensors could need far more memory than the file"
+            )
+        return "zip"
+    if head == _LEGACY_MAGIC:
+        return "legacy"
+    what = "empty" if info.st_size == 0 else f"{info.st_size} bytes"
+    raise CheckpointError(
+        f"{path}: not a PyTorch checkpoint ({what}, neither the zip archive torch.save "
+        "writes nor PyTorch's legacy format)"
+    )
+
+
+def read_file(path: str | os.PathLike) -> Any:
+    """`torch.load` with `weights_only=True` on the CPU; unreadable files raise CheckpointError.
+
+    Tensors of a zip archive are mapped from the file (``mmap=True``): they cost memory only
+    when copied, and a file cannot declare more bytes than it has (see the module docstring).
+    """
+    path = os.fspath(path)
+    mmap = _layout(path) == "zip"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path}: refused to unpickle (only tensors and plain data are "
-            f"loaded, weights_only=True): {exc}"
+            f"loaded, weights_only=True): {_without_advice(exc)}"
         ) from None
     except Exception as exc:  # torch raises RuntimeError/EOFError/zipfile errors for junk
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
+            f"{path}: not a readable PyTorch checkpoint "
+            f"({type(exc).__name__}: {_without_advice(exc)})"
         ) from None
+
+
+def _without_advice(exc: Exception) -> str:
+    """The exception's text without torch's paragraphs about weights_only (unsafe advice)."""
+    kept = [p.strip() for p in re.split(r"\n\s*\n", str(exc)) if "weights_only" not in p]
+    return " ".join(p for p in kept if p) or type(exc).__name__
 
 
 def identify(obj: Any) -> tuple[str | None, str]:

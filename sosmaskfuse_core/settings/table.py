@@ -216,7 +216,7 @@ SETTINGS: tuple[Setting, ...] = (
         length=9,
         scopes=LIVE_STREAMS,
     ),
-    # thermal gain control for 16-bit counts (live)
+    # thermal gain control for 16-bit counts (live; fuse: 16-bit thermal files)
     Setting(
         "thermal_agc",
         "str",
@@ -225,7 +225,6 @@ SETTINGS: tuple[Setting, ...] = (
         "agc",
         choices=AGC_MODES,
         live=True,
-        scopes=LIVE_STREAMS,
     ),
     Setting(
         "agc_low_percent",
@@ -235,7 +234,6 @@ SETTINGS: tuple[Setting, ...] = (
         "agc",
         range=(0.0, 100.0),
         live=True,
-        scopes=LIVE_STREAMS,
     ),
     Setting(
         "agc_high_percent",
@@ -245,7 +243,6 @@ SETTINGS: tuple[Setting, ...] = (
         "agc",
         range=(0.0, 100.0),
         live=True,
-        scopes=LIVE_STREAMS,
     ),
     Setting(
         "agc_min",
@@ -254,7 +251,6 @@ SETTINGS: tuple[Setting, ...] = (
         "fixed mode: count mapped to black",
         "agc",
         live=True,
-        scopes=LIVE_STREAMS,
     ),
     Setting(
         "agc_max",
@@ -263,7 +259,6 @@ SETTINGS: tuple[Setting, ...] = (
         "fixed mode: count mapped to white",
         "agc",
         live=True,
-        scopes=LIVE_STREAMS,
     ),
     # inputs (start-up)
     Setting(
@@ -300,10 +295,10 @@ SETTINGS: tuple[Setting, ...] = (
         "int",
         8192 * 8192,
         "largest input image (width x height) decoded; a bigger one is dropped before its "
-        "pixels are decoded (compressed images: the size in the PNG/JPEG header)",
+        "pixels are decoded (PNG/JPEG data: the size in its header; image files: also a file "
+        "size cap)",
         "inputs",
         range=(1, 1 << 30),
-        scopes=frozenset({NODE}),
     ),
     # outputs (start-up)
     Setting(

@@ -7,6 +7,11 @@ the node's `PairStage` in batches, and writes a new bag: every input topic copie
 plus `<namespace>/fused_image` and `<namespace>/sos_mask`, stamped with the visible frame's
 header at the visible message's log time. `fuse_bag` is the whole job for one bag, used by
 `sosmaskfuse bag` and by the fleet workers. The command line is `sosmaskfuse_core.commands.bag`.
+
+What is lost is reported, never the run: a message that cannot be decoded, a pair that cannot
+be fused, an MCAP chunk that cannot be read (`formats.rosbag_io.open_bag`: the other chunks
+are still read). The output's custom_data says whether the whole input was read
+(`formats.bag_output.COMPLETE_KEY`).
 """
 
 from __future__ import annotations
@@ -20,26 +25,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.serde import SerdeError
 
 from sosmaskfuse_core import __version__
 from sosmaskfuse_core.formats.approx_sync import ApproximateTimeSync
+from sosmaskfuse_core.formats.bag_output import COMPLETE_KEY
 from sosmaskfuse_core.formats.image_codec import (
+    DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     array_to_image_fields,
     message_to_array,
 )
+from sosmaskfuse_core.formats.ros_names import check_topic_name
 from sosmaskfuse_core.formats.rosbag_io import (
     IMAGE,
     IMAGE_TYPES,
     STORAGES,
     CopyError,
+    LostChunk,
     add_image_connection,
     closing_writer,
     copy_connection,
     format_time,
+    lost_chunks,
+    open_bag,
     stamp_ns,
     storage_of,
     typestore,
@@ -63,7 +75,8 @@ class BagJob:
 
     mask_topic: masks recorded in the bag (mono8, in the visible camera's grid), paired with the
     images as the node pairs its `mask` input; needs a stage whose pipeline takes given masks
-    (mask_source `topic`).
+    (mask_source `topic`). max_input_pixels: the node's cap on a decoded image (None: none).
+    ValueError for a bad value, e.g. a namespace that makes invalid ROS 2 topic names.
     """
 
     thermal_topic: str
@@ -74,6 +87,7 @@ class BagJob:
     batch_size: int = 4
     storage: str | None = None  # None: the input bag's storage (mcap if that is unknown)
     mask_topic: str | None = None
+    max_input_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -82,6 +96,13 @@ class BagJob:
             raise ValueError(f"storage {self.storage!r}: expected one of {', '.join(STORAGES)}")
         if len(set(self.input_topics)) != len(self.input_topics):
             raise ValueError(f"the input topics must differ ({', '.join(self.input_topics)})")
+        what = (
+            f"output namespace {self.output_namespace!r} gives"
+            if self.output_namespace is not None
+            else "the input topics' namespace (choose one: --output-namespace) gives"
+        )
+        for topic in self.output_topics():
+            check_topic_name(topic, f"{what} topic")
 
     @property
     def input_topics(self) -> tuple[str, ...]:
@@ -140,6 +161,7 @@ class BagReport:
     copied: int = 0  # input messages copied
     corrupt: list[Skipped] = field(default_factory=list)
     failed: list[Skipped] = field(default_factory=list)  # decoded pairs that could not be fused
+    lost: list[LostChunk] = field(default_factory=list)  # MCAP chunks that could not be read
     not_copied: list[str] = field(default_factory=list)  # topics whose type could not be described
     seconds: float = 0.0
     interrupted: bool = False
@@ -152,8 +174,8 @@ class BagReport:
 
     @property
     def skipped(self) -> bool:
-        """Whether a message or a pair was left out (the exit code is then 1)."""
-        return bool(self.corrupt or self.failed)
+        """Whether a message, a pair or a chunk was left out (the exit code is then 1)."""
+        return bool(self.corrupt or self.failed or self.lost)
 
 
 @dataclass
@@ -221,14 +243,20 @@ class BagFusion:
         start = time.perf_counter()
         report = self.report
         try:
-            with Reader(self.src) as reader:
+            with open_bag(self.src) as reader:
                 roles = self._check(reader)
                 if progress is not None and progress.total is None:
                     progress.total = min(reader.topics[t].msgcount for t in self.job.input_topics)
                 storage = self.job.storage or storage_of(reader) or "mcap"
                 with closing_writer(self.dst, storage) as writer:
                     report.storage = storage
-                    self._write(reader, writer, roles, progress)
+                    complete = False
+                    try:
+                        self._write(reader, writer, roles, progress)
+                        complete = True
+                    finally:
+                        report.lost = lost_chunks(reader)
+                        writer.set_custom_data(COMPLETE_KEY, "true" if complete else "false")
         except KeyboardInterrupt:
             report.interrupted = True
             raise
@@ -348,7 +376,9 @@ class BagFusion:
             stamp = stamp_ns(msg.header)
             if stamp < 0:
                 raise ValueError(f"negative header stamp {stamp} ns")
-            image, encoding = message_to_array(msg, name=f"{role} image")
+            image, encoding = message_to_array(
+                msg, name=f"{role} image", max_pixels=self.job.max_input_pixels
+            )
         except (SerdeError, ImageDecodeError, ValueError) as exc:  # SerdeError: bad CDR
             self._skip(self.report.corrupt, Skipped(conn.topic, log_time, stamp, str(exc)))
             return None
@@ -365,7 +395,7 @@ class BagFusion:
     ) -> None:
         """Fuse through the stage (one pass per frame size) and write the outputs in pair order."""
         frames = [(m[0].frame, m[1].frame, m[2].frame if len(m) > 2 else None) for m in pairs]
-        for messages, result in zip(pairs, self.stage.run(frames)):
+        for messages, result in zip(pairs, self._fused(frames)):
             visible = messages[1]
             if isinstance(result, Exception):
                 self._skip(
@@ -382,6 +412,15 @@ class BagFusion:
             self.report.pairs += 1
             if progress is not None:
                 progress.step()
+
+    def _fused(self, frames: list) -> list[PairOutputs | Exception]:
+        """The stage's results; an error the stage lets through costs only its pair."""
+        try:
+            return self.stage.run(frames)
+        except (MemoryError, cv2.error) as exc:
+            if len(frames) > 1:
+                return [result for frame in frames for result in self._fused([frame])]
+            return [exc if str(exc) else RuntimeError(f"{type(exc).__name__} while fusing")]
 
     def _write_outputs(
         self,

@@ -16,6 +16,7 @@ import numpy as np
 
 from sosmaskfuse_core.formats.image_codec import array_to_compressed, array_to_image_fields
 from sosmaskfuse_core.formats.image_files import ImageReadError, pair_by_stem, read_image
+from sosmaskfuse_core.formats.ros_names import check_topic_name
 from sosmaskfuse_core.formats.rosbag_io import (
     COMPRESSED_IMAGE,
     IMAGE,
@@ -175,6 +176,10 @@ class BagLayout:
             raise ValueError(f"storage {self.storage!r}: expected one of {', '.join(STORAGES)}")
         if self.reliability not in ("reliable", "best_effort"):
             raise ValueError(f"reliability {self.reliability!r}: expected reliable or best_effort")
+        for role, topic in zip(("--thermal-topic", "--visible-topic"), self.topics()):
+            check_topic_name(topic, role)
+        if len(set(self.topics())) == 1:
+            raise ValueError(f"--thermal-topic and --visible-topic are one topic ({topic})")
 
     def topics(self) -> tuple[str, str]:
         suffix = "/compressed" if self.compressed else ""

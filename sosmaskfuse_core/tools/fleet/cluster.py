@@ -19,15 +19,33 @@ log = logging.getLogger(__name__)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
-    """Join the cluster at `address`, or start a local Ray; True if this call connected."""
+    """Join the cluster at `address`, or start a local Ray; True if this call connected.
+
+    The caller's SIGTERM and SIGHUP handlers are kept: ray.init replaces them with its own,
+    which ends the driver at once (exit code 1, no report, partial folders left).
+    """
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local run reports to no one
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    kept = _python_handlers()
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING)
+        else:
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local run reports to no one
+            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
     return True
+
+
+def _python_handlers() -> dict[int, Any]:
+    """The Python-level SIGTERM and SIGHUP handlers of the main thread (none elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    names = ("SIGTERM", "SIGHUP")
+    sigs = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    return {sig: handler for sig in sigs if (handler := signal.getsignal(sig)) is not None}
 
 
 def engine_info(address: str | None) -> dict[str, Any]:

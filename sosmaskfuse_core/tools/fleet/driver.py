@@ -299,7 +299,8 @@ class Fleet:
     def _record(self, attempt: _Attempt, result: dict[str, Any]) -> None:
         """A worker's result into the report; a finished bag renamed to its final name."""
         entry = attempt.entry
-        for key in ("pairs", "fused", "failed_pairs", "corrupt_messages", "seconds"):
+        counts = ("pairs", "fused", "failed_pairs", "corrupt_messages", "lost_chunks", "seconds")
+        for key in counts:
             if key in result:
                 setattr(entry, key, result[key])
         entry.status, entry.error = result["status"], result["error"]

@@ -3,19 +3,25 @@
 Plain Python (no Ray). Inputs are bags (a folder with metadata.yaml, or a bare .mcap/.db3
 file) or folders searched for them; each bag's output is ``OUT/<bag name>_fused``. An attempt
 writes under a hidden partial folder beside it (`partial_dir`) and `commit` renames the
-finished bag to its final name, so a final name only ever holds a whole bag (`is_complete`).
+finished bag to its final name, so a final name only ever holds a whole bag (`is_complete`);
+both come from `formats.bag_output`, which `sosmaskfuse bag` uses too.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from sosmaskfuse_core.formats.bag_output import (  # noqa: F401  (the fleet's names for them)
+    commit,
+    partial_dir,
+    remove_partials,
+)
+from sosmaskfuse_core.formats.rosbag_io import BAG_FILE_SUFFIXES
+
 from .report import FAILED, SKIPPED, BagEntry
 
-BAG_FILE_SUFFIXES = (".mcap", ".db3")
 OUTPUT_SUFFIX = "_fused"
 
 
@@ -112,31 +118,3 @@ def plan(bags: Sequence[Path], out_dir: Path, overwrite: bool = False) -> list[B
         owners.setdefault(output.name, bag)
         entries.append(entry)
     return entries
-
-
-def partial_dir(output: Path, tag: str) -> Path:
-    """Where an attempt writes: a hidden folder beside the output, for a bag of the final name."""
-    return output.with_name(f".{output.name}.partial-{tag}")
-
-
-def remove_partials(output: Path, run_id: str = "") -> None:
-    """Partial folders of `output`: of the run `run_id`, or (no id) of every earlier run.
-
-    Leftovers of crashed runs are removed at the start; one fleet run per output folder at a
-    time.
-    """
-    for stale in output.parent.glob(f".{output.name}.partial-{run_id}*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def commit(partial: Path, output: Path, tag: str) -> None:
-    """Move a finished bag to its final name (replacing an old output: --overwrite)."""
-    src = partial / output.name
-    old = None
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{tag}")
-        output.rename(old)
-    src.rename(output)
-    shutil.rmtree(partial, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -33,6 +33,7 @@ class BagEntry:
     fused: int | None = None  # pairs fused and written
     failed_pairs: int | None = None  # pairs that could not be fused
     corrupt_messages: int | None = None  # input messages that could not be decoded
+    lost_chunks: int | None = None  # MCAP chunks that could not be read (their messages lost)
     seconds: float | None = None  # the worker's time on the bag (last attempt)
     worker: str | None = None
     attempts: int = 0

@@ -98,6 +98,7 @@ def result_of(src: str, report: BagReport, job: BagJob) -> dict[str, Any]:
         "fused": report.pairs,
         "failed_pairs": len(report.failed),
         "corrupt_messages": len(report.corrupt),
+        "lost_chunks": len(report.lost),
         "seconds": report.seconds,
         "error": "",
     }
