@@ -13,6 +13,7 @@ from scipy import ndimage
 from sosmaskfuse_core.models.checkpoints import load_autoencoder
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
 from sosmaskfuse_core.pipeline import FusionPipeline, PipelineConfig
+from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.thermal_contrast import (
     ContrastCarryConfig,
     carry_thermal_contrast,
