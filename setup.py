@@ -37,7 +37,7 @@ setup(
         "opencv-python",
         "scipy",
         "scikit-image",
-        "rosbags>=0.11",
+        "rosbags>=0.11,<0.12",  # formats/rosbag_io subclasses its storage plugins
     ],
     extras_require={
         "ros": [

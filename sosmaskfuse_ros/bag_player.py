@@ -127,7 +127,7 @@ class BagPlayer:
         self.node, self.rate, self.clock_hz, self.loop = node, rate, clock_hz, loop
         self.time = timekeeper or Timekeeper()
         self.report = PlayReport()
-        self.reader = Reader(Path(bag))
+        self.reader = bag_reader(bag)  # loses only a chunk it cannot read, names bad metadata
         self.reader.open()
         try:
             self._connections = self._select(topics)

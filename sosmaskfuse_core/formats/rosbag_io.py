@@ -355,8 +355,18 @@ class BagReader(Reader):
 def open_bag(path: str | os.PathLike) -> Iterator[BagReader]:
     """The bag at `path` (a folder with metadata.yaml or a bare .mcap/.db3 file), open.
 
+    ReaderError names the file and the problem (see `bag_reader`). The reader is closed after
+    the block.
+    """
+    with bag_reader(path) as reader:
+        yield reader
+
+
+def bag_reader(path: str | os.PathLike) -> BagReader:
+    """The reader of the bag at `path`, not yet opened (for a reader kept open, e.g. `play`).
+
     ReaderError names the file and the problem; a folder without metadata.yaml says which
-    storage file in it can be opened on its own. The reader is closed after the block.
+    storage file in it can be opened on its own.
     """
     path = Path(path)
     if path.is_dir() and not (path / "metadata.yaml").exists():
@@ -367,8 +377,7 @@ def open_bag(path: str | os.PathLike) -> Iterator[BagReader]:
             else "; it holds no .mcap or .db3 file either"
         )
         raise ReaderError(f"{path}: no metadata.yaml in this folder{hint}")
-    with BagReader(path) as reader:
-        yield reader
+    return BagReader(path)
 
 
 def lost_chunks(reader: Reader) -> list[LostChunk]:

@@ -177,16 +177,17 @@ class PairStage:
     ) -> list[PairOutputs | Exception]:
         """Prepare and fuse many pairs, one pass per size.
 
-        The result for a pair that cannot be prepared or fused is its exception, so one bad pair
-        costs only itself.
+        The result for a pair that cannot be prepared or fused is its exception (any
+        Exception: a bad value, OpenCV's error, MemoryError), so one bad pair costs only itself;
+        a group that fails is retried pair by pair.
         """
         results: list[PairOutputs | Exception | None] = [None] * len(pairs)
         groups: dict[tuple, list[tuple[int, PreparedPair]]] = {}
         for i, (thermal, visible, mask) in enumerate(pairs):
             try:
                 prepared = self.prepare(thermal, visible, mask)
-            except ValueError as exc:
-                results[i] = exc
+            except Exception as exc:  # one pair's problem, whatever it is
+                results[i] = _named(exc)
                 continue
             groups.setdefault(prepared.key, []).append((i, prepared))
         for members in groups.values():
@@ -199,7 +200,12 @@ class PairStage:
     ) -> list[tuple[int, PairOutputs | Exception]]:
         try:
             return list(zip((i for i, _ in members), self.fuse([p for _, p in members])))
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:  # one pair's problem, whatever it is
             if len(members) == 1:
-                return [(members[0][0], exc)]
+                return [(members[0][0], _named(exc))]
         return [item for member in members for item in self._fuse_group([member])]
+
+
+def _named(exc: Exception) -> Exception:
+    """`exc`, or a RuntimeError naming its type when its message is empty (a bare MemoryError)."""
+    return exc if str(exc) else RuntimeError(f"{type(exc).__name__} while fusing")

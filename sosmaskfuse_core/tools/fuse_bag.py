@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError
 from rosbags.serde import SerdeError
@@ -395,7 +394,7 @@ class BagFusion:
     ) -> None:
         """Fuse through the stage (one pass per frame size) and write the outputs in pair order."""
         frames = [(m[0].frame, m[1].frame, m[2].frame if len(m) > 2 else None) for m in pairs]
-        for messages, result in zip(pairs, self._fused(frames)):
+        for messages, result in zip(pairs, self.stage.run(frames)):
             visible = messages[1]
             if isinstance(result, Exception):
                 self._skip(
@@ -412,15 +411,6 @@ class BagFusion:
             self.report.pairs += 1
             if progress is not None:
                 progress.step()
-
-    def _fused(self, frames: list) -> list[PairOutputs | Exception]:
-        """The stage's results; an error the stage lets through costs only its pair."""
-        try:
-            return self.stage.run(frames)
-        except (MemoryError, cv2.error) as exc:
-            if len(frames) > 1:
-                return [result for frame in frames for result in self._fused([frame])]
-            return [exc if str(exc) else RuntimeError(f"{type(exc).__name__} while fusing")]
 
     def _write_outputs(
         self,
