@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -223,7 +223,10 @@ def _metadata(path: str, obj: dict) -> dict:
     return dict(meta)
 
 
-def _built(path: str, make: Callable[[], nn.Module], state: Any, to_ours, to_theirs) -> nn.Module:
+_Net = TypeVar("_Net", bound=nn.Module)
+
+
+def _built(path: str, make: Callable[[], _Net], state: Any, to_ours, to_theirs) -> _Net:
     """The model made by `make`, its weights from `state`: checked on meta tensors first.
 
     The shapes are compared on a model without storage, so a file that does not fit costs
@@ -295,7 +298,7 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: nn.Module,
+    model: ae.IMVFAutoencoder | hr.SOSNet,
     metadata: dict | None = None,
     half: bool = False,
     extra: dict | None = None,

@@ -49,9 +49,8 @@ class AutoencoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AutoencoderConfig":
-        return cls(
-            widths=tuple(int(w) for w in d["widths"]), stem_channels=int(d["stem_channels"])
-        )
+        w1, w2, w3, w4 = (int(w) for w in d["widths"])
+        return cls(widths=(w1, w2, w3, w4), stem_channels=int(d["stem_channels"]))
 
 
 # oneDNN's convolution with the ReLU fused in (what torch.compile emits on the CPU), if present
@@ -94,6 +93,7 @@ class ConvLayer(nn.Module):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """The layer on an input that is already reflection-padded."""
         if _fusable(x, self.conv):
+            assert _CONV_RELU is not None  # _fusable checked it
             conv = self.conv
             return _CONV_RELU(x, conv.weight, conv.bias, [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
         return F.relu(self.conv(x), inplace=True)
