@@ -110,7 +110,7 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
 
     torch.manual_seed(cfg.seed)
     model = IMVFAutoencoder(
-        AutoencoderConfig(widths=tuple(cfg.widths), stem_channels=cfg.stem_channels)
+        AutoencoderConfig(widths=cfg.widths, stem_channels=cfg.stem_channels)
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
