@@ -16,9 +16,11 @@ $(VENV)/.installed: setup.py setup.cfg package.xml pyproject.toml
 	$(PY) -m pip install -e ".[ros,test]"
 	touch $@
 
-# The linter first (ruff, configured in pyproject.toml), then the tests.
+# The linter and the type checker first (ruff and mypy, both configured in pyproject.toml),
+# then the tests.
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest -q

@@ -53,8 +53,9 @@ setup(
         # `sosmaskfuse fleet`: many bags on a Ray cluster (a local one by default); the client
         # extra (grpcio) lets it join a cluster by a ray://HOST:10001 address as well
         "fleet": ["ray[client]>=2.40"],
-        # the fleet tests run on a real local Ray; the ONNX tests on onnxruntime
-        "test": ["pytest", "pillow", "ruff", "ray>=2.40", "onnx", "onnxruntime"],
+        # the fleet tests run on a real local Ray; the ONNX tests on onnxruntime; `make lint`
+        # runs ruff and mypy
+        "test": ["pytest", "pillow", "ruff", "mypy", "ray>=2.40", "onnx", "onnxruntime"],
     },
     zip_safe=True,
     entry_points={

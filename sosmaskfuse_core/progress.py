@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
+
+
+class ProgressSink(Protocol):
+    """What a job reports each item to: a `Progress` line, or a counter of the caller's."""
+
+    total: int | None
+
+    def step(self, status: str = "", ok: bool = True, n: int = 1) -> None: ...
 
 
 class Progress:

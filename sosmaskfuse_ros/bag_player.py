@@ -231,6 +231,7 @@ class BagPlayer:
                 return True
             wake = due
             if self.clock_publisher is not None:
+                assert self.clock_hz is not None  # a clock is published only at a clock rate
                 if now >= self._next_clock:
                     playback = self.start + round((now - wall0) * self.rate * NS_PER_SECOND)
                     self._publish_clock(min(playback, log_time))

@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import rclpy
@@ -132,7 +132,8 @@ def _record(
             if topic == DIAGNOSTICS[0]:
                 rec.diagnostics = data
                 return
-            stamp = stamp_ns(store.deserialize_cdr(data, TOPICS[topic][0]).header)
+            msg: Any = store.deserialize_cdr(data, TOPICS[topic][0])  # a sensor_msgs message
+            stamp = stamp_ns(msg.header)
             rec.frames[topic][stamp] = data
             if len(rec.frames[topic]) > 200:
                 rec.frames[topic].pop(next(iter(rec.frames[topic])))
@@ -224,7 +225,7 @@ def _sheet(rec: Recording, rows: int) -> list[list]:
 def _diagnostic_values(rec: Recording) -> dict[str, str]:
     if rec.diagnostics is None:
         return {}
-    msg = typestore().deserialize_cdr(rec.diagnostics, DIAGNOSTICS[1])
+    msg: Any = typestore().deserialize_cdr(rec.diagnostics, DIAGNOSTICS[1])
     for status in msg.status:
         if status.hardware_id == f"{NAMESPACE}/sosmaskfuse" and status.name.endswith(": fusion"):
             return {kv.key: kv.value for kv in status.values}

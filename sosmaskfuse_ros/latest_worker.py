@@ -26,8 +26,7 @@ class LatestWorker(Generic[T]):
     def __init__(self, process: Callable[[T], None], name: str = "worker") -> None:
         self._process = process
         self._cond = threading.Condition()
-        self._item: T | None = None
-        self._has_item = False
+        self._slot: tuple[T] | None = None  # (item,) while one waits: T itself may be None
         self._stopping = False
         self.offered = 0
         self.dropped = 0
@@ -41,21 +40,23 @@ class LatestWorker(Generic[T]):
         """Hand over the newest item; returns False when it replaced an item still waiting."""
         with self._cond:
             self.offered += 1
-            replaced = self._has_item
+            replaced = self._slot is not None
             if replaced:
                 self.dropped += 1
-            self._item, self._has_item = item, True
+            self._slot = (item,)
             self._cond.notify()
         return not replaced
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._has_item and not self._stopping:
+                while self._slot is None and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
-                item, self._item, self._has_item = self._item, None, False
+                slot, self._slot = self._slot, None
+            assert slot is not None  # woken with an item, not to stop
+            (item,) = slot
             try:
                 self._process(item)
                 self.processed += 1
@@ -68,7 +69,7 @@ class LatestWorker(Generic[T]):
     @property
     def pending(self) -> bool:
         with self._cond:
-            return self._has_item
+            return self._slot is not None
 
     def stop(self, timeout: float | None = 10.0) -> None:
         with self._cond:

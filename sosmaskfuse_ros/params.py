@@ -155,7 +155,7 @@ def check_change(setting: table.Setting, param: Parameter) -> Any:
     if param.type_ == Parameter.Type.NOT_SET:
         unset = ' (set it to "" to unset it)' if setting.kind == "optional_float" else ""
         raise ValueError(f"{setting.name} cannot be undeclared{unset}")
-    allowed = _ALLOWED_TYPES.get(setting.kind, (_PARAMETER_TYPES.get(setting.kind),))
+    allowed = _ALLOWED_TYPES.get(setting.kind) or (_PARAMETER_TYPES[setting.kind],)
     if param.type_ not in allowed:
         names = " or ".join(t.name.lower() for t in allowed)
         raise ValueError(f"{setting.name} is a {names} parameter, not {param.type_.name.lower()}")

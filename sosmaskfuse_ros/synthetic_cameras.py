@@ -18,7 +18,9 @@ import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -109,7 +111,7 @@ class SyntheticCameras(Node):
             self.create_publisher(Image, "thermal/image_raw", qos_profile_sensor_data),
             self.create_publisher(Image, "visible/image_raw", qos_profile_sensor_data),
         )
-        self.info_pubs = ()
+        self.info_pubs: tuple[Publisher, ...] = ()
         if p["publish_camera_info"]:
             self.info_pubs = (
                 self.create_publisher(CameraInfo, "thermal/camera_info", qos_profile_sensor_data),
@@ -119,7 +121,7 @@ class SyntheticCameras(Node):
                 camera_info(self.scene.camera_matrix("thermal"), *thermal_size),
                 camera_info(self.scene.camera_matrix("visible"), p["width"], p["height"]),
             )
-        self._start = None
+        self._start: Time | None = None
         self.frames = 0
         self.create_timer(1.0 / p["rate"], self._tick)
         self.get_logger().info(

@@ -189,3 +189,25 @@ def test_export_strips_the_run_and_eval_rescores_the_held_out_images(tmp_path, i
     assert f"on {n} full-resolution images" in report
     psnr = float(report.split("PSNR ")[1].split(" dB")[0])
     assert abs(psnr - meta["metrics"]["psnr"]) < 0.5  # fp16 storage costs little
+
+
+@pytest.mark.parametrize("crop", ["0", "8"])
+def test_a_crop_below_16_pixels_fails_clearly(tmp_path, images, capsys, crop):
+    code = cli.main(
+        [
+            "train-autoencoder",
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / "x.pt"),
+            "--crop",
+            crop,
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 2
+    assert "at least 16 pixels" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import cv2
 import numpy as np
@@ -41,7 +41,8 @@ def read_gray(path: Path) -> NDArray[np.uint8]:
     if image is None:
         raise ValueError(f"cannot read image {path}")
     if image.ndim == 2:
-        return image
+        # OpenCV's stubs type any image as MatLike; without IMREAD_ANYDEPTH it is 8-bit
+        return cast(NDArray[np.uint8], image)
     luma = cv2.cvtColor(image[:, :, :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
     return np.clip(np.round(luma), 0, 255).astype(np.uint8)
 

@@ -10,6 +10,7 @@ each docstring states its formula and where it departs from that code.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import cv2
 import numpy as np
@@ -161,8 +162,8 @@ def mutual_information(x: ArrayLike, y: ArrayLike) -> float:
     qx, qy = quantize(as_image(x, "x")), quantize(as_image(y, "y"))
     if qx.shape != qy.shape:
         raise ValueError(f"shape mismatch: {qx.shape} vs {qy.shape}")
-    joint = np.bincount((qx * LEVELS + qy).ravel(), minlength=LEVELS * LEVELS)
-    joint = joint.reshape(LEVELS, LEVELS) / qx.size
+    counts = np.bincount((qx * LEVELS + qy).ravel(), minlength=LEVELS * LEVELS)
+    joint = counts.reshape(LEVELS, LEVELS) / qx.size
     px = joint.sum(axis=1)
     py = joint.sum(axis=0)
     rows, cols = np.nonzero(joint)
@@ -255,8 +256,12 @@ def _filter_valid(image: Image, taps: Image) -> Image:
     variances at round-off level (~1e-12), well below the VIF eps.
     """
     half = taps.size // 2
-    out = cv2.sepFilter2D(
-        np.ascontiguousarray(image), cv2.CV_64F, taps, taps, borderType=cv2.BORDER_CONSTANT
+    # OpenCV's stubs type any image as MatLike; with CV_64F it is float64
+    out = cast(
+        Image,
+        cv2.sepFilter2D(
+            np.ascontiguousarray(image), cv2.CV_64F, taps, taps, borderType=cv2.BORDER_CONSTANT
+        ),
     )
     return out[half : image.shape[0] - half, half : image.shape[1] - half]
 

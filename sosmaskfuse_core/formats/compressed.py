@@ -65,7 +65,7 @@ def compressed_size(
 
     ImageDecodeError when the data is neither PNG nor JPEG, or its header is cut short.
     """
-    head = bytes(memoryview(flat_bytes(data))[: 1 << 16])
+    head = bytes(flat_bytes(data).data[: 1 << 16])
     if head.startswith(_PNG_SIGNATURE):
         if len(head) < 24 or head[12:16] != b"IHDR":
             raise ImageDecodeError(f"{name}: PNG data without an IHDR header")
@@ -81,7 +81,7 @@ def compressed_size(
 
 def _jpeg_size(data: np.ndarray, name: str) -> tuple[int, int]:
     """Width and height from the first JPEG start-of-frame segment."""
-    buf = memoryview(data)
+    buf = data.data
     i, n = 2, len(buf)
     while i + 4 <= n:
         if buf[i] != 0xFF:
@@ -198,5 +198,5 @@ def fill_compressed_msg(
 def as_byte_array(data: np.ndarray) -> array.array:
     """`data` copied once into the array.array('B') that rclpy's data fields take fastest."""
     out = array.array("B")
-    out.frombytes(memoryview(data))
+    out.frombytes(data.data)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def pixel_format(encoding: str) -> PixelFormat:
     return fmt
 
 
-def unsupported(encoding: object, supported: object = None) -> str:
+def unsupported(encoding: object, supported: Iterable[str] | None = None) -> str:
     """The error text for an encoding that is not in `supported` (default: ENCODINGS)."""
     names = ", ".join(supported if supported is not None else ENCODINGS)
     return f"unsupported encoding {encoding!r}; supported: {names}"

@@ -29,7 +29,7 @@ from collections.abc import Collection, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from rosbags.interfaces import (
     Connection,
@@ -54,7 +54,7 @@ COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 #: The rosbag2 metadata version ROS 2 Jazzy writes (and the newest it reads).
-BAG_VERSION = 9
+BAG_VERSION: Final = 9
 NS_PER_SECOND = 1_000_000_000
 # What rmw reports for an infinite deadline, lifespan or lease; `ros2 bag record` stores it so.
 _INFINITE = QosTime(9223372036, 854775807)

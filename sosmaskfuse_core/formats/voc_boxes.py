@@ -34,6 +34,13 @@ class Box:
         return self.y1 - self.y0 + 1
 
 
+def _coordinate(bndbox: ET.Element, tag: str) -> int:
+    text = bndbox.findtext(tag)
+    if text is None:
+        raise ValueError(f"a bndbox has no <{tag}>")
+    return int(round(float(text)))
+
+
 def read_voc(path: str | Path) -> list[Box]:
     """The boxes of a VOC XML annotation file; BoxFileError naming the file if it is malformed."""
     try:
@@ -43,7 +50,7 @@ def read_voc(path: str | Path) -> list[Box]:
             bb = obj.find("bndbox")
             if bb is None:
                 continue
-            vals = [int(round(float(bb.findtext(k)))) for k in ("xmin", "ymin", "xmax", "ymax")]
+            vals = [_coordinate(bb, k) for k in ("xmin", "ymin", "xmax", "ymax")]
             boxes.append(Box((obj.findtext("name") or "").strip(), *vals))
         return boxes
     except (ET.ParseError, OSError, TypeError, ValueError) as exc:

@@ -31,7 +31,7 @@ import pickle
 import re
 import stat
 import zipfile
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -288,7 +288,10 @@ def _metadata(path: str, obj: dict) -> dict:
     return dict(meta)
 
 
-def _built(path: str, make: Callable[[], nn.Module], state: Any, to_ours, to_theirs) -> nn.Module:
+_Net = TypeVar("_Net", bound=nn.Module)
+
+
+def _built(path: str, make: Callable[[], _Net], state: Any, to_ours, to_theirs) -> _Net:
     """The model made by `make`, its weights from `state`: checked on meta tensors first.
 
     The shapes are compared on a model without storage, so a file that does not fit costs
@@ -360,7 +363,7 @@ def load_sosnet(path: str | os.PathLike) -> tuple[hr.SOSNet, dict]:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: nn.Module,
+    model: ae.IMVFAutoencoder | hr.SOSNet,
     metadata: dict | None = None,
     half: bool = False,
     extra: dict | None = None,

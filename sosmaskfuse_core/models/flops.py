@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .imvf_autoencoder import IMVFAutoencoder
+
 
 def conv_macs(model: nn.Module, run: Callable[[], Any]) -> int:
     """The MACs of every nn.Conv2d inside `model` during `run()` (no gradients kept)."""
@@ -35,7 +37,7 @@ def conv_macs(model: nn.Module, run: Callable[[], Any]) -> int:
 
 
 def fused_pair_gflop(
-    autoencoder: nn.Module, height: int, width: int, device: str | torch.device = "cpu"
+    autoencoder: IMVFAutoencoder, height: int, width: int, device: str | torch.device = "cpu"
 ) -> dict[str, float]:
     """GFLOP of one fused pair at height x width: the encoder on 4 images, the decoder once.
 

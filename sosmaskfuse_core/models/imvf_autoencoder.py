@@ -127,6 +127,7 @@ class ConvLayer(nn.Module):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """The layer on an input that is already reflection-padded."""
         if _fusable(x, self.conv):
+            assert _CONV_RELU is not None  # _fusable checked it
             conv = self.conv
             return _CONV_RELU(x, conv.weight, conv.bias, [0, 0], [1, 1], [1, 1], 1, "relu", [], "")
         return F.relu(self.conv(x), inplace=True)

@@ -16,18 +16,21 @@ import io
 import os
 import warnings
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from .imvf_autoencoder import IMVFAutoencoder
+from .sos_hrnet import SOSNet
 
 OPSET = 17
 FEATURES = ("f1", "f2", "f3", "f4")
 #: The size traced at export. Odd sizes elsewhere exercise the decoder's padding path.
 EXPORT_SIZE_HW = (64, 96)
 _DYNAMIC = {0: "batch", 2: "height", 3: "width"}
+_Module = TypeVar("_Module", bound=nn.Module)
 
 
 class _EncoderGraph(nn.Module):
@@ -77,7 +80,8 @@ def _export(
         torch.onnx.export(
             module,
             args,
-            buffer,
+            # typed as a path only; the TorchScript exporter (dynamo=False) takes a file object
+            buffer,  # type: ignore[arg-type]
             input_names=list(inputs),
             output_names=list(outputs),
             dynamic_axes={name: _DYNAMIC for name in (*inputs, *outputs)},
@@ -88,11 +92,14 @@ def _export(
     return buffer.getvalue()
 
 
-def _fp32_copy(module: nn.Module) -> nn.Module:
+def _fp32_copy(module: _Module) -> _Module:
     """A float32, NCHW copy on the CPU (the pipeline may have converted the original)."""
     import copy
 
-    return copy.deepcopy(module).float().to("cpu", memory_format=torch.contiguous_format)
+    # torch's overloads of Module.to leave out memory_format, which it documents and takes
+    return copy.deepcopy(module).float().to(  # type: ignore[call-overload]
+        "cpu", memory_format=torch.contiguous_format
+    )
 
 
 def encoder_onnx(autoencoder: IMVFAutoencoder) -> bytes:
@@ -107,7 +114,7 @@ def decoder_onnx(autoencoder: IMVFAutoencoder) -> bytes:
     return _export(_DecoderGraph(model), args, FEATURES, ["image"])
 
 
-def sosnet_onnx(sosnet: nn.Module) -> bytes:
+def sosnet_onnx(sosnet: SOSNet) -> bytes:
     model = _fp32_copy(sosnet)
     channels = model.config.in_channels
     h, w = EXPORT_SIZE_HW
@@ -115,7 +122,7 @@ def sosnet_onnx(sosnet: nn.Module) -> bytes:
 
 
 def export_all(
-    out_dir: str | os.PathLike, autoencoder: IMVFAutoencoder, sosnet: nn.Module | None = None
+    out_dir: str | os.PathLike, autoencoder: IMVFAutoencoder, sosnet: SOSNet | None = None
 ) -> dict[str, str]:
     """Write encoder.onnx, decoder.onnx (and sosnet.onnx) into `out_dir`; name -> path."""
     os.makedirs(out_dir, exist_ok=True)
@@ -149,7 +156,7 @@ def session(model: str | bytes, threads: int | None = None):
 def check_against_torch(
     paths: dict[str, str],
     autoencoder: IMVFAutoencoder,
-    sosnet: nn.Module | None = None,
+    sosnet: SOSNet | None = None,
     size_hw: tuple[int, int] = (75, 101),
     seed: int = 0,
 ) -> dict[str, float]:

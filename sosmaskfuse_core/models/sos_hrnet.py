@@ -20,6 +20,7 @@ ours (official HRNet)                   authors'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -157,7 +158,7 @@ class HighResolutionModule(nn.Module):
         n = len(channels)
         fuse_layers = []
         for i in range(n):
-            row = []
+            row: list[nn.Module | None] = []
             for j in range(n):
                 if j > i:  # 1x1 conv + BN, nearest upsampling happens in forward
                     row.append(_conv_bn(channels[j], channels[i], momentum, kernel=1, relu=False))
@@ -172,7 +173,8 @@ class HighResolutionModule(nn.Module):
                         _conv_bn(channels[j], channels[i], momentum, stride=2, relu=False)
                     )
                     row.append(nn.Sequential(*steps))
-            fuse_layers.append(nn.ModuleList(row))
+            # None: the branch's own input; ModuleList holds None, torch's stubs say Module only
+            fuse_layers.append(nn.ModuleList(row))  # type: ignore[arg-type]
         self.fuse_layers = nn.ModuleList(fuse_layers)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -180,7 +182,7 @@ class HighResolutionModule(nn.Module):
         out = []
         for i, row in enumerate(self.fuse_layers):
             y = xs[i]
-            for j, layer in enumerate(row):
+            for j, layer in enumerate(cast(nn.ModuleList, row)):  # a ModuleList of ModuleLists
                 if j == i:
                     continue
                 z = layer(xs[j])
@@ -247,7 +249,8 @@ class SOSNet(nn.Module):
                 layers.append(None if previous[i] == c else _conv_bn(previous[i], c, momentum))
             else:  # a new, coarser branch from the last existing one
                 layers.append(nn.Sequential(_conv_bn(previous[-1], c, momentum, stride=2)))
-        return nn.ModuleList(layers)
+        # None: the branch passes through; ModuleList holds None, torch's stubs say Module only
+        return nn.ModuleList(layers)  # type: ignore[arg-type]
 
     @property
     def num_stages(self) -> int:

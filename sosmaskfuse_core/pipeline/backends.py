@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
 from sosmaskfuse_core.settings.table import BACKENDS
 
 from .fusion_modes import FusionMode
@@ -47,7 +48,7 @@ class Backend(abc.ABC):
 
     name: str
     autoencoder: IMVFAutoencoder
-    sosnet: nn.Module | None
+    sosnet: SOSNet | None
 
     @abc.abstractmethod
     def encode(self, batch: torch.Tensor, precision: str) -> list[torch.Tensor]:
@@ -169,7 +170,7 @@ class TorchBackend(Backend):
     def __init__(
         self,
         autoencoder: IMVFAutoencoder,
-        sosnet: nn.Module | None,
+        sosnet: SOSNet | None,
         device: torch.device,
         *,
         channels_last: bool = True,
@@ -293,7 +294,7 @@ def choose_backend(backend: str, device: torch.device, precision: str) -> str:
 def make_backend(
     backend: str,
     autoencoder: IMVFAutoencoder,
-    sosnet: nn.Module | None,
+    sosnet: SOSNet | None,
     device: torch.device,
     precision: str,
     **options,

@@ -26,6 +26,7 @@ from sosmaskfuse_core.models.shipped import (
     resolve_autoencoder,
     shipped_or_none,
 )
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
 from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 
@@ -58,7 +59,7 @@ class Networks:
     autoencoder: IMVFAutoencoder
     autoencoder_meta: dict
     autoencoder_shipped: str | None  # "default" or "lite" for a shipped file, else None
-    sosnet: torch.nn.Module | None = None
+    sosnet: SOSNet | None = None
     sosnet_meta: dict = field(default_factory=dict)
     sosnet_given: bool = False  # the user named the SOS file (else the shipped one, or none)
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
 from sosmaskfuse_core.thermal.hot_object_mask import ThermalHotObjectMasker
 from sosmaskfuse_core.thermal.stretch import StretchLimits
 
@@ -117,7 +118,7 @@ class FusionPipeline:
     def __init__(
         self,
         autoencoder: IMVFAutoencoder,
-        sosnet: torch.nn.Module | None = None,
+        sosnet: SOSNet | None = None,
         *,
         config: PipelineConfig | None = None,
         device: str | torch.device = "auto",
@@ -157,7 +158,7 @@ class FusionPipeline:
         return self.backend.autoencoder
 
     @property
-    def sosnet(self) -> torch.nn.Module | None:
+    def sosnet(self) -> SOSNet | None:
         """The SOS network the backend runs (its fp32 module), if any."""
         return self.backend.sosnet
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from sosmaskfuse_core.models import onnx_export
 from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
 
 from .backends import Backend
 
@@ -30,7 +30,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(
         self,
         autoencoder: IMVFAutoencoder,
-        sosnet: nn.Module | None = None,
+        sosnet: SOSNet | None = None,
         threads: int | None = None,
     ) -> None:
         self.autoencoder, self.sosnet = autoencoder, sosnet  # what the graphs were exported from

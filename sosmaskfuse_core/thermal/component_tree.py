@@ -138,7 +138,7 @@ def select_objects(small: np.ndarray, base: float, cfg: ThermalMaskConfig) -> np
         )
     # ... top-down: a candidate is selected if it beats its descendants and no ancestor was.
     chosen = (q > 0) & (q >= child)
-    selected = []
+    selected: list[np.ndarray] = []
     covered = np.zeros(counts[0], bool)
     for i, lab in enumerate(labs):
         a, b = offsets[i], offsets[i + 1]

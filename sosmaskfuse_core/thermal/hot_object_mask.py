@@ -120,7 +120,7 @@ def _percentiles(x: np.ndarray, qs: tuple[float, ...], bins: int = 1024) -> list
     if not hi > lo:
         return [lo] * len(qs)
     hist = cv2.calcHist([x], [0], None, [bins], [lo, hi + (hi - lo) * 1e-6]).ravel()
-    cdf = np.cumsum(hist)
+    cdf: np.ndarray = np.cumsum(hist)
     cdf /= cdf[-1]
     return [lo + (hi - lo) * (float(np.searchsorted(cdf, q / 100.0)) + 0.5) / bins for q in qs]
 

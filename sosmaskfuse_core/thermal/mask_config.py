@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -117,6 +118,6 @@ class ThermalMaskConfig:
         need(0.0 <= self.halo <= 0.5, "halo must be in [0, 0.5]")
         need(0.0 <= self.halo_level < 0.5, "halo_level must be in [0, 0.5)")
 
-    def replace(self, **changes: object) -> "ThermalMaskConfig":
+    def replace(self, **changes: Any) -> "ThermalMaskConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

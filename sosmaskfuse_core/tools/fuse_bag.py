@@ -56,7 +56,7 @@ from sosmaskfuse_core.formats.rosbag_io import (
     typestore,
 )
 from sosmaskfuse_core.pipeline.pair_stage import Frame, PairOutputs, PairStage
-from sosmaskfuse_core.progress import Progress
+from sosmaskfuse_core.progress import ProgressSink
 from sosmaskfuse_core.settings import BAG, table
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def fuse_bag(
     job: BagJob,
     stage: PairStage,
     sources: Any,
-    progress: Progress | None = None,
+    progress: ProgressSink | None = None,
 ) -> BagReport:
     """One bag fused into the new bag `dst`, as `sosmaskfuse bag` (and each fleet worker) runs it.
 
@@ -234,7 +234,7 @@ class BagFusion:
 
     # --- the run -----------------------------------------------------------------------------
 
-    def run(self, progress: Progress | None = None) -> BagReport:
+    def run(self, progress: ProgressSink | None = None) -> BagReport:
         """Read, pair, fuse, write.
 
         A `progress` without a total gets the number of pairs to expect.
@@ -303,7 +303,7 @@ class BagFusion:
         return roles
 
     def _write(
-        self, reader: Reader, writer: Writer, roles: dict[int, int], progress: Progress | None
+        self, reader: Reader, writer: Writer, roles: dict[int, int], progress: ProgressSink | None
     ) -> None:
         report = self.report
         copies: dict[int, Connection] = {}
@@ -390,7 +390,7 @@ class BagFusion:
         pairs: Sequence[tuple[_Message, ...]],
         writer: Writer,
         outputs: dict[str, Connection],
-        progress: Progress | None,
+        progress: ProgressSink | None,
     ) -> None:
         """Fuse through the stage (one pass per frame size) and write the outputs in pair order."""
         frames = [(m[0].frame, m[1].frame, m[2].frame if len(m) > 2 else None) for m in pairs]

@@ -14,7 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sosmaskfuse_core.formats.image_codec import array_to_compressed, array_to_image_fields
+from sosmaskfuse_core.formats.image_codec import (
+    CompressedFields,
+    ImageFields,
+    array_to_compressed,
+    array_to_image_fields,
+)
 from sosmaskfuse_core.formats.image_files import ImageReadError, pair_by_stem, read_image
 from sosmaskfuse_core.formats.ros_names import check_topic_name
 from sosmaskfuse_core.formats.rosbag_io import (
@@ -253,6 +258,7 @@ def write_bag(
                 (conns[1], layout.frame_ids[1], vis, layout.visible_encoding),
             ):
                 header = make_header(stamp, frame_id)
+                fields: CompressedFields | ImageFields
                 if layout.compressed:
                     fields = array_to_compressed(image, "png" if conn is conns[0] else "jpeg")
                 else:

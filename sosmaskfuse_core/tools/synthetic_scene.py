@@ -172,7 +172,7 @@ class SyntheticScene:
             ..., None
         ] * np.array([185, 210, 235], np.float32)
         th[s] = 6900.0 + 350.0 * f
-        clouds = np.zeros((h, w), np.float32)
+        clouds: np.ndarray = np.zeros((h, w), np.float32)
         for _ in range(3):
             cx, cy = rng.uniform(0, w), rng.uniform(0.05, 0.25) * h
             cv2.ellipse(

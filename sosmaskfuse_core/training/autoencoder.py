@@ -112,9 +112,7 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
     torch.manual_seed(cfg.seed)
     model = IMVFAutoencoder(
         AutoencoderConfig(
-            widths=(cfg.widths[0], cfg.widths[1], cfg.widths[2], cfg.widths[3]),
-            stem_channels=cfg.stem_channels,
-            space_to_depth=cfg.space_to_depth,
+            widths=cfg.widths, stem_channels=cfg.stem_channels, space_to_depth=cfg.space_to_depth
         )
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -99,12 +99,14 @@ class CropSpec:
     def __post_init__(self) -> None:
         if (self.crop is None) == (self.resize is None):
             raise ValueError("give exactly one of crop and resize")
-        if (self.crop or self.resize) < 16:
+        if self.size < 16:
             raise ValueError("crops and resized images must be at least 16 pixels")
 
     @property
     def size(self) -> int:
-        return int(self.crop or self.resize)
+        size = self.crop if self.crop is not None else self.resize
+        assert size is not None  # exactly one of them is given (checked on construction)
+        return int(size)
 
 
 def sample_batch(

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from sosmaskfuse_core import __version__
 from sosmaskfuse_core.models.checkpoints import CheckpointError, read_file, save_checkpoint
+from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
+from sosmaskfuse_core.models.sos_hrnet import SOSNet
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def check_finite(loss: torch.Tensor, step: int) -> float:
 
 def save_run(
     path: Path,
-    model: nn.Module,
+    model: IMVFAutoencoder | SOSNet,
     optimizer: torch.optim.Optimizer,
     state: RunState,
     metadata: dict,
@@ -92,7 +93,7 @@ def save_run(
 
 
 def load_run(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None
+    path: Path, model: IMVFAutoencoder | SOSNet, optimizer: torch.optim.Optimizer, scheduler=None
 ) -> RunState:
     """Restore model, optimizer and run state from a checkpoint written by `save_run`."""
     obj = read_file(path)

@@ -193,7 +193,8 @@ class Fleet:
             name=f"sosmaskfuse-fleet-{self.run_id}-{name}",
         )
         threads = max(1, int(config.cpus_per_worker))
-        actor = actor_cls.remote(name, self.values, self.job, threads, crash)
+        # a handle, as in _actors: Ray types the methods of an undecorated actor as functions
+        actor: Any = actor_cls.remote(name, self.values, self.job, threads, crash)
         self._actors[name] = actor
         self._starting[actor.describe.remote()] = name
 

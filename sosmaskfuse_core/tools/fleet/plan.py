@@ -99,7 +99,8 @@ def is_complete(output: Path) -> bool:
 
 def plan(bags: Sequence[Path], out_dir: Path, overwrite: bool = False) -> list[BagEntry]:
     """A report line per bag: pending, skipped (its output exists) or failed (name taken)."""
-    entries, owners = [], {}
+    entries: list[BagEntry] = []
+    owners: dict[str, Path] = {}  # output name -> the bag that takes it
     for bag in bags:
         output = output_of(bag, out_dir)
         entry = BagEntry(input=str(bag), output=str(output))

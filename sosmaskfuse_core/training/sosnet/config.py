@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TypedDict
 
 from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.models.checkpoints import CheckpointError
@@ -16,10 +16,21 @@ from sosmaskfuse_core.pipeline.preprocessing import (
     PAPER_SOS_SIZE,
 )
 
+
+class ArchitecturePreset(TypedDict):
+    """The architecture fields a preset gives (each one can be overridden)."""
+
+    width: int
+    stem_channels: int
+    layer1_blocks: int
+    stage_modules: Sequence[int]
+    blocks_per_branch: int
+
+
 #: Architecture presets. "paper" is HRNetV2-W30 exactly (HRNetConfig's defaults); "small" is a
 #: lighter HRNetV2 for CPU training: a 32-channel stem, one bottleneck, one module per stage
 #: and two blocks per branch (with width 18 about 1.9 M parameters instead of 26 M).
-PRESETS = {
+PRESETS: dict[str, ArchitecturePreset] = {
     "paper": {
         "width": 30,
         "stem_channels": 64,
@@ -132,32 +143,27 @@ def hrnet_config(
         preset = "paper"
     if preset not in PRESETS:
         raise ValueError(f"config {preset!r}: expected one of {', '.join(PRESETS)}")
-    p = dict(PRESETS[preset])
-    for key, value in (
-        ("width", width),
-        ("stem_channels", stem_channels),
-        ("layer1_blocks", layer1_blocks),
-        ("stage_modules", stage_modules),
-        ("blocks_per_branch", blocks_per_branch),
-    ):
-        if value is not None:
-            p[key] = value
-    w = int(p["width"])
-    if w < 1 or p["stem_channels"] < 1 or p["layer1_blocks"] < 1 or p["blocks_per_branch"] < 1:
+    p = PRESETS[preset]
+    w = int(p["width"] if width is None else width)
+    stem = p["stem_channels"] if stem_channels is None else stem_channels
+    layer1 = p["layer1_blocks"] if layer1_blocks is None else layer1_blocks
+    blocks = p["blocks_per_branch"] if blocks_per_branch is None else blocks_per_branch
+    stages = p["stage_modules"] if stage_modules is None else stage_modules
+    if w < 1 or stem < 1 or layer1 < 1 or blocks < 1:
         raise ValueError("width, stem channels and block counts must be positive")
-    modules = tuple(int(m) for m in p["stage_modules"])
+    modules = tuple(int(m) for m in stages)
     if len(modules) != 3 or min(modules) < 1:
-        raise ValueError(f"stage_modules {p['stage_modules']!r}: expected three positive counts")
+        raise ValueError(f"stage_modules {stages!r}: expected three positive counts")
     return HRNetConfig(
-        stem_channels=int(p["stem_channels"]),
-        layer1_blocks=int(p["layer1_blocks"]),
+        stem_channels=int(stem),
+        layer1_blocks=int(layer1),
         stage_channels=((w, 2 * w), (w, 2 * w, 4 * w), (w, 2 * w, 4 * w, 8 * w)),
         stage_modules=modules,
-        blocks_per_branch=int(p["blocks_per_branch"]),
+        blocks_per_branch=int(blocks),
     )
 
 
-def _file_architecture(obj, path: Path | str) -> HRNetConfig | None:
+def _file_architecture(obj, path: Path | str | None) -> HRNetConfig | None:
     """The HRNetConfig stored in one of our checkpoints (None for other layouts)."""
     if isinstance(obj, dict) and obj.get("format") == checkpoints.FORMAT and "config" in obj:
         if obj.get("architecture") != SOSNet.architecture:

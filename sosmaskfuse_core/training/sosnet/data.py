@@ -6,7 +6,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -84,6 +84,7 @@ def find_pairs(root: str | Path) -> tuple[str, list[tuple[str, Path, Path]], lis
             have, missing = (
                 (thermal_dir, mask_name) if mask_dir is None else (mask_dir, thermal_name)
             )
+            assert have is not None  # not both are missing
             raise DataError(
                 f"{root}: has {have.name}/ but no {missing}/ beside it "
                 f"(expected {thermal_name}/ and {mask_name}/)"
@@ -219,7 +220,11 @@ def kfold_split(
 def split_data(cfg: SOSNetTrainConfig) -> tuple[list[MaskSample], list[MaskSample], dict]:
     """Training and held-out samples per the config, and a summary for the metadata."""
     data = load_folder(cfg.data)
-    summary = {"folder": data.folder, "layout": data.layout, "skipped": list(data.skipped)[:1000]}
+    summary: dict[str, Any] = {
+        "folder": data.folder,
+        "layout": data.layout,
+        "skipped": list(data.skipped)[:1000],
+    }
     if cfg.val_data:
         if cfg.folds is not None:
             raise ValueError("give either --val-data or --folds, not both")
@@ -279,7 +284,8 @@ class PreparedSet:
         self, samples: Sequence[MaskSample], size_wh: tuple[int, int], cache_bytes: int = 2 << 30
     ):
         self.samples = list(samples)
-        self.size = tuple(size_wh)
+        width, height = size_wh
+        self.size = (width, height)
         per_item = 2 * 4 * size_wh[0] * size_wh[1]
         self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = (
             {} if per_item * len(self.samples) <= cache_bytes else None

@@ -11,7 +11,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ def mask_quality(
                 "mae": mask_metrics.mae(prob, soft_gt),
             }
     model.train(was_training)
-    out = {
+    out: dict[str, Any] = {
         k: float(np.mean([m[k] for m in per_image.values()])) for k in ("iou", "f_measure", "mae")
     }
     out.update(images=len(per_image), per_image=per_image)
@@ -208,6 +208,7 @@ def train(
     model = SOSNet(arch)
     init_info = resumed_meta.get("init")
     if cfg.init and not resume:
+        assert init_layout is not None  # read above for the same condition
         init_info = initialise(model, cfg.init, init_layout, init_obj)
         log.info("initialised from %s (%s layout)", cfg.init, init_layout)
     model.to(device)

@@ -102,7 +102,7 @@ def warp_sample(
     ow, oh = cfg.size
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     view = cv2.warpAffine(th, m, (ow, oh), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
-    mk = np.asarray(mask, np.float32)
+    mk: np.ndarray = np.asarray(mask, np.float32)
     if mk.ndim == 3:
         mk = mk.mean(axis=2)
     if mk.shape != (fh, fw):
@@ -111,7 +111,7 @@ def warp_sample(
         mk / 255.0, m, (ow, oh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
     )
     if weight is None:
-        wt = np.ones((fh, fw), np.float32)
+        wt: np.ndarray = np.ones((fh, fw), np.float32)
     else:
         wt = _gray(np.asarray(weight)).astype(np.float32) / 255
     if wt.shape != (fh, fw):

@@ -174,7 +174,7 @@ def read_video_gray(path: str | Path, max_frames: int | None = None) -> list[np.
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise SourceError(f"{path}: OpenCV cannot open this video")
-    frames = []
+    frames: list[np.ndarray] = []
     try:
         while max_frames is None or len(frames) < max_frames:
             ok, frame = cap.read()
