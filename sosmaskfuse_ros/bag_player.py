@@ -27,10 +27,10 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Connection, ConnectionExtRosbag2, Qos, QosDurability, QosReliability
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import ReaderError
 from rosgraph_msgs.msg import Clock
 
-from sosmaskfuse_core.formats.rosbag_io import NS_PER_SECOND, format_time
+from sosmaskfuse_core.formats.rosbag_io import NS_PER_SECOND, bag_reader, format_time
 
 PUBLISHER_DEPTH = 10  # what `ros2 bag play` offers
 STOP_CHECK = 0.1  # longest sleep (s): how late a set `stop` is noticed

@@ -527,7 +527,7 @@ def test_node_options_parse_like_the_node_parameters():
         and np.array_equal(prep.homography, np.eye(3))
     )
     with pytest.raises(ValueError, match="go together"):
-        pipeline_config({**values, "process_height": 0})
+        frame_preparer({**values, "process_height": 0})  # the processing size: the preparer's
 
 
 def test_the_bag_smooths_the_computed_masks_over_the_sequence(tmp_path):

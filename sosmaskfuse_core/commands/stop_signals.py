@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
+from typing import Any, Union
+
+#: What `signal.signal` takes and returns: a function, SIG_DFL / SIG_IGN, or None.
+Handler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 
 #: The signals that stop a job: Ctrl-C, a polite kill (docker stop, systemd), a lost terminal.
 STOP_SIGNALS = tuple(
@@ -27,7 +32,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: int | None = None
         self.armed = True
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Handler] = {}
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():

@@ -32,7 +32,7 @@ class BoxFolder:
             raise NotADirectoryError(f"{folder}: not a folder")
         if box_format not in BOX_FORMATS:
             raise ValueError(f"box format {box_format!r}: expected one of {BOX_FORMATS}")
-        files = {"yolo": {}, "voc": {}}
+        files: dict[str, dict[str, Path]] = {"yolo": {}, "voc": {}}
         for path in sorted(self.folder.iterdir()):
             if path.name.startswith(".") or not path.is_file() or path.name == CLASSES_FILE:
                 continue

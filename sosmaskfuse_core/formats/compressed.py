@@ -50,7 +50,7 @@ def compressed_codec(fmt: str, *, name: str = "compressed image") -> Optional[st
 
 def sniff_codec(data: bytes | np.ndarray) -> Optional[str]:
     """``'png'`` or ``'jpeg'`` from the signature that `data` starts with; None if neither."""
-    head = bytes(memoryview(flat_bytes(data))[:8])
+    head = bytes(flat_bytes(data)[:8])
     if head.startswith(_PNG_SIGNATURE):
         return "png"
     if head.startswith(b"\xff\xd8"):

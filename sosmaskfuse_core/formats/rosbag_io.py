@@ -306,6 +306,7 @@ class _ChunkTolerantMcapReader(McapReader):
         self, chunk: ChunkInfo, channels: dict[int, Connection], start: int, stop: int
     ) -> Iterator[Any]:
         """The messages of one chunk (rosbags' decoder); an unreadable chunk is recorded, ends."""
+        assert self.bio is not None  # the reader is open while it reads
         source = msgsrc(chunk, channels, start, stop, self.bio)
         try:
             yield from source

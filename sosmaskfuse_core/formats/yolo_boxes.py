@@ -27,7 +27,7 @@ def read_class_names(path: str | Path) -> list[str]:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as exc:
         raise BoxFileError(f"{path}: cannot read the class names ({exc})") from exc
-    names = []
+    names: list[str] = []
     for line in filter(None, lines):
         head, _, rest = line.partition(" ")
         if head.isdigit() and rest.strip():
