@@ -64,6 +64,12 @@ class AutoencoderTrainConfig:
     amp: bool = True
 
 
+#: Initial bias of the decoder's head. The head ends in a ReLU (the paper's layer); with
+#: PyTorch's default initialisation a space-to-depth network's four outputs all start negative
+#: and stay dead (loss stuck at the image's energy), so new runs start them at mid-gray.
+HEAD_BIAS = 128.0
+
+
 def reconstruction_quality(
     model: IMVFAutoencoder, images: list[np.ndarray], device: torch.device
 ) -> dict[str, float]:
@@ -115,6 +121,8 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
             widths=cfg.widths, stem_channels=cfg.stem_channels, space_to_depth=cfg.space_to_depth
         )
     ).to(device)
+    with torch.no_grad():  # the output layer's ReLU starts alive: outputs begin at mid-gray
+        model.decoder.head.conv.bias.fill_(HEAD_BIAS)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     total = (
