@@ -38,6 +38,8 @@ setup(
         "scipy",
         "scikit-image",
         "rosbags>=0.11",
+        # the node's parameter files (--params-file of the offline tools)
+        "PyYAML",
     ],
     extras_require={
         "ros": [

@@ -35,7 +35,7 @@ def companion(out: Path, suffix: str) -> Path:
 
 def params_text(calibration: Calibration, command: str = "") -> str:
     """The ROS 2 parameter file of the node: the homography, with the figures as comments."""
-    numbers = ", ".join(f"{v:.10g}" for v in calibration.homography.ravel())
+    numbers = ", ".join(yaml_double(v) for v in calibration.homography.ravel())
     c = calibration
     lines = [
         f"# sosmaskfuse calibrate --method {c.method}: thermal pixel -> visible pixel",
@@ -56,6 +56,15 @@ def params_text(calibration: Calibration, command: str = "") -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def yaml_double(value: float) -> str:
+    """A double that every YAML reader takes for a number (1e-05 is text to YAML 1.1)."""
+    text = repr(float(value))
+    mantissa, _, exponent = text.partition("e")
+    if exponent and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def _fmt(value: Any) -> str:

@@ -2,8 +2,10 @@
 
     sosmaskfuse fuse --ir IR_DIR --vis VIS_DIR --out OUT_DIR [--mask-dir DIR] [node parameters]
 
-Pairs are matched by file stem. A file with no partner, an unreadable file or a pair of
-different sizes is reported by name and skipped; the other pairs are still written, and
+Pairs are matched by file stem. With a homography (`--homography` or `--params-file` with the
+file `sosmaskfuse calibrate` wrote) the thermal image is registered onto the visible one and the
+two may differ in size. A file with no partner, an unreadable file or, without a homography, a
+pair of different sizes is reported by name and skipped; the other pairs are still written, and
 the exit code is 1 if any pair failed. `--mask-dir` uses masks of the same stems instead of
 computing them (mask source `topic`: masks given with each pair).
 """
