@@ -95,18 +95,21 @@ def stretch(gray: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _checkerboard(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
-    flags = cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_EXHAUSTIVE | cv2.CALIB_CB_ACCURACY
+def _checkerboard_sb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """OpenCV's sector-based detector: sub-pixel, exact pattern size; needs a light border."""
+    flags = cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_ACCURACY
     found, pts = cv2.findChessboardCornersSB(image, size, flags=flags)
-    if found:
-        return pts.reshape(-1, 2).astype(np.float64)
-    flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
+    return pts.reshape(-1, 2).astype(np.float64) if found else None
+
+
+def _checkerboard_classic(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """OpenCV's quad-based detector and cornerSubPix: takes boards darker than their border."""
+    flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
     found, pts = cv2.findChessboardCorners(image, size, flags=flags)
     if not found:
         return None
     # the window: a third of the smallest square, at least 2 px
-    p = pts.reshape(-1, 2)
-    grid = p.reshape(size[1], size[0], 2)
+    grid = pts.reshape(size[1], size[0], 2)
     pitch = min(
         np.linalg.norm(np.diff(grid, axis=1), axis=2).min(),
         np.linalg.norm(np.diff(grid, axis=0), axis=2).min(),
@@ -134,18 +137,23 @@ def _circles(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
 def detect_board(gray: np.ndarray, spec: BoardSpec) -> Detection | None:
     """The board's points in an 8-bit gray image, whatever its polarity; None if not found.
 
-    The image is contrast-stretched first; a checkerboard is tried as it is and inverted (the
-    inverse of a checkerboard is one too, so this only helps the detector), circles are
-    looked for dark and then bright.
+    The image is contrast-stretched first. A checkerboard is looked for by OpenCV's sector-based
+    detector, as it is and inverted (the inverse of a checkerboard is one too; the detector
+    wants a border lighter than the squares), then by the quad-based one with cornerSubPix (a
+    heated board's paper is often darker than the scene around it). Circles are looked for dark
+    and then bright.
     """
     if gray.ndim != 2:
         raise ValueError(f"detect_board takes one 8-bit channel, got shape {gray.shape}")
     image = stretch(gray)
-    find = _checkerboard if spec.kind == "checkerboard" else _circles
-    for inverted in (False, True):
-        pts = find(255 - image if inverted else image, spec.size)
-        if pts is not None and np.isfinite(pts).all():
-            return Detection(pts, inverted)
+    finders = (
+        (_checkerboard_sb, _checkerboard_classic) if spec.kind == "checkerboard" else (_circles,)
+    )
+    for find in finders:
+        for inverted in (False, True):
+            pts = find(255 - image if inverted else image, spec.size)
+            if pts is not None and np.isfinite(pts).all():
+                return Detection(pts, inverted)
     return None
 
 

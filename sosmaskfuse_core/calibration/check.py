@@ -91,7 +91,7 @@ class AlignmentCheck:
         if norm == 0:
             return AlignmentReading((0.0, 0.0), 0.0, 0.0, False)
         surface = correlate(spectrum(fv, shape), spectrum(ft, shape)) / norm
-        best = peak(surface, (pad, pad))
+        best = peak(surface, (pad, pad), exclusion=max(3, round(0.025 * gw)))
         fx, fy = w / size[0], h / size[1]
         # the peak t has thermal(x - t) ~ visible(x): the thermal content sits at -t
         shift = (-best.shift[0] * fx, -best.shift[1] * fy)

@@ -72,6 +72,11 @@ def normalised(h: np.ndarray) -> np.ndarray:
     return np.asarray(h, dtype=np.float64) / h[2, 2]
 
 
+def cross2(a: np.ndarray, b: np.ndarray) -> float:
+    """The z component of the cross product of two 2-D vectors (twice a triangle's area)."""
+    return float(a[0] * b[1] - a[1] * b[0])
+
+
 def apply(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Points (N x 2) through the homography `h`."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -108,7 +113,7 @@ def overlap_corners(h: np.ndarray, thermal: Size, visible: Size) -> np.ndarray:
     """
     footprint = apply(h, corners(thermal)).astype(np.float32)
     frame = corners(visible).astype(np.float32)
-    if np.cross(footprint[1] - footprint[0], footprint[2] - footprint[1]) < 0:
+    if cross2(footprint[1] - footprint[0], footprint[2] - footprint[1]) < 0:
         footprint = footprint[::-1].copy()  # intersectConvexConvex wants one orientation
     area, polygon = cv2.intersectConvexConvex(frame, footprint)
     if area <= 0 or polygon is None:

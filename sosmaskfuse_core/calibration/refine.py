@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .features import orientation_field, valid_interior
-from .geometry import Size, apply, corners, normalised, resize_map
+from .geometry import Size, apply, corners, cross2, normalised, resize_map
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,12 @@ class _Level:
         self.half = w / 2.0
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         u, v = (xs - cx) / self.half, (ys - cy) / self.half
-        # normalised coordinates: the increment's Jacobian is half * [u v 1 0 0 0 -u^2 -uv]
-        # (x) and half * [0 0 0 u v 1 -uv -v^2] (y)
         self.u, self.v = u, v
         self.norm = np.array(
             [[1 / self.half, 0, -cx / self.half], [0, 1 / self.half, -cy / self.half], [0, 0, 1]]
         )
         self.ones = np.ones(self.pre_size[::-1], np.uint8)
+        self._monomials: dict[int, np.ndarray] = {}
 
     def warped_fields(self, h_level: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(field, valid) of each thermal frame warped into this level's visible grid."""
@@ -85,23 +84,33 @@ class _Level:
 
     def sums(self, h_level: np.ndarray, stride: int) -> _Sums:
         """The ECC sums of all frames warped by `h_level` (thermal -> this level's grid)."""
-        sums = _Sums()
+        sums = _Sums(self.half)
         sub = (slice(None, None, stride), slice(None, None, stride))
-        u, v = self.u[sub][..., None], self.v[sub][..., None]
+        if stride not in self._monomials:
+            u, v = self.u[sub].ravel(), self.v[sub].ravel()
+            self._monomials[stride] = np.stack([u**a * v**b for a, b in EXPONENTS], axis=1)
+        monomials = self._monomials[stride]
         for (ft, valid), fv in zip(self.warped_fields(h_level), self.visible):
             m = valid[sub].astype(np.float32)
             count = 2 * int(m.sum())
             if count == 0:
                 sums.frames.append(0.0)
                 continue
-            m = m[..., None]
-            gx = cv2.Sobel(ft, cv2.CV_32F, 1, 0, ksize=1)[sub] * (0.5 * self.half) * m
-            gy = cv2.Sobel(ft, cv2.CV_32F, 0, 1, ksize=1)[sub] * (0.5 * self.half) * m
-            radial = gx * u + gy * v
-            g = np.stack(
-                [gx * u, gx * v, gx, gy * u, gy * v, gy, -u * radial, -v * radial], axis=-1
-            ).reshape(-1, 8)
-            sums.add((fv[sub] * m).ravel(), (ft[sub] * m).ravel(), g, count)
+            # both channels of the fields and of their x and y derivatives (level pixels)
+            t = [fv[sub][..., c] * m for c in range(2)]
+            i = [ft[sub][..., c] * m for c in range(2)]
+            dx = cv2.Sobel(ft, cv2.CV_32F, 1, 0, ksize=1)[sub]
+            dy = cv2.Sobel(ft, cv2.CV_32F, 0, 1, ksize=1)[sub]
+            a = [dx[..., c] * (0.5 * m) for c in range(2)]
+            b = [dy[..., c] * (0.5 * m) for c in range(2)]
+            per_pixel = np.empty((m.size, 9), np.float32)
+            for k, (x, y) in enumerate([(a, a), (a, b), (b, b), (a, t), (b, t), (a, i), (b, i)]):
+                per_pixel[:, k] = (x[0] * y[0] + x[1] * y[1]).ravel()
+            per_pixel[:, 7] = (a[0] + a[1]).ravel()
+            per_pixel[:, 8] = (b[0] + b[1]).ravel()
+            flat_t = np.concatenate([c.ravel() for c in t])
+            flat_i = np.concatenate([c.ravel() for c in i])
+            sums.add(flat_t, flat_i, monomials.T @ per_pixel, count)
         return sums
 
     def increment(self, p: np.ndarray) -> np.ndarray:
@@ -114,28 +123,63 @@ def local_scale(h: np.ndarray, thermal: Size) -> float:
     """How much `h` magnifies at the thermal image's centre (square root of the area ratio)."""
     cx, cy = (thermal[0] - 1) / 2.0, (thermal[1] - 1) / 2.0
     p = apply(h, np.array([[cx, cy], [cx + 1, cy], [cx, cy + 1]]))
-    return float(np.sqrt(abs(np.cross(p[1] - p[0], p[2] - p[0]))))
+    return float(np.sqrt(abs(cross2(p[1] - p[0], p[2] - p[0]))))
+
+
+#: Exponents (a, b) of the monomials u^a v^b up to degree 4: the entries of J^T J, where J is
+#: the increment's Jacobian (x: [u v 1 0 0 0 -u^2 -uv], y: [0 0 0 u v 1 -uv -v^2]).
+EXPONENTS = [(a, d - a) for d in range(5) for a in range(d, -1, -1)]
+_JACOBIAN = (  # (coefficient, exponent) of each parameter's entry, rows x and y
+    [(1, (1, 0)), (1, (0, 1)), (1, (0, 0)), None, None, None, (-1, (2, 0)), (-1, (1, 1))],
+    [None, None, None, (1, (1, 0)), (1, (0, 1)), (1, (0, 0)), (-1, (1, 1)), (-1, (0, 2))],
+)
+
+
+def _assembly() -> tuple[np.ndarray, np.ndarray]:
+    """Tensors turning monomial moments into J^T T J (8 x 8 x 15 x 3) and J^T g (8 x 15 x 2).
+
+    T is the per-pixel 2 x 2 tensor of the field's gradient (columns xx, xy, yy); g a per-pixel
+    2-vector (columns x, y).
+    """
+    index = {e: k for k, e in enumerate(EXPONENTS)}
+    hess = np.zeros((8, 8, len(EXPONENTS), 3))
+    vec = np.zeros((8, len(EXPONENTS), 2))
+    column = {(0, 0): 0, (0, 1): 1, (1, 0): 1, (1, 1): 2}
+    for r in range(2):
+        for p, entry in enumerate(_JACOBIAN[r]):
+            if entry is None:
+                continue
+            vec[p, index[entry[1]], r] += entry[0]
+            for s in range(2):
+                for q, other in enumerate(_JACOBIAN[s]):
+                    if other is None:
+                        continue
+                    e = (entry[1][0] + other[1][0], entry[1][1] + other[1][1])
+                    hess[p, q, index[e], column[(r, s)]] += entry[0] * other[0]
+    return hess, vec
+
+
+_HESS, _VEC = _assembly()
 
 
 class _Sums:
-    """What one ECC step needs, summed frame by frame (no big matrix is ever built).
+    """What one ECC step needs, summed frame by frame (no Jacobian matrix is ever built).
 
     Over all valid pixels and both channels: the counts, sums and dot products of the visible
-    field t and the warped thermal field i; over pixels with a gradient: G^T G, G^T t, G^T i
-    and G^T 1, where G is the Jacobian of i with respect to the 8 parameters.
+    field t and the warped thermal field i; and the monomial moments of the field gradient's
+    tensor and of its products with t, i and 1, from which G^T G, G^T t, G^T i and G^T 1 follow
+    (G: the Jacobian of i with respect to the 8 parameters).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, half: float) -> None:
+        self.half = half  # level pixels per normalised unit
         self.n = 0
         self.st = self.si = self.tt = self.ii = self.ti = 0.0
-        self.hess = np.zeros((8, 8))
-        self.gt = np.zeros(8)
-        self.gi = np.zeros(8)
-        self.g1 = np.zeros(8)
+        self.moments = np.zeros((len(EXPONENTS), 9))
         self.frames: list[float] = []  # each frame's correlation
 
-    def add(self, t: np.ndarray, i: np.ndarray, g: np.ndarray, count: int) -> None:
-        """One frame: t and i (flat, 0 outside its valid pixels), g (len(t) x 8), `count` valid."""
+    def add(self, t: np.ndarray, i: np.ndarray, moments: np.ndarray, count: int) -> None:
+        """One frame: t and i (flat, 0 outside its `count` valid entries), its moments."""
         t64, i64 = t.astype(np.float64), i.astype(np.float64)
         st, si = float(t64.sum()), float(i64.sum())
         tt, ii, ti = float(t64 @ t64), float(i64 @ i64), float(t64 @ i64)
@@ -148,10 +192,15 @@ class _Sums:
         var_t, var_i = tt - st * st / count, ii - si * si / count
         cov = ti - st * si / count
         self.frames.append(cov / np.sqrt(var_t * var_i) if var_t > 0 and var_i > 0 else 0.0)
-        self.hess += g.T @ g
-        self.gt += g.T @ t
-        self.gi += g.T @ i
-        self.g1 += g.sum(axis=0, dtype=np.float64)
+        self.moments += moments
+
+    @property
+    def hess(self) -> np.ndarray:
+        """G^T G."""
+        return self.half**2 * np.einsum("pqmk,mk->pq", _HESS, self.moments[:, :3])
+
+    def _project(self, cols: slice) -> np.ndarray:
+        return self.half * np.einsum("pmk,mk->p", _VEC, self.moments[:, cols])
 
     def score(self) -> float:
         """The correlation of all frames together."""
@@ -165,7 +214,9 @@ class _Sums:
     def step(self) -> np.ndarray:
         """The ECC update of the parameters (the criterion's closed-form maximiser)."""
         mt, mi = self.st / self.n, self.si / self.n
-        gt, gi = self.gt - mt * self.g1, self.gi - mi * self.g1  # zero-mean t and i
+        g1 = self._project(slice(7, 9))
+        gt = self._project(slice(3, 5)) - mt * g1  # zero-mean t and i
+        gi = self._project(slice(5, 7)) - mi * g1
         ii = self.ii - self.n * mi * mi
         ti = self.ti - self.n * mt * mi
         try:
@@ -185,7 +236,7 @@ def refine(
     start: np.ndarray,
     widths: Sequence[int] = (160, 320),
     iterations: int = 40,
-    tolerance_px: float = 0.05,
+    tolerance_px: float = 0.1,
     stride: int = 1,
 ) -> Refined:
     """Refine `start` (thermal -> visible, full resolution) over all frames, coarse to fine.
@@ -199,7 +250,7 @@ def refine(
     thermal = (frames[0][0].shape[1], frames[0][0].shape[0])
     steps: list[int] = []
     converged = False
-    sums = _Sums()
+    sums = _Sums(1.0)
     for width in widths:
         level = _Level(frames, width, local_scale(h, thermal))
         h_level = level.to_level @ h

@@ -29,8 +29,8 @@ class SearchSpace:
     rotation_step_deg; max_shift: the largest shift, as a fraction of the visible image's width.
     """
 
-    scale: tuple[float, float] = (0.7, 1.45)
-    scale_step: float = 1.04
+    scale: tuple[float, float] = (0.6, 1.7)
+    scale_step: float = 1.05
     rotation_deg: float = 6.0
     rotation_step_deg: float = 2.0
     max_shift: float = 0.2

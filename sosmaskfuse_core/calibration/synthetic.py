@@ -9,6 +9,7 @@ rig with thermal->visible homography `h` would record, at the two cameras' own r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from .board import BoardSpec
 from .geometry import Size, apply
 
-_SUPERSAMPLE = 4
+_SUPERSAMPLE = 3
 
 
 def board_extent(spec: BoardSpec) -> np.ndarray:
@@ -55,7 +56,7 @@ def render_board(
 
     `dark` and `light` are the gray levels of the print (swap them for a heated board seen by a
     thermal camera); the scene around the board is `background` with a gentle gradient.
-    Rendered at 4x and averaged down, then blurred and given Gaussian noise.
+    Rendered at 3x3 samples per pixel and averaged down, then blurred and given Gaussian noise.
     """
     w, h = size
     k = _SUPERSAMPLE
@@ -220,3 +221,56 @@ def project_pair(
     if thermal_blur > 0:
         ir_img = cv2.GaussianBlur(ir_img, (0, 0), thermal_blur)
     return ir_img, vis_img
+
+
+#: The aligned sets of ../shared/data a test or benchmark can re-project (see `aligned_pairs`).
+ALIGNED_SOURCES = ("m3svd", "roadscene", "tno")
+
+
+def aligned_pairs(
+    data: Path, source: str, count: int, size: Size = (640, 480), video: str = "0113_1714"
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`count` aligned (thermal, visible) 8-bit gray pairs of one data set, at one `size`.
+
+    `data`: the ../shared/data folder. m3svd: frames evenly spread over one video pair (its
+    cameras are fixed, so the frames show one rig); roadscene and tno: pairs evenly spread
+    over the set (each its own scene). FileNotFoundError when the set is absent.
+    """
+    if source == "m3svd":
+        paths = [data / "m3svd_video" / kind / f"{video}.mp4" for kind in ("infrared", "visible")]
+        return _video_pairs(paths, count, size)
+    folders = {
+        "roadscene": ("roadscene/ir", "roadscene/vis"),
+        "tno": ("tno_masks/ir", "tno_masks/vis"),
+    }
+    if source not in folders:
+        raise ValueError(f"source {source!r}: expected one of {', '.join(ALIGNED_SOURCES)}")
+    ir_dir, vis_dir = (data / f for f in folders[source])
+    stems = sorted(p.stem for p in ir_dir.iterdir()) if ir_dir.is_dir() else []
+    if not stems:
+        raise FileNotFoundError(f"{ir_dir}: no images")
+    pairs = []
+    for i in np.linspace(0, len(stems) - 1, min(count, len(stems))).round().astype(int):
+        ir_path = next(ir_dir.glob(f"{stems[i]}.*"))
+        vis_path = next(vis_dir.glob(f"{stems[i]}.*"))
+        ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
+        vis = cv2.imread(str(vis_path), cv2.IMREAD_GRAYSCALE)
+        pairs.append(tuple(cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (ir, vis)))
+    return pairs
+
+
+def _video_pairs(paths: list[Path], count: int, size: Size) -> list[tuple[np.ndarray, np.ndarray]]:
+    caps = [cv2.VideoCapture(str(p)) for p in paths]
+    if not all(p.is_file() and c.isOpened() for p, c in zip(paths, caps)):
+        raise FileNotFoundError(f"{paths[0]} or {paths[1]}: no such video")
+    n = int(min(c.get(cv2.CAP_PROP_FRAME_COUNT) for c in caps))
+    wanted = set(np.linspace(0.05 * n, 0.95 * n - 1, count).round().astype(int).tolist())
+    pairs = []
+    for index in range(max(wanted) + 1):
+        frames = [c.read()[1] for c in caps]
+        if index in wanted and all(f is not None for f in frames):
+            gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
+            pairs.append(tuple(cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in gray))
+    for c in caps:
+        c.release()
+    return pairs

@@ -26,7 +26,7 @@ import numpy as np
 
 from .check import AlignmentCheck
 from .features import edge_fraction, orientation_field
-from .geometry import apply, corners, describe, overlap_corners
+from .geometry import apply, corners, cross2, describe, overlap_corners
 from .refine import RefineError, local_scale, refine
 from .result import Calibration, CalibrationRefused, FramePair, FrameVerdict, check_sizes
 from .search import SearchSpace, coarse_search
@@ -41,19 +41,20 @@ class TargetlessOptions:
     refinement use (evenly spread over the informative ones); min_frames: informative and
     agreeing frames needed; min_edges: share of edge pixels each image of a frame needs;
     min_peak_ratio: how far the search's peak must stand out; agreement_px: how far (thermal
-    pixels) a frame's own alignment may differ from the joint one; min_agreement: the share of
-    frames that must agree; min_score: the least final correlation.
+    pixels) a frame's own alignment may differ from the joint one (None: 1% of the thermal
+    width, at least 3 px: parallax and sync jitter move single frames that much);
+    min_agreement: the share of frames that must agree; min_score: the least final correlation.
     """
 
     space: SearchSpace = field(default_factory=SearchSpace)
     search_width: int = 160
-    refine_widths: tuple[int, ...] = (160, 320)
+    refine_widths: tuple[int, ...] = (160, 320, 640)
     search_frames: int = 6
     max_frames: int = 30
     min_frames: int = 5
     min_edges: float = 0.04
     min_peak_ratio: float = 1.08
-    agreement_px: float = 3.0
+    agreement_px: float | None = None
     min_agreement: float = 0.6
     min_score: float = 0.15
     check_width: int = 320
@@ -95,6 +96,29 @@ def residuals(
     return out
 
 
+def split_half(pairs: Sequence[FramePair], h: np.ndarray, width: int) -> float:
+    """How far apart two homographies from alternate halves of the frames put the overlap.
+
+    The largest distance (thermal pixels) between where the two halves' fits (at the finest
+    level given, from `h`) put the corners of what both cameras see: the part of the result that
+    depends on which frames were used (parallax, sync jitter, noise). NaN below 4 frames.
+    """
+    if len(pairs) < 4:
+        return float("nan")
+    thermal, visible = pairs[0].thermal_size, pairs[0].visible_size
+    fits = []
+    for half in (pairs[0::2], pairs[1::2]):
+        try:
+            fits.append(refine([(p.thermal, p.visible) for p in half], h, (width,), stride=2))
+        except RefineError:
+            return float("inf")
+    region = overlap_corners(h, thermal, visible)
+    if not len(region):
+        return float("inf")
+    a, b = (apply(np.linalg.inv(f.homography) @ h, region) for f in fits)
+    return float(np.linalg.norm(a - b, axis=1).max())
+
+
 def calibrate_targetless(
     pairs: Sequence[FramePair], options: TargetlessOptions = TargetlessOptions()
 ) -> Calibration:
@@ -132,6 +156,8 @@ def calibrate_targetless(
             verdicts,
         )
     used = _spread(informative, options.max_frames)
+    # coarse to fine, up to the visible camera's own resolution
+    widths = tuple(dict.fromkeys(min(w, visible[0]) for w in options.refine_widths))
     verdicts += [
         FrameVerdict(p.name, False, "not needed (max_frames)")
         for p in informative
@@ -151,13 +177,14 @@ def calibrate_targetless(
             verdicts + [FrameVerdict(p.name, False, "calibration refused") for p in used],
         )
     check = AlignmentCheck(grid_width=options.check_width, max_shift=0.08)
+    tolerance = options.agreement_px or max(3.0, 0.01 * thermal[0])
     h = best.homography
     outliers: dict[str, str] = {}
     for attempt in range(2):
         members = [p for p in used if p.name not in outliers]
         try:
-            widths = options.refine_widths if attempt == 0 else options.refine_widths[-1:]
-            fit = refine([(p.thermal, p.visible) for p in members], h, widths, stride=2)
+            levels = widths if attempt == 0 else widths[-1:]
+            fit = refine([(p.thermal, p.visible) for p in members], h, levels, stride=2)
         except RefineError as exc:
             raise CalibrationRefused(f"refinement failed: {exc}", verdicts) from None
         h = fit.homography
@@ -167,7 +194,7 @@ def calibrate_targetless(
         for p, (dx, dy, ok, _) in zip(members, res):
             if not ok:
                 new[p.name] = "its own alignment is unclear (no distinct correlation peak)"
-            elif np.hypot(dx, dy) > options.agreement_px:
+            elif np.hypot(dx, dy) > tolerance:
                 new[p.name] = f"disagrees with the others by ({dx:+.1f}, {dy:+.1f}) thermal px"
         if not new:
             break
@@ -176,7 +203,7 @@ def calibrate_targetless(
         if agreeing < max(options.min_frames, options.min_agreement * len(used)):
             raise CalibrationRefused(
                 f"frames disagree: only {agreeing} of {len(used)} frames agree on one homography "
-                f"within {options.agreement_px:g} thermal px (needs "
+                f"within {tolerance:.1f} thermal px (needs "
                 f"{max(options.min_frames, int(np.ceil(options.min_agreement * len(used))))});"
                 " are the pairs synchronised and from one rig?",
                 verdicts + [FrameVerdict(n, False, r) for n, r in outliers.items()],
@@ -199,9 +226,14 @@ def calibrate_targetless(
     pose = describe(h, thermal, visible)
     spread = float(np.median(lengths))
     agreement = len(members) / len(used)
+    split = split_half(members, h, min(widths[-1], 320))
     level = (
         "high"
-        if agreement >= 0.9 and spread <= 1.0 and best.ratio >= 1.12 and fit.score >= 0.3
+        if agreement >= 0.9
+        and spread <= 1.0
+        and split <= 2.0
+        and best.ratio >= 1.12
+        and fit.score >= 0.3
         else "medium"
     )
     return Calibration(
@@ -221,6 +253,7 @@ def calibrate_targetless(
             "agreement": agreement,
             "score": fit.score,
             "peak_ratio": best.ratio,
+            "split_half_px": split,
             "converged": fit.converged,
         },
         seconds=time.perf_counter() - start_time,
@@ -241,7 +274,7 @@ def _plausible(h: np.ndarray, thermal, visible, space: SearchSpace) -> None:
     """Refuse a homography that folds the image, left the search range, or hardly overlaps."""
     quad = apply(h, corners(thermal))
     sides = [
-        np.cross(quad[(i + 1) % 4] - quad[i], quad[(i + 2) % 4] - quad[(i + 1) % 4])
+        cross2(quad[(i + 1) % 4] - quad[i], quad[(i + 2) % 4] - quad[(i + 1) % 4])
         for i in range(4)
     ]
     if not (all(s > 0 for s in sides) or all(s < 0 for s in sides)):

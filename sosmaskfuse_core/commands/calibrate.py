@@ -110,7 +110,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=defaults.space.scale,
         metavar=("LO", "HI"),
         help="thermal scale relative to matching the image widths, searched "
-        "(default %(default)s; tan(visible HFOV/2) / tan(thermal HFOV/2) is the middle)",
+        "(default %(default)s; a rig's is about tan(thermal HFOV/2) / tan(visible HFOV/2))",
     )
     tl.add_argument(
         "--max-rotation",
