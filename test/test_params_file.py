@@ -68,7 +68,7 @@ def test_sections_merge_in_file_order_and_other_nodes_are_ignored(tmp_path):
 def test_values_are_checked_against_the_table(tmp_path):
     cases = {
         "mu: 2.0": "mu: 2.0 is outside [0, 1]",
-        "homography: [1, 0, 0]": "homography: expected 9 numbers, got 3",
+        "homography: [1.0, 0.0, 0.0]": "homography: expected 9 numbers, got 3",
         "fusion_mode: fancy": "fusion_mode: 'fancy' is not one of",
         "halo_gain_typo: 1.0": "unknown parameter 'halo_gain_typo'",
     }
@@ -92,13 +92,15 @@ def test_values_are_checked_against_the_table(tmp_path):
 
 
 def test_numbers_are_read_as_ros_reads_them(tmp_path):
-    """1 for a double is 1.0; 1e-05 (a string to YAML 1.1, a double to rcl's parser) is 1e-05."""
-    text = "/**:\n  ros__parameters:\n    mu: 1\n    homography: [1, 0, 0, 0, 1, 0, 1e-05, 0, 1]\n"
+    """Doubles as rcl reads them: 1e-05 is one (text to YAML 1.1); 1 is an int, refused."""
+    text = "/**:\n  ros__parameters:\n    mu: 1.0\n"
+    text += "    homography: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1e-05, 0.0, 1.0]\n"
     values, _ = settings_from_file(_file(tmp_path, text), table.BAG)
-    assert values["mu"] == 1.0 and isinstance(values["mu"], float)
     assert values["homography"] == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1e-05, 0.0, 1.0]
     with pytest.raises(ParamsFileError, match="homography: expected a number, got 'x'"):
         settings_from_file(_file(tmp_path, text.replace("1e-05", "x")), table.BAG)
+    with pytest.raises(ParamsFileError, match="mu: 1 is an integer; the node takes a double"):
+        settings_from_file(_file(tmp_path, text.replace("mu: 1.0", "mu: 1")), table.BAG)
 
 
 def test_the_shipped_config_reads_back_as_the_defaults():

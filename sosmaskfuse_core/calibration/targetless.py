@@ -43,7 +43,8 @@ class TargetlessOptions:
     min_peak_ratio: how far the search's peak must stand out; agreement_px: how far (thermal
     pixels) a frame's own alignment may differ from the joint one (None: 1% of the thermal
     width, at least 3 px: parallax and sync jitter move single frames that much);
-    min_agreement: the share of frames that must agree; min_score: the least final correlation.
+    min_agreement: the share of frames that must agree; min_score: the least correlation, at
+    the search and at the end (unrelated images score below 0.2, aligned real pairs 0.3-0.8).
     """
 
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -56,7 +57,7 @@ class TargetlessOptions:
     min_peak_ratio: float = 1.08
     agreement_px: float | None = None
     min_agreement: float = 0.6
-    min_score: float = 0.15
+    min_score: float = 0.2
     check_width: int = 320
 
 
@@ -168,6 +169,12 @@ def calibrate_targetless(
         [(p.thermal, p.visible) for p in searched], options.space, options.search_width
     )
     best = hypotheses[0]
+    if best.score < options.min_score:
+        raise CalibrationRefused(
+            f"weak correlation: the best alignment found scores {best.score:.3f} (needs "
+            f"{options.min_score}); the thermal and visible images may not show the same scene",
+            verdicts + [FrameVerdict(p.name, False, "calibration refused") for p in used],
+        )
     if best.ratio < options.min_peak_ratio:
         raise CalibrationRefused(
             f"flat score peak: the best alignment scores {best.score:.3f}, only "

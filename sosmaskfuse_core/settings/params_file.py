@@ -5,7 +5,8 @@ The file is the one the node takes (`ros2 run ... --ros-args --params-file FILE`
 (`/**`, `sosmaskfuse`, `/ns/sosmaskfuse`, nested `ns: sosmaskfuse:`, wildcards `*` and `**`),
 each with `ros__parameters`. The sections that apply to a node called `sosmaskfuse` in any
 namespace are merged in file order (a later value wins, as in rcl). Each value is checked
-against the settings table; a parameter of the node that a tool does not use (e.g. a
+against the settings table with the node's types (an integer for a double is refused, as
+rclpy refuses it); a parameter of the node that a tool does not use (e.g. a
 diagnostics period for `bag`) is reported and left out; an unknown name is an error (a typo
 must not pass silently).
 """
@@ -124,13 +125,16 @@ def settings_from_file(
     return values, unused
 
 
-def _double(value: Any) -> Any:
-    """A double as rcl's YAML parser reads it: 1 is 1.0, and so is the text 1e-05 or 1E3.
+def _double(name: str, value: Any) -> Any:
+    """A double as rcl's YAML parser reads it: 1e-05 or 1E3 is a double, 1 is an integer.
 
     (YAML 1.1, which PyYAML follows, reads a number without a dot, such as 1e-05, as text.)
+    An integer is refused as the node refuses it (rclpy does not take an int for a double).
     """
     if type(value) is int:
-        return float(value)
+        raise ValueError(
+            f"{name}: {value} is an integer; the node takes a double: write {value}.0"
+        )
     if isinstance(value, str) and value.strip():
         try:
             return float(value)
@@ -142,7 +146,7 @@ def _double(value: Any) -> Any:
 def _as_setting_type(setting: table.Setting, value: Any) -> Any:
     """A YAML value as the setting holds it (doubles read as the node reads them)."""
     if setting.kind == "floats" and isinstance(value, list):
-        return [_double(v) for v in value]
+        return [_double(setting.name, v) for v in value]
     if setting.kind in ("float", "optional_float"):
-        return _double(value)
+        return _double(setting.name, value)
     return value
