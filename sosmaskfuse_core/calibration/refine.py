@@ -92,22 +92,23 @@ class _Level:
         monomials = self._monomials[stride]
         for (ft, valid), fv in zip(self.warped_fields(h_level), self.visible):
             m = valid[sub].astype(np.float32)
-            count = 2 * int(m.sum())
+            channels = range(ft.shape[2])
+            count = len(channels) * int(m.sum())
             if count == 0:
                 sums.frames.append(0.0)
                 continue
-            # both channels of the fields and of their x and y derivatives (level pixels)
-            t = [fv[sub][..., c] * m for c in range(2)]
-            i = [ft[sub][..., c] * m for c in range(2)]
+            # each channel of the fields and of their x and y derivatives (level pixels)
+            t = [fv[sub][..., c] * m for c in channels]
+            i = [ft[sub][..., c] * m for c in channels]
             dx = cv2.Sobel(ft, cv2.CV_32F, 1, 0, ksize=1)[sub]
             dy = cv2.Sobel(ft, cv2.CV_32F, 0, 1, ksize=1)[sub]
-            a = [dx[..., c] * (0.5 * m) for c in range(2)]
-            b = [dy[..., c] * (0.5 * m) for c in range(2)]
+            a = [dx[..., c] * (0.5 * m) for c in channels]
+            b = [dy[..., c] * (0.5 * m) for c in channels]
             per_pixel = np.empty((m.size, 9), np.float32)
             for k, (x, y) in enumerate([(a, a), (a, b), (b, b), (a, t), (b, t), (a, i), (b, i)]):
-                per_pixel[:, k] = (x[0] * y[0] + x[1] * y[1]).ravel()
-            per_pixel[:, 7] = (a[0] + a[1]).ravel()
-            per_pixel[:, 8] = (b[0] + b[1]).ravel()
+                per_pixel[:, k] = sum(x[c] * y[c] for c in channels).ravel()
+            per_pixel[:, 7] = sum(a).ravel()
+            per_pixel[:, 8] = sum(b).ravel()
             flat_t = np.concatenate([c.ravel() for c in t])
             flat_i = np.concatenate([c.ravel() for c in i])
             sums.add(flat_t, flat_i, monomials.T @ per_pixel, count)
