@@ -134,6 +134,11 @@ def _circles(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
     return pts.reshape(-1, 2).astype(np.float64) if found else None
 
 
+def _circles_smoothed(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """Circles in a noisy image: blurred first (sigma 1 px) so that blobs stay whole."""
+    return _circles(cv2.GaussianBlur(image, (0, 0), 1.0), size)
+
+
 def detect_board(gray: np.ndarray, spec: BoardSpec) -> Detection | None:
     """The board's points in an 8-bit gray image, whatever its polarity; None if not found.
 
@@ -141,13 +146,15 @@ def detect_board(gray: np.ndarray, spec: BoardSpec) -> Detection | None:
     detector, as it is and inverted (the inverse of a checkerboard is one too; the detector
     wants a border lighter than the squares), then by the quad-based one with cornerSubPix (a
     heated board's paper is often darker than the scene around it). Circles are looked for dark
-    and then bright.
+    and then bright, in the image and then (noisy thermal images) in the image blurred.
     """
     if gray.ndim != 2:
         raise ValueError(f"detect_board takes one 8-bit channel, got shape {gray.shape}")
     image = stretch(gray)
     finders = (
-        (_checkerboard_sb, _checkerboard_classic) if spec.kind == "checkerboard" else (_circles,)
+        (_checkerboard_sb, _checkerboard_classic)
+        if spec.kind == "checkerboard"
+        else (_circles, _circles_smoothed)
     )
     for find in finders:
         for inverted in (False, True):
