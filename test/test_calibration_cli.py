@@ -70,6 +70,7 @@ def test_targetless_from_folders_writes_the_file_report_and_overlays(tmp_path, c
     edges = cv2.imread(str(out.parent / "front.edges.png"))
     assert edges.shape == (600, 800, 3)
     assert "confidence" in err and "front.edges.png" in err
+    assert report["command"].startswith("sosmaskfuse calibrate --method targetless --ir ")
 
 
 def test_target_from_a_bag_with_16_bit_thermal(tmp_path, capsys):

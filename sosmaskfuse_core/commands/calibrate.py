@@ -77,9 +77,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--pattern",
         default="9x6",
         metavar="COLSxROWS",
-        help="inner corners (checkerboard) or circles per row x per column (default 9x6)",
+        help="inner corners (checkerboard) or circles, across x down (default 9x6)",
     )
-    board.add_argument("--square", type=float, default=0.0, metavar="MM", help="pitch (report)")
+    board.add_argument(
+        "--square", type=float, default=0.0, metavar="MM", help="square or circle pitch (report)"
+    )
     board.add_argument(
         "--max-rms",
         type=float,
@@ -138,12 +140,27 @@ def _frames(args: argparse.Namespace, limit: int | None):
     )
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command as a person would type it again (for the report and the file's comments)."""
+    words = ["sosmaskfuse", "calibrate", "--method", args.method]
+    if args.bag is not None:
+        words += ["--bag", str(args.bag), "--thermal-topic", str(args.thermal_topic)]
+        words += ["--visible-topic", str(args.visible_topic), "--sync-slop", str(args.sync_slop)]
+    else:
+        words += ["--ir", str(args.ir), "--vis", str(args.vis)]
+    if args.method == "target":
+        words += ["--board", args.board, "--pattern", args.pattern, "--square", f"{args.square:g}"]
+    else:
+        words += ["--max-frames", str(args.max_frames), "--min-frames", str(args.min_frames)]
+        words += ["--scale-range", *(f"{v:g}" for v in args.scale_range)]
+        words += ["--max-rotation", f"{args.max_rotation:g}"]
+    return " ".join(shlex.quote(w) for w in [*words, "--out", str(args.out)])
+
+
 def run(args: argparse.Namespace, *, stream=None) -> int:
     """Run `calibrate`; 0 when the file is written, 2 when refused or the input is bad."""
     stream = stream or sys.stderr
-    command = "sosmaskfuse calibrate " + " ".join(
-        shlex.quote(a) for a in (args.argv if hasattr(args, "argv") else sys.argv[2:])
-    )
+    command = command_line(args)
     try:
         if args.out.suffix not in (".yaml", ".yml"):
             raise ValueError(f"--out {args.out}: a parameter file ends in .yaml")
