@@ -38,6 +38,8 @@ setup(
         "scipy",
         "scikit-image",
         "rosbags>=0.11,<0.12",  # formats/rosbag_io subclasses its storage plugins
+        # the node's parameter files (--params-file of the offline tools)
+        "PyYAML",
     ],
     extras_require={
         "ros": [

@@ -9,6 +9,7 @@ own (`play`, `demo`) through the `sosmaskfuse.commands` entry-point group, which
 
 from . import (
     bag,
+    calibrate,
     eval_mask,
     evaluate,
     export_onnx,
@@ -33,6 +34,7 @@ CORE_COMMANDS = (
     bag,
     make_bag,
     fleet,
+    calibrate,
 )
 
 __all__ = ["CORE_COMMANDS"]

@@ -2,12 +2,15 @@
 
     sosmaskfuse fuse --ir IR_DIR --vis VIS_DIR --out OUT_DIR [--mask-dir DIR] [node parameters]
 
-Pairs are matched by file stem. A file with no partner, an unreadable file (not a regular
-file, above --max-input-pixels by its header or its size, not an image) or a pair of different
-sizes is reported by name and skipped; the other pairs are still written, and the exit code is
-1 if any pair failed. A 16-bit single-channel thermal file holds raw counts and goes through the
-thermal gain control (--thermal-agc), as a mono16 message does. `--mask-dir` uses masks of the
-same stems instead of computing them (mask source `topic`: masks given with each pair).
+Pairs are matched by file stem. With a homography (`--homography` or `--params-file` with the
+file `sosmaskfuse calibrate` wrote) the thermal image is registered onto the visible one and the
+two may differ in size. A file with no partner, an unreadable file (not a regular file, above
+--max-input-pixels by its header or its size, not an image) or, without a homography, a pair of
+different sizes is reported by name and skipped; the other pairs are still written, and the exit
+code is 1 if any pair failed. A 16-bit single-channel thermal file holds raw counts and goes
+through the thermal gain control (--thermal-agc), as a mono16 message does. `--mask-dir` uses
+masks of the same stems instead of computing them (mask source `topic`: masks given with each
+pair).
 
 Nothing starts (exit code 2) when a folder is missing or holds no image files, when two of the
 folders are one, or when --out (or its mask/ or fused/) is a file or cannot be written.

@@ -3,19 +3,51 @@
 Each option is the setting of the same name with dashes (`--sync-slop` is `sync_slop`), with the
 node's default, so an offline run computes what the node would publish (unless the table gives
 a front end its own default: `fuse` does not smooth masks across a folder of stills).
-`add_setting_options` adds the settings of one front end (`bag` or `fuse`); `setting_values`
+`add_setting_options` adds the settings of one front end (`bag` or `fuse`) and `--params-file`
+(the node's ROS 2 parameter file, e.g. what `sosmaskfuse calibrate` writes); `setting_values`
 reads them back as the name -> value mapping that
-`sosmaskfuse_core.pipeline.builder.build_stage` takes.
+`sosmaskfuse_core.pipeline.builder.build_stage` takes: an option given on the command line
+beats the file, which beats the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from sosmaskfuse_core.settings import table
+from sosmaskfuse_core.settings.params_file import settings_from_file
 
+log = logging.getLogger("sosmaskfuse.options")
 _TYPES = {"str": str, "int": int, "float": float, "optional_float": float, "floats": float}
+
+
+#: Namespace attribute: the settings whose options were given on the command line.
+GIVEN = "_settings_given"
+
+
+def _remember(namespace: argparse.Namespace, dest: str) -> None:
+    setattr(namespace, GIVEN, set(getattr(namespace, GIVEN, None) or ()) | {dest})
+
+
+class _Store(argparse.Action):
+    """Store the value, and remember that the option was given (it beats --params-file)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _remember(namespace, self.dest)
+
+
+class _Flag(argparse.Action):
+    """A flag storing `const`, remembering that it was given."""
+
+    def __init__(self, option_strings, dest, const, default=None, help=None):
+        super().__init__(option_strings, dest, nargs=0, const=const, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const)
+        _remember(namespace, self.dest)
 
 
 def _help(setting: table.Setting, scope: str) -> str:
@@ -36,13 +68,18 @@ def add_setting_option(
     if setting.kind == "bool":
         # a flag says the opposite of the default: --color-output (default off),
         # --no-mask (default on)
-        action = "store_false" if default else "store_true"
         group.add_argument(
-            *names, dest=setting.name, action=action, default=default, help=_help(setting, scope)
+            *names,
+            dest=setting.name,
+            action=_Flag,
+            const=not default,
+            default=default,
+            help=_help(setting, scope),
         )
         return
     kwargs: dict[str, Any] = {
         "dest": setting.name,
+        "action": _Store,
         "type": _TYPES[setting.kind],
         "default": default,
         "help": _help(setting, scope),
@@ -59,7 +96,16 @@ def add_setting_option(
 
 
 def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
-    """Every setting of `scope` (table.BAG or table.FUSE), in the YAML file's argument groups."""
+    """Every setting of `scope` (table.BAG or table.FUSE), in the YAML file's argument groups.
+
+    Also `--params-file`: the node's parameter file as defaults under the command line's options.
+    """
+    parser.add_argument(
+        "--params-file",
+        metavar="FILE.yaml",
+        help="the node's ROS 2 parameter file (sections /**, sosmaskfuse or /ns/sosmaskfuse), "
+        "e.g. the homography `sosmaskfuse calibrate` wrote; options given here win",
+    )
     settings = table.for_scope(scope)
     for group, title in table.GROUPS.items():
         members = [s for s in settings if s.group == group]
@@ -70,6 +116,16 @@ def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
 
 
 def setting_values(args: argparse.Namespace, scope: str) -> dict[str, Any]:
-    """Name -> value of every setting of `scope`, validated (ValueError names the bad one)."""
+    """Name -> value of every setting of `scope`, validated (ValueError names the bad one).
+
+    With `--params-file`, the file's values replace the defaults of the options not given.
+    """
     values = {s.name: getattr(args, s.name) for s in table.for_scope(scope)}
+    path = getattr(args, "params_file", None)
+    if path:
+        given = getattr(args, GIVEN, None) or set()
+        from_file, unused = settings_from_file(path, scope)
+        if unused:
+            log.info("%s: not used offline: %s", path, ", ".join(unused))
+        values.update({k: v for k, v in from_file.items() if k not in given})
     return table.check_values(values)

@@ -210,11 +210,10 @@ SETTINGS: tuple[Setting, ...] = (
         "homography",
         "floats",
         None,
-        "row-major 3x3 thermal pixel -> visible pixel; unset = resize "
-        "the thermal image to the visible size",
+        "row-major 3x3 thermal pixel -> visible pixel (sosmaskfuse calibrate writes it); "
+        "unset = resize the thermal image to the visible size",
         "geometry",
         length=9,
-        scopes=LIVE_STREAMS,
     ),
     # thermal gain control for 16-bit counts (live; fuse: 16-bit thermal files)
     Setting(

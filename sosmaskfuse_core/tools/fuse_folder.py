@@ -64,6 +64,8 @@ def fuse_pair(
 ) -> None:
     """Read one pair (and its mask, when `paths` has three entries), fuse it and write the images.
 
+    The two images must be of one size unless the stage registers them by a homography.
+
     Writes `out/mask/<stem>.png` and `out/fused/<stem>.png`. Raises ImageReadError, ValueError,
     OSError.
     """
@@ -74,7 +76,7 @@ def fuse_pair(
         if len(paths) > 2
         else None
     )
-    if thermal.shape[:2] != visible.shape[:2]:
+    if thermal.shape[:2] != visible.shape[:2] and stage.preparer.homography is None:
         raise ValueError(
             f"thermal {paths[0].name} is {thermal.shape[1]}x{thermal.shape[0]}, "
             f"visible {paths[1].name} is {visible.shape[1]}x{visible.shape[0]}"
