@@ -121,13 +121,14 @@ def _checkerboard_classic(image: np.ndarray, size: tuple[int, int]) -> np.ndarra
 
 
 def _circles(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
-    params = cv2.SimpleBlobDetector_Params()
+    # opencv-python's type stubs do not list the blob detector's classes
+    params = cv2.SimpleBlobDetector_Params()  # type: ignore[attr-defined]
     params.filterByColor = True
     params.blobColor = 0  # dark circles: the caller inverts the image for bright ones
     params.minArea = 8
     params.maxArea = image.shape[0] * image.shape[1] / (size[0] * size[1])
     params.minDistBetweenBlobs = 3
-    detector = cv2.SimpleBlobDetector_create(params)
+    detector = cv2.SimpleBlobDetector_create(params)  # type: ignore[attr-defined]
     found, pts = cv2.findCirclesGrid(
         image, size, flags=cv2.CALIB_CB_SYMMETRIC_GRID, blobDetector=detector
     )

@@ -43,7 +43,7 @@ def edge_overlay(thermal: np.ndarray, visible: np.ndarray, h: np.ndarray) -> np.
     edges &= cv2.erode(footprint.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     edges = cv2.dilate(edges.astype(np.uint8), np.ones((2, 2), np.uint8)) > 0
     out = cv2.cvtColor((visible * 0.8).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    out[~footprint] //= 2  # what the thermal camera does not see is dimmed
+    out[~footprint] = out[~footprint] // 2  # what the thermal camera does not see is dimmed
     out[edges] = (0, 0, 255)
     return _shrink(out)
 

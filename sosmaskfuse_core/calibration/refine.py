@@ -106,9 +106,9 @@ class _Level:
             b = [dy[..., c] * (0.5 * m) for c in channels]
             per_pixel = np.empty((m.size, 9), np.float32)
             for k, (x, y) in enumerate([(a, a), (a, b), (b, b), (a, t), (b, t), (a, i), (b, i)]):
-                per_pixel[:, k] = sum(x[c] * y[c] for c in channels).ravel()
-            per_pixel[:, 7] = sum(a).ravel()
-            per_pixel[:, 8] = sum(b).ravel()
+                per_pixel[:, k] = np.sum([x[c] * y[c] for c in channels], axis=0).ravel()
+            per_pixel[:, 7] = np.sum(a, axis=0).ravel()
+            per_pixel[:, 8] = np.sum(b, axis=0).ravel()
             flat_t = np.concatenate([c.ravel() for c in t])
             flat_i = np.concatenate([c.ravel() for c in i])
             sums.add(flat_t, flat_i, monomials.T @ per_pixel, count)

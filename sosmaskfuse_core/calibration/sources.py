@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-from rosbags.rosbag2 import Reader, ReaderError
-from rosbags.serde import SerdeError
 
 from sosmaskfuse_core.formats.approx_sync import ApproximateTimeSync
 from sosmaskfuse_core.formats.image_codec import ImageDecodeError, message_to_array
 from sosmaskfuse_core.formats.image_files import ImageReadError, pair_by_stem, read_image
-from sosmaskfuse_core.formats.rosbag_io import IMAGE_TYPES, format_time, stamp_ns, typestore
 from sosmaskfuse_core.pipeline.frames import FramePreparer
 from sosmaskfuse_core.settings import table
 
@@ -102,13 +100,25 @@ def from_bag(
     pairs kept are decoded. A message that cannot be decoded is skipped with its reason.
     SourceError for a missing bag or topic.
     """
+    # rosbags only here: what reads image folders, and the node's alignment check, run without it
+    from rosbags.rosbag2 import ReaderError
+    from rosbags.serde import SerdeError
+
+    from sosmaskfuse_core.formats.rosbag_io import (
+        IMAGE_TYPES,
+        format_time,
+        open_bag,
+        stamp_ns,
+        typestore,
+    )
+
     path = Path(bag)
     if not path.exists():
         raise SourceError(f"{path}: no such bag")
     frames = Frames(description=f"{path} ({thermal_topic} + {visible_topic})")
     store = typestore()
     try:
-        with Reader(path) as reader:
+        with open_bag(path) as reader:
             topics = reader.topics
             for role, topic in (("thermal", thermal_topic), ("visible", visible_topic)):
                 info = topics.get(topic)
@@ -124,12 +134,12 @@ def from_bag(
             stride = max(1, count // limit) if limit else 1
             roles = {c.id: 0 for c in topics[thermal_topic].connections}
             roles.update({c.id: 1 for c in topics[visible_topic].connections})
-            sync: ApproximateTimeSync = ApproximateTimeSync(2, sync_queue_size, sync_slop)
+            sync: ApproximateTimeSync[Any] = ApproximateTimeSync(2, sync_queue_size, sync_slop)
             conns = [c for c in reader.connections if c.id in roles]
             matched = 0
             for conn, log_time, raw in reader.messages(connections=conns):
                 try:
-                    msg = store.deserialize_cdr(raw, conn.msgtype)
+                    msg: Any = store.deserialize_cdr(raw, conn.msgtype)
                     stamp = stamp_ns(msg.header)
                 except (SerdeError, ValueError) as exc:
                     frames.skipped.append(
@@ -144,14 +154,14 @@ def from_bag(
                     continue
                 name = format_time(stamp_ns(pair[1].header))
                 try:
-                    images = [
-                        gray8(*message_to_array(m, name=f"{role} image"), role)
-                        for m, role in zip(pair, ("thermal", "visible"))
-                    ]
+                    grays: list[np.ndarray] = []
+                    for m, role in zip(pair, ("thermal", "visible")):
+                        image, encoding = message_to_array(m, name=f"{role} image")
+                        grays.append(gray8(image, encoding, role))
                 except (ImageDecodeError, ValueError) as exc:
                     frames.skipped.append(FrameVerdict(name, False, str(exc)))
                     continue
-                frames.pairs.append(FramePair(name, images[0], images[1]))
+                frames.pairs.append(FramePair(name, grays[0], grays[1]))
     except ReaderError as exc:
         raise SourceError(f"{path}: {exc}") from None
     if not frames.pairs:

@@ -255,7 +255,14 @@ def aligned_pairs(
         vis_path = next(vis_dir.glob(f"{stems[i]}.*"))
         ir = cv2.imread(str(ir_path), cv2.IMREAD_GRAYSCALE)
         vis = cv2.imread(str(vis_path), cv2.IMREAD_GRAYSCALE)
-        pairs.append(tuple(cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (ir, vis)))
+        if ir is None or vis is None:
+            raise FileNotFoundError(f"{ir_path} or {vis_path}: not readable")
+        pairs.append(
+            (
+                np.asarray(cv2.resize(ir, size, interpolation=cv2.INTER_AREA)),
+                np.asarray(cv2.resize(vis, size, interpolation=cv2.INTER_AREA)),
+            )
+        )
     return pairs
 
 
@@ -269,8 +276,11 @@ def _video_pairs(paths: list[Path], count: int, size: Size) -> list[tuple[np.nda
     for index in range(max(wanted) + 1):
         frames = [c.read()[1] for c in caps]
         if index in wanted and all(f is not None for f in frames):
-            gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
-            pairs.append(tuple(cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in gray))
+            a, b = (
+                cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_AREA)
+                for f in frames
+            )
+            pairs.append((np.asarray(a), np.asarray(b)))
     for c in caps:
         c.release()
     return pairs

@@ -95,18 +95,19 @@ def calibrate_target(
             continue
         seen = [detect_board(img, spec) for img in (p.thermal, p.visible)]
         missing = [role for role, d in zip(("thermal", "visible"), seen) if d is None]
-        if missing:
+        in_thermal, in_visible = seen
+        if in_thermal is None or in_visible is None:
             verdicts.append(
                 FrameVerdict(p.name, False, f"no {spec} in the {' or '.join(missing)} image")
             )
             continue
-        src = _correspond(seen[0].points, seen[1].points, spec, thermal)
+        src = _correspond(in_thermal.points, in_visible.points, spec, thermal)
         if src is None:
             verdicts.append(
                 FrameVerdict(p.name, False, "the board's two views do not match upright")
             )
             continue
-        found.append((p.name, src, seen[1].points))
+        found.append((p.name, src, in_visible.points))
     if not found:
         raise CalibrationRefused(
             f"no frame shows the {spec} in both images (thermal: a heated or sun-warmed board "

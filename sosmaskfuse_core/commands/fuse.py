@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     folders = [args.ir, args.vis] + ([args.mask_dir] if args.mask_dir else [])
     names = ("--ir", "--vis", "--mask-dir")[: len(folders)]
     try:
+        values = setting_values(args, FUSE)  # the options (and --params-file) first: no I/O
         check_folders(folders, names, args.out)
         pairing = pair_by_stem(*folders, names=names)
         if not pairing.pairs:
             for path, reason in pairing.unmatched:
                 print(f"  {path}: {reason}", file=sys.stderr)
             raise ValueError(f"no pairs: no file stem is in all of {', '.join(names)}")
-        values = setting_values(args, FUSE)
         if args.mask_dir:
             values["mask_source"] = "topic"
         elif values["mask_source"] == "topic":

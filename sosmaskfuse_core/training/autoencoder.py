@@ -121,8 +121,10 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
             widths=cfg.widths, stem_channels=cfg.stem_channels, space_to_depth=cfg.space_to_depth
         )
     ).to(device)
+    head_bias = model.decoder.head.conv.bias
+    assert head_bias is not None
     with torch.no_grad():  # the output layer's ReLU starts alive: outputs begin at mid-gray
-        model.decoder.head.conv.bias.fill_(HEAD_BIAS)
+        head_bias.fill_(HEAD_BIAS)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     total = (
