@@ -5,7 +5,7 @@ r"""`sosmaskfuse make-sos-data`: SOS training folders from HIT-UAV, M3SVD, RoadS
         [--hold-out VIDEO ...] --out DIR
     sosmaskfuse make-sos-data --source roadscene --root ../shared/data/roadscene/ir \
         [--held-out-fraction 0.2] --out DIR
-    sosmaskfuse make-sos-data --source voc --root IMAGES ANNOTATIONS --out DIR   (any VOC boxes)
+    sosmaskfuse make-sos-data --source boxes --root IMAGES LABELS --out DIR   (VOC xml or YOLO txt)
 
 Writes DIR/<part>/{ir,mask,weight}/<stem>.png (parts: HIT-UAV's train/val/test split, else
 train/heldout) and DIR/make_sos_data_<source>.json (counts, skipped files, settings).
@@ -45,8 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         help="hit_uav: the data set folder; m3svd: video folders or files; "
-        "roadscene: ir/ folder; voc: an image folder and its VOC annotation "
-        "folder (all -> DIR/all)",
+        "roadscene: ir/ folder; boxes (or voc): an image folder and its annotation "
+        "folder, VOC xml or YOLO txt with classes.txt (all -> DIR/all)",
     )
     p.add_argument("--out", required=True, type=Path)
     p.add_argument(
@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
             if len(args.root) != 1:
                 raise SourceError("hit_uav takes one --root")
             report = make_hit_uav(args.root[0], args.out, parts=args.parts, limit=args.limit)
-        elif args.source == "voc":
+        elif args.source in ("boxes", "voc"):
             if len(args.root) != 2:
-                raise SourceError("voc takes --root IMAGES ANNOTATIONS")
+                raise SourceError(f"{args.source} takes --root IMAGES ANNOTATIONS")
             report = make_boxes(args.root[0], args.root[1], args.out, limit=args.limit)
         elif args.source == "m3svd":
             cfg = VideoLabelConfig(label_every=args.label_every)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from sosmaskfuse_core.formats.box_folder import BoxFolder
 from sosmaskfuse_core.formats.image_files import (
     ImageReadError,
     list_images,
@@ -26,14 +27,14 @@ from sosmaskfuse_core.formats.image_files import (
     read_image,
     write_image,
 )
-from sosmaskfuse_core.formats.voc_boxes import BoxFileError, read_voc
+from sosmaskfuse_core.formats.voc_boxes import BoxFileError
 
 from .pseudo_labels import BoxLabelConfig, ImageLabelConfig, Label, box_label, image_label
 from .video_labels import VideoLabelConfig, video_labels
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("hit_uav", "m3svd", "roadscene", "voc")
+SOURCES = ("hit_uav", "m3svd", "roadscene", "boxes", "voc")  # voc: the old name of boxes
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
@@ -124,7 +125,7 @@ def make_boxes(
     limit: int | None = None,
     source: str = "voc",
 ) -> MakeReport:
-    """Images with VOC boxes (``ann_dir/<stem>.xml``) -> box-derived masks in OUT/<part>/.
+    """Images with boxes (``ann_dir``: VOC xml or YOLO txt + classes.txt) -> masks in OUT/<part>/.
 
     Without ``splits`` every annotated image goes to ``OUT/all`` (images without an annotation
     are left out); with them, to its split's part (``unsplit`` if in none), and a listed image
@@ -135,6 +136,7 @@ def make_boxes(
     ann_dir = Path(ann_dir)
     if not ann_dir.is_dir():
         raise SourceError(f"{ann_dir}: no annotations folder")
+    annotations = BoxFolder(ann_dir)
     part_of = {stem: part for part, stems in (splits or {}).items() for stem in stems}
     report = MakeReport(
         source, details={"config": asdict(config or BoxLabelConfig()), "fallbacks": 0, "boxes": 0}
@@ -146,14 +148,13 @@ def make_boxes(
             continue
         if limit is not None and done >= limit:
             break
-        xml = ann_dir / f"{stem}.xml"
-        if not xml.is_file() and not splits:
+        if stem not in annotations.files and not splits:
             continue
         try:
-            boxes = read_voc(xml) if xml.is_file() else None
-            if boxes is None:
-                raise SourceError(f"{xml}: no annotation for {images[stem].name}")
+            if stem not in annotations.files:
+                raise SourceError(f"{ann_dir}: no annotation for {images[stem].name}")
             image = read_image(images[stem], cv2.IMREAD_GRAYSCALE)
+            boxes = annotations.read(stem, image.shape[1], image.shape[0])
         except (SourceError, BoxFileError, ImageReadError) as exc:
             report.skip(str(exc))
             continue
