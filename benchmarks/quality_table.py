@@ -23,9 +23,9 @@ Conditions: `as-is`; `dim`: IR x 0.3, visible 0.5 * vis + 128 (evaluation/qualit
 Mask sources: `thermal` (the classical mask), `ensemble` (the shipped default: the SOS network
 averaged with the classical mask), `sosnet` (the network alone; --sosnet CKPT, default the
 shipped one), `hand` (--masks), its `hand-dilated` / `hand-eroded` variants (--radius pixels).
-Modes: `imvf` is the paper's IMV-F; `imvf-contrast` is computed from the same decoder pass
-(the pipeline's imvf-contrast is exactly the paper pass plus `carry_thermal_contrast`,
-test/test_thermal_contrast.py), so each image costs one autoencoder pass per mask source.
+Modes: `imvf` is the paper's IMV-F; `imvf-contrast` (the default) is the same decoder pass
+with the contrast guard (the pipeline returns both, `decoded` and `raw`), so each image costs
+one autoencoder pass per mask source.
 --baselines adds the mask-free `addition` and `sca` through the same autoencoder and the plain
 average. The paper pass of each image (decoder output and the 8-bit mask it used) is cached as
 OUT/<condition>/<mask>/raw/<stem>.npz and the fused images are written beside it as
@@ -67,7 +67,6 @@ from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET,
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
-from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast
 
 MODES = ("imvf", "imvf-contrast")
 SCALINGS = ("minmax", "clip")
@@ -157,53 +156,46 @@ class Study:
         return ir, vis, hand
 
     def mask(self, source: str, ir: np.ndarray, hand: np.ndarray | None) -> np.ndarray | None:
-        if source == "thermal":
-            return self.pipeline.mask(ir)
-        if source in self.sos:
-            return self.sos[source].mask(ir)
-        if hand is None:
+        """A hand-mask variant (given to the fusion), None for a source the pipeline computes."""
+        if source in ("thermal", *self.sos) or hand is None:
             return None
         return mask_variant(hand, source, max(1, round(self.args.radius * self.args.scale)))
 
-    def fuse_masked(self, out_dir: Path, stem: str, ir, vis, prob) -> dict[str, np.ndarray]:
-        """Every requested mode x scaling from one paper pass (cached: OUT/.../raw/<stem>.npz)."""
+    def fuse_masked(
+        self, out_dir: Path, stem: str, ir, vis, source: str, given: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """Every requested mode x scaling from one pass (cached: OUT/.../raw/<stem>.npz).
+
+        The pass is the pipeline's `imvf-contrast` with this mask source (or the given mask):
+        its decoder output is the paper's IMV-F (`decoded`), its guarded output the default's
+        (`raw`), so both modes cost one autoencoder pass.
+        """
         cache = out_dir / "raw" / f"{stem}.npz"
         if cache.exists():
             with np.load(cache) as data:
-                raw, mask = (
-                    torch.from_numpy(data["raw"]),
-                    torch.from_numpy(data["mask_u8"]).float() / 255.0,
-                )
+                decoded, guarded = (torch.from_numpy(data[k]) for k in ("decoded", "raw"))
         else:
-            self.pipeline.update(fusion_mode="imvf")
-            result = self.pipeline(
-                torch.from_numpy(ir), torch.from_numpy(vis), mask=torch.from_numpy(prob)
+            pipeline = self.sos.get(source, self.pipeline)
+            pipeline.update(fusion_mode="imvf-contrast")
+            result = pipeline(
+                torch.from_numpy(ir),
+                torch.from_numpy(vis),
+                mask=None if given is None else torch.from_numpy(given),
+                outputs=("raw", "decoded", "mask_u8"),
             )
-            raw, mask = result.raw, result.mask_u8.float() / 255.0
+            decoded, guarded = result.decoded, result.raw
             cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(cache, raw=raw.numpy(), mask_u8=result.mask_u8.numpy())
-        cfg = self.pipeline.config
-        t = [
-            x.float().reshape(1, 1, *x.shape[-2:])
-            for x in (raw, torch.from_numpy(ir), torch.from_numpy(vis), mask)
-        ]
-        paper = t[0]
-        carried = (
-            carry_thermal_contrast(
-                *t, mu=cfg.mu, config=cfg.contrast, gain=cfg.thermal_stretch.limits(t[1])[1]
+            np.savez_compressed(
+                cache, decoded=decoded.numpy(), raw=guarded.numpy(), mask_u8=result.mask_u8.numpy()
             )
-            if "imvf-contrast" in self.args.modes
-            else None
-        )
         out = {}
         for mode in self.args.modes:
             for scaling in self.args.output_scalings:
                 name = f"{mode}-{scaling}"
                 if mode == "imvf":
-                    out[name] = scale_output(paper, scaling)
-                else:  # as the pipeline scales imvf-contrast
-                    limits = paper if cfg.contrast.paper_range else None
-                    out[name] = scale_output(carried, scaling, limits)
+                    out[name] = scale_output(decoded, scaling)
+                else:  # as the pipeline scales imvf-contrast: minmax over the decoder's range
+                    out[name] = scale_output(guarded, scaling, decoded)
                 write_image(out_dir / name / f"{stem}.png", out[name])
         return out
 
@@ -246,10 +238,12 @@ class Study:
                     target = (self.pipeline.mask(ir) >= 0.5).astype(np.float32)
                     self.targets_from_masks = False
                 for source in a.mask_sources:
-                    prob = self.mask(source, ir, hand)
-                    if prob is None:
-                        continue
-                    fused = self.fuse_masked(a.out / condition / source, stem, ir, vis, prob)
+                    given = self.mask(source, ir, hand)
+                    if given is None and source not in ("thermal", *self.sos):
+                        continue  # a hand-mask variant without a hand mask
+                    fused = self.fuse_masked(
+                        a.out / condition / source, stem, ir, vis, source, given
+                    )
                     for name, image in fused.items():
                         self.score((condition, source, name), image, ir, vis, target, boxes)
                 if a.baselines:

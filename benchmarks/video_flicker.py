@@ -8,12 +8,13 @@ Reads each IR video and the visible video of the same name (default: the M3SVD p
 ../shared/data/m3svd_video/{infrared,visible}), `--frames` consecutive frames from `--start`,
 resized to `--size` and converted to gray; the mask is the pipeline's (`--mask-source`: the
 shipped default `auto`, `sosnet` with `--sosnet CKPT`, or the classical `thermal`), with and
-without `MaskSmoother`. Each frame costs one autoencoder pass per smoother
-setting (the `input` rows score the inputs themselves as a reference: the change an output
-that follows its busiest input exactly would show): imvf-contrast is the same pass plus
-`carry_thermal_contrast` (exactly the pipeline's imvf-contrast), minmax and clip scale the
-same decoder output. The flicker measures are `sosmaskfuse_core/evaluation/flicker.py`'s,
-accumulated over all videos (the pairing restarts per video).
+without `MaskSmoother` (as `PairStage` smooths: the pipeline's `mask_filter`). Each frame costs
+one autoencoder pass per smoother setting (the `input` rows score the inputs themselves as a
+reference: the change an output that follows its busiest input exactly would show): the pass is
+the pipeline's imvf-contrast, whose decoder output is the paper's imvf and whose guarded output
+is imvf-contrast; minmax and clip scale them as the pipeline does. The flicker measures are
+`sosmaskfuse_core/evaluation/flicker.py`'s, accumulated over all videos (the pairing restarts
+per video).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from sosmaskfuse_core.evaluation.flicker import FlickerMeter
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
-from sosmaskfuse_core.pipeline.thermal_contrast import carry_thermal_contrast
 from sosmaskfuse_core.settings import table as settings_table
 from sosmaskfuse_core.thermal.temporal_mask import MaskSmoother, MaskSmootherConfig
 
@@ -125,13 +125,9 @@ def main() -> int:
         sosnet=args.sosnet,
         mask_source=args.mask_source,
         device=args.device,
-        config=PipelineConfig.paper(),
+        config=PipelineConfig(),  # the defaults: imvf-contrast, the stretched SOS input
     )
     print(f"pipeline: {sources}; {len(names)} videos", file=sys.stderr)
-    cfg = pipeline.config
-
-    def gain(ir: torch.Tensor) -> torch.Tensor:
-        return cfg.thermal_stretch.limits(ir)[1]
 
     smoother = MaskSmoother(MaskSmootherConfig.from_setting(args.mask_smoothing))
     smoothers = {"off": None, "ema": smoother}
@@ -166,31 +162,23 @@ def main() -> int:
             meters[("input", "visible", "-")].add(vis, ir, vis)
             if args.inputs_only:
                 continue
-            prob = pipeline.mask(ir)
             for label, smoother in smoothers.items():
-                p = prob if smoother is None else smoother.update(prob, ir)
-                result = pipeline(
-                    torch.from_numpy(ir), torch.from_numpy(vis), mask=torch.from_numpy(p)
-                )
-                t = [
-                    x.float().reshape(1, 1, *x.shape[-2:])
-                    for x in (result.raw, torch.from_numpy(ir), torch.from_numpy(vis), result.mask)
-                ]
-                raws = {
-                    "imvf": result.raw,
-                    "imvf-contrast": carry_thermal_contrast(
-                        *t, mu=cfg.mu, config=cfg.contrast, gain=gain(t[1])
-                    ),
-                }
+                # the stream's path (PairStage): the pipeline's own mask, smoothed in order
+                result = pipeline.fuse_batch(
+                    [ir],
+                    [vis],
+                    outputs=("raw", "decoded", "mask"),
+                    mask_filter=None if smoother is None else smoother.update_batch,
+                )[0]
                 mask = result.mask.cpu().numpy()
-                limits = {
-                    "imvf": None,
-                    "imvf-contrast": result.raw if cfg.contrast.paper_range else None,
+                outs = {
+                    "imvf": (result.decoded, None),
+                    "imvf-contrast": (result.raw, result.decoded),
                 }
-                for mode, raw in raws.items():
+                for mode, (raw, limits) in outs.items():
                     for scaling in ("minmax", "clip"):
                         meters[(label, mode, scaling)].add(
-                            scaled(raw, scaling, limits[mode]), ir, vis, mask
+                            scaled(raw, scaling, limits), ir, vis, mask
                         )
             print(f"[{name} {i + 1}/{len(irs)}]", file=sys.stderr, flush=True)
         if args.inputs_only:

@@ -67,7 +67,7 @@ def test_every_fusion_mode_of_the_table_has_one_record():
 
     assert tuple(MODES) == FUSION_MODES
     assert [m.groups for m in MODES.values()] == [4, 4, 2, 2]
-    assert [m.carries_contrast for m in MODES.values()] == [False, True, False, False]
+    assert [m.guards_contrast for m in MODES.values()] == [False, True, False, False]
     ir, vis, mask = (torch.full((1, 1, 2, 2), v) for v in (10.0, 20.0, 0.25))
     batch = fusion_mode("imvf").encoder_input(ir, vis, mask)
     assert batch[:, 0, 0, 0].tolist() == [2.5, 7.5, 5.0, 15.0]  # m ir, (1-m) ir, m vis, ...

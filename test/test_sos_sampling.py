@@ -21,7 +21,7 @@ from sosmaskfuse_core.commands import eval_mask
 from sosmaskfuse_core.models import checkpoints
 from sosmaskfuse_core.pipeline import SOSNetMasker, build_pipeline
 from sosmaskfuse_core.pipeline.preprocessing import logit_to_probability, sos_input
-from sosmaskfuse_core.pipeline.thermal_contrast import ThermalStretch
+from sosmaskfuse_core.thermal.stretch import ThermalStretch
 from sosmaskfuse_core.training import sosnet as ts
 from sosmaskfuse_core.training.sosnet.sampling import (
     ViewConfig,

@@ -1,8 +1,8 @@
 """The fusion pipeline: pre/post-processing, strategies, devices, frame preparation, pair stage.
 
 `FusionPipeline` fuses same-sized 8-bit thermal + visible images on one device (the modes of
-`fusion_modes`, their strategies in `strategies`, the `imvf-contrast` mode's carry of the
-thermal contrast in `thermal_contrast`; the networks run by a `backends.Backend`);
+`fusion_modes`, their strategies in `strategies`, the `imvf-contrast` mode's guard of the
+thermal contrast in `contrast_guard`; the networks run by a `backends.Backend`);
 `FramePreparer` turns camera frames into its inputs (gain control, registration, processing
 size); `PairStage` is the one per-pair step the node, the bag tool and the folder job share;
 `build_pipeline` / `build_stage` make them from checkpoint paths and settings values;
@@ -21,6 +21,7 @@ from .builder import (
     load_networks,
     pipeline_config,
 )
+from .contrast_guard import ContrastGuardConfig, guard_thermal_contrast, target_map
 from .devices import autocast, check_precision, resolve_device
 from .frames import FramePreparer, parse_homography, register_thermal
 from .fusion_modes import FusionMode, fusion_mode
@@ -30,14 +31,13 @@ from .mask_source import MASK_SOURCES, resolve_mask_source
 from .pair_stage import HEADER_FROM, Frame, PairOutputs, PairStage, PreparedPair
 from .sos_masker import SOSNetMasker
 from .strategies import addition, imvf, spatial_channel_attention
-from .thermal_contrast import ContrastCarryConfig, carry_thermal_contrast, local_background
 
 __all__ = [
     "HEADER_FROM",
     "MASK_SOURCES",
     "OUTPUTS",
     "Backend",
-    "ContrastCarryConfig",
+    "ContrastGuardConfig",
     "Frame",
     "FramePreparer",
     "FusionMode",
@@ -59,7 +59,7 @@ __all__ = [
     "autocast",
     "build_pipeline",
     "build_stage",
-    "carry_thermal_contrast",
+    "guard_thermal_contrast",
     "check_precision",
     "choose_backend",
     "describe_sources",
@@ -67,7 +67,6 @@ __all__ = [
     "fusion_mode",
     "imvf",
     "load_networks",
-    "local_background",
     "make_backend",
     "parse_homography",
     "pipeline_config",
@@ -76,4 +75,5 @@ __all__ = [
     "resolve_device",
     "resolve_mask_source",
     "spatial_channel_attention",
+    "target_map",
 ]

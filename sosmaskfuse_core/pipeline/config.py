@@ -10,8 +10,8 @@ from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.thermal.stretch import ThermalStretch
 
 from . import preprocessing as pp
+from .contrast_guard import ContrastGuardConfig
 from .fusion_modes import FusionMode, fusion_mode
-from .thermal_contrast import ContrastCarryConfig
 from .transfer import MIN_SIZE
 
 __all__ = ["PipelineConfig"]
@@ -24,10 +24,11 @@ class PipelineConfig:
     The fields named in `SETTINGS` are settings of the table (`sosmaskfuse_core.settings.table`)
     with the same names, defaults and checks, so the default fusion mode is `imvf-contrast`.
 
-    fusion_mode: `imvf-contrast` (IMV-F, then each thermal target's gain-normalised contrast
-        carried onto the fused local background: `thermal_contrast`), `imvf` (the paper) or
-        the mask-free baselines `sca` and `addition` (`fusion_modes`).
+    fusion_mode: `imvf-contrast` (IMV-F, then every thermal target's gain-normalised contrast
+        guarded, mask or not: `contrast_guard`), `imvf` (the paper) or the mask-free baselines
+        `sca` and `addition` (`fusion_modes`).
     mu: IMV-F foreground weight of the thermal features (0..1).
+    target_contrast: the guard's floor (`ContrastGuardConfig.floor`); 0 turns it off.
     mask_threshold: None keeps the soft mask (as the paper's code); a value in (0, 1)
         binarises the mask probability at it.
     mask_input_stretch: the SOS network sees the thermal frame through `thermal_stretch`,
@@ -43,14 +44,16 @@ class PipelineConfig:
         rounded down to a multiple of 32 (keeps the aspect ratio; cheaper for small frames).
     quantize_mask: round the soft mask to 8 bits, as the reference does by writing a PNG.
     thermal_stretch: the gain normaliser of the thermal frame: what the SOS network sees with
-        `mask_input_stretch`, and the gain that scales the contrast `imvf-contrast` carries.
-    contrast: the other settings of `imvf-contrast` (`ContrastCarryConfig`).
+        `mask_input_stretch`, and the gain that scales the contrast `imvf-contrast` guards.
+    guard: the other settings of the contrast guard (`ContrastGuardConfig`; its `floor` is
+        `target_contrast`'s).
     """
 
     #: Fields that are settings of the table, under the same name.
     SETTINGS: ClassVar[tuple[str, ...]] = (
         "fusion_mode",
         "mu",
+        "target_contrast",
         "mask_threshold",
         "mask_input_stretch",
         "output_scaling",
@@ -61,6 +64,7 @@ class PipelineConfig:
 
     fusion_mode: str = table.default("fusion_mode")
     mu: float = table.default("mu")
+    target_contrast: float = table.default("target_contrast")
     mask_threshold: float | None = table.default("mask_threshold")
     mask_input_stretch: bool = table.default("mask_input_stretch")
     output_scaling: str = table.default("output_scaling")
@@ -70,12 +74,19 @@ class PipelineConfig:
     sos_size: tuple[int, int] | None = pp.PAPER_SOS_SIZE
     quantize_mask: bool = True
     thermal_stretch: ThermalStretch = dataclasses.field(default_factory=ThermalStretch)
-    contrast: ContrastCarryConfig = dataclasses.field(default_factory=ContrastCarryConfig)
+    guard: ContrastGuardConfig = dataclasses.field(default_factory=ContrastGuardConfig)
 
     @property
     def mode(self) -> FusionMode:
-        """The fusion mode's record (what the encoder sees, the strategy, the contrast carry)."""
+        """The fusion mode's record (what the encoder sees, the strategy, the contrast guard)."""
         return fusion_mode(self.fusion_mode)
+
+    @property
+    def contrast_guard(self) -> ContrastGuardConfig | None:
+        """The guard this configuration runs (None: the mode has none, or its floor is 0)."""
+        if not self.mode.guards_contrast or self.target_contrast <= 0.0:
+            return None
+        return dataclasses.replace(self.guard, floor=self.target_contrast)
 
     @classmethod
     def paper(cls, **changes) -> PipelineConfig:

@@ -1,61 +1,67 @@
 """The contrast guard: no thermal target comes out weaker than a floor, or inverted, mask or not.
 
-IMV-F keeps a thermal target's contrast only where the mask finds it; elsewhere the fused image
-takes mostly the visible image's levels, so a person the mask missed, darker than a lit shop
-front in the visible image, comes out dark on bright (inverted), and a car colder than the road
-comes out as bright as its headlights make it. The guard works on band-pass pyramids of the
-fused image F and of the thermal image T (Burt and Adelson's Laplacian pyramid, levels
-`first_level`..`last_level`: structures of ~2^j pixels): at every coefficient where the thermal
-band is significant, the fused band must carry at least `floor` times the (gain-normalised)
-thermal band with the same sign; where it does not (too weak, or of the other sign), the
-shortfall is added. The mask decides how much (`floor_in_mask` inside it), not whether:
+IMV-F keeps a thermal target's contrast where the mask finds it and mixes in the visible image's
+levels everywhere else, so a person the mask half-found, darker than a lit shop front in the
+visible image, comes out dark on bright (inverted), and a car colder than the road comes out as
+bright as its headlights make it. The guard works on band-pass pyramids of the fused image F and
+of the thermal image T (levels `first_level`..`last_level`: structures of ~2^j pixels). Wherever
+the *target map* says "target", every significant thermal band coefficient must be matched in
+the fused image by at least `floor` times the gain-normalised thermal coefficient, with its sign;
+where it is not (too weak, or of the other sign), the shortfall is added:
 
-    t_j = k T_j                        thermal band, k the thermal gain (`ThermalStretch`)
-    a   = floor + (floor_in_mask - floor) m_j
-    d_j = max(0, a |t_j| - sign(t_j) F_j) * s(|T_j|)        shortfall, significance-weighted
+    t_j = k T_j                          thermal band, k the thermal gain (`ThermalStretch`)
+    d_j = g_j s(|T_j|) max(0, floor |t_j| - sign(t_j) F_j)   the shortfall, gated
     F'  = F + sum_j up_j(sign(t_j) d_j)
 
-with s a ramp from `threshold` to 2 `threshold` thermal gray levels. Coefficients where the
-fused image already has the thermal polarity and enough of it are left alone, so the image stays
-the fusion's wherever no thermal structure is lost. All of it runs on the tensors' device, on
-grids of 1/2 .. 1/2^last_level of the frame.
+with s a ramp from `threshold` to 2 `threshold` thermal gray levels and g the target map at
+that level. The target map (`target_map`) is the largest of the fusion mask and the probabilities
+the mask was made from (the SOS network's, the classical mask's) over `gate_threshold`, capped at
+1 and grown by `gate_radius`: the mask decides how much, and a target the averaged mask
+half-missed is still guarded. Coefficients where the fused image already has the thermal
+polarity and enough of it are left alone, so outside targets, and wherever no thermal structure
+is lost, the image stays the fusion's. The defaults guard levels 0 (1-2 pixel detail: small
+targets live there) to 5 (~32-64 pixels); coarser structure (sky against road) is left to the
+fusion. With `first_level` 1 the pyramids start at half resolution, at a third less cost. The
+correction is collapsed coarse to fine and added in one pass, so the guard costs a few passes
+over the frame (`filters`: OpenCV on the CPU).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["ContrastGuardConfig", "guard_thermal_contrast", "laplacian_pyramid"]
+from .filters import dilate, pyr_down, resize
 
-_BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
+__all__ = ["ContrastGuardConfig", "guard_thermal_contrast", "target_map"]
 
 
 @dataclass(frozen=True)
 class ContrastGuardConfig:
-    """Settings of `guard_thermal_contrast`.
+    """Settings of the contrast guard (see the module docstring).
 
-    floor: share of a significant thermal band the fused image keeps outside the mask.
-    floor_in_mask: the same inside the mask (m = 1); in between, linear in m.
+    floor: share of a target's gain-normalised thermal band the fused image keeps at least
+        where the target map is 1 (the `target_contrast` setting; 0 turns the guard off).
     threshold: thermal band magnitude (gray levels, before the gain) where the guard starts;
         full strength at twice it.
     first_level / last_level: the pyramid levels guarded (level j: structures of ~2^j px).
+    gate_threshold: probability at which the target map reaches 1.
+    gate_radius: how far the target map grows around what the masks mark, as a share of the
+        image's long side (a target's ring of background belongs to its contrast).
     """
 
-    floor: float = 0.7
-    floor_in_mask: float = 1.0
+    floor: float = 1.0
     threshold: float = 2.0
-    first_level: int = 1
-    last_level: int = 6
+    first_level: int = 0
+    last_level: int = 5
+    gate_threshold: float = 0.15
+    gate_radius: float = 0.01
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.floor <= self.floor_in_mask <= 4.0:
-            raise ValueError(
-                f"ContrastGuardConfig: need 0 <= floor <= floor_in_mask <= 4, got {self.floor} "
-                f"and {self.floor_in_mask}"
-            )
+        if not 0.0 <= self.floor <= 4.0:
+            raise ValueError(f"ContrastGuardConfig: floor {self.floor} must lie in [0, 4]")
         if not self.threshold > 0.0:
             raise ValueError(f"ContrastGuardConfig: threshold {self.threshold} must be > 0")
         if not 0 <= self.first_level <= self.last_level <= 10:
@@ -63,72 +69,70 @@ class ContrastGuardConfig:
                 f"ContrastGuardConfig: need 0 <= first_level <= last_level <= 10, got "
                 f"{self.first_level} and {self.last_level}"
             )
+        if not 0.0 < self.gate_threshold <= 1.0 or not 0.0 <= self.gate_radius <= 0.2:
+            raise ValueError(
+                "ContrastGuardConfig: need 0 < gate_threshold <= 1 and 0 <= gate_radius <= 0.2"
+            )
 
 
-def _blur(x: torch.Tensor) -> torch.Tensor:
-    """The 5-tap binomial blur, separable, edges replicated."""
-    k = torch.tensor(_BINOMIAL, dtype=x.dtype, device=x.device) / 16.0
-    c = x.shape[1]
-    row, column = k.view(1, 1, 1, 5).expand(c, 1, 1, 5), k.view(1, 1, 5, 1).expand(c, 1, 5, 1)
-    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), row, groups=c)
-    return F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), column, groups=c)
+def target_map(
+    probabilities: Sequence[torch.Tensor], config: ContrastGuardConfig
+) -> torch.Tensor:
+    """The guard's target map at half resolution: max(probabilities) / gate_threshold, grown.
 
-
-def _down(x: torch.Tensor) -> torch.Tensor:
-    return _blur(x)[..., ::2, ::2]
-
-
-def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """`x` resized bilinearly to `like`'s height and width."""
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def laplacian_pyramid(x: torch.Tensor, levels: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """(bands 0..levels-1, the low-pass residual) of N x C x H x W images."""
-    bands = []
-    for _ in range(levels):
-        if min(x.shape[-2:]) < 4:
-            break
-        low = _down(x)
-        bands.append(x - _up(low, x))
-        x = low
-    return bands, x
+    probabilities: N x 1 x H x W maps in [0, 1] (the fusion mask, and what it was made from),
+    each taken to half resolution as the pyramids are (`pyr_down`).
+    """
+    strongest = pyr_down(torch.cat(list(probabilities), 1)).amax(1, keepdim=True)
+    gate = (strongest / config.gate_threshold).clamp(0.0, 1.0)
+    radius = round(0.5 * config.gate_radius * max(probabilities[0].shape[-2:]))
+    return dilate(gate, radius)
 
 
 def guard_thermal_contrast(
     fused: torch.Tensor,
     ir: torch.Tensor,
-    mask: torch.Tensor,
+    targets: torch.Tensor,
     gain: torch.Tensor | float = 1.0,
     config: ContrastGuardConfig | None = None,
 ) -> torch.Tensor:
-    """`fused` (N x 1 x H x W gray levels) with every significant thermal band floored.
+    """`fused` (N x 1 x H x W gray levels) with every guarded thermal band floored.
 
-    ir: the thermal luma the fusion saw (N x 1 x H x W, 0..255); mask: the fusion's mask;
-    gain: the thermal frames' gain (N x 1 x 1 x 1). See the module docstring.
+    ir: the thermal luma the fusion saw (N x 1 x H x W, 0..255); targets: the target map
+    (`target_map`, at half resolution; any size is resampled); gain: the thermal frames' gain
+    (N x 1 x 1 x 1). See the module docstring.
     """
     cfg = config or ContrastGuardConfig()
-    fused, ir, mask = fused.float(), ir.float(), mask.float()
-    levels = cfg.last_level + 1
-    f_bands, _ = laplacian_pyramid(fused, levels)
-    t_bands, _ = laplacian_pyramid(ir, levels)
+    fused = fused.float()
+    if cfg.floor <= 0.0:
+        return fused
+    level = torch.cat([fused, ir.float()], 1)  # F and T side by side
+    start = min(cfg.first_level, 1)  # pyramids from half resolution unless level 0 is guarded
+    if start:
+        level = pyr_down(level)
+    level = torch.cat([level, resize(targets.float(), tuple(level.shape[-2:]))], 1)
+    gauss = [level]  # F, T and the target map, level by level from `start`
+    for _ in range(cfg.last_level + 1 - start):  # one level below the last band
+        if min(level.shape[-2:]) < 4:
+            break
+        level = pyr_down(level)
+        gauss.append(level)
     correction: torch.Tensor | None = None
-    m = mask
-    for j in range(len(t_bands) - 1, -1, -1):  # coarse to fine, collapsing as we go
+    for j in range(len(gauss) - 2, -1, -1):  # coarse to fine, collapsing as it goes
+        here = gauss[j]
+        size = tuple(here.shape[-2:])
         if correction is not None:
-            correction = _up(correction, t_bands[j])
-        if cfg.first_level <= j <= cfg.last_level:
-            t, f = t_bands[j], f_bands[j]
-            mj = m
-            if mj.shape[-2:] != t.shape[-2:]:
-                mj = F.interpolate(m, size=t.shape[-2:], mode="area")
-            floor = cfg.floor + (cfg.floor_in_mask - cfg.floor) * mj
-            magnitude = t.abs()
-            weight = ((magnitude - cfg.threshold) / cfg.threshold).clamp(0.0, 1.0) * mj
-            direction = torch.sign(t)
-            shortfall = (floor * gain * magnitude - direction * f).clamp(min=0.0) * weight
-            step = direction * shortfall
-            correction = step if correction is None else correction + step
+            correction = resize(correction, size)
+        if j + start < cfg.first_level:
+            continue
+        band = here[:, :2] - resize(gauss[j + 1][:, :2], size)
+        f, t, gate = band[:, :1], band[:, 1:2], here[:, 2:]
+        magnitude = t.abs()
+        weight = gate * ((magnitude - cfg.threshold) / cfg.threshold).clamp(0.0, 1.0)
+        direction = torch.sign(t)
+        shortfall = (cfg.floor * gain * magnitude - direction * f).clamp_(min=0.0)
+        step = direction * shortfall * weight
+        correction = step if correction is None else correction + step
     if correction is None:
         return fused
-    return fused + _up(correction, fused)
+    return fused + resize(correction, tuple(fused.shape[-2:]))

@@ -2,7 +2,7 @@
 
 A `FusionMode` says how the encoder's input is built (split by the mask or not), which
 weight-free strategy merges the features level by level (`strategies`), and whether the thermal
-targets' contrast is carried onto the decoded image afterwards (`thermal_contrast`). The names
+targets' contrast is guarded on the decoded image afterwards (`contrast_guard`). The names
 are the settings table's `FUSION_MODES`; nothing else dispatches on the mode's string.
 """
 
@@ -31,14 +31,14 @@ class FusionMode:
     masked: the encoder sees the images split by the mask, `[m ir, (1-m) ir, m vis, (1-m) vis]`
         (4 groups of N images); otherwise `[ir, vis]` (2 groups) and the mask is not used.
     strategy: merges one level's feature groups (in fp32) into the decoder's input.
-    carries_contrast: after the decoder, each thermal target's gain-normalised contrast is
-        carried onto the fused local background (`thermal_contrast.carry_thermal_contrast`).
+    guards_contrast: after the decoder, every thermal target keeps at least a floor of its
+        gain-normalised contrast, with its polarity (`contrast_guard.guard_thermal_contrast`).
     """
 
     name: str
     masked: bool
     strategy: LevelStrategy
-    carries_contrast: bool = False
+    guards_contrast: bool = False
 
     @property
     def groups(self) -> int:
@@ -80,7 +80,7 @@ MODES: dict[str, FusionMode] = {
     mode.name: mode
     for mode in (
         FusionMode("imvf", masked=True, strategy=_imvf),
-        FusionMode("imvf-contrast", masked=True, strategy=_imvf, carries_contrast=True),
+        FusionMode("imvf-contrast", masked=True, strategy=_imvf, guards_contrast=True),
         FusionMode("sca", masked=False, strategy=_sca),
         FusionMode("addition", masked=False, strategy=_addition),
     )

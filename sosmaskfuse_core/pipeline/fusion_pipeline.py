@@ -9,14 +9,14 @@ the pipeline fuses the 8-bit images it is given, at their size.
 
 `PipelineConfig.paper()` (fusion mode `imvf`) reproduces the reference implementation number
 for number (docs/algorithm.md); the default, `imvf-contrast`, runs the same passes and then
-keeps the thermal targets' contrast (docs/thermal_contrast.md); other settings trade
-exactness for video use.
+guards every thermal target's contrast, mask or not (docs/thermal_contrast.md); other settings
+trade exactness for video use.
 
 A call, step by step (`fuse_batch`): `_load` checks and stacks the inputs, makes the classical
 thermal mask on the host where the mask source needs it, and uploads everything in one copy;
 `_mask_probability` runs the SOS network on the device and combines; the stream's mask filter
 (smoothing) and `_fusion_mask` follow; `_decode` runs the autoencoder and the strategy through
-the backend and, for `imvf-contrast`, carries the thermal contrast; `_output_images` scales to
+the backend and, for `imvf-contrast`, guards the thermal contrast; `_output_images` scales to
 8 bit; `_finish` checks that the output is finite and brings what was asked for back in one
 copy. Between the upload and the decoder's output nothing waits for the host.
 """
@@ -41,10 +41,10 @@ from sosmaskfuse_core.thermal.stretch import StretchLimits
 from . import preprocessing as pp
 from .backends import Backend, choose_backend, make_backend
 from .config import PipelineConfig
+from .contrast_guard import guard_thermal_contrast, target_map
 from .devices import check_precision, resolve_device
 from .health import count_non_finite, raise_if_non_finite
 from .mask_source import needs_classical, needs_network, resolve_mask_source
-from .thermal_contrast import carry_thermal_contrast
 from .transfer import MIN_SIZE, DeviceTransfer, mask_tensor, mask_to_float, to_u8_tensor
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ __all__ = [
 
 Image = Union[np.ndarray, torch.Tensor]
 #: What `fuse_batch` can return (see FusionResult); callers ask only for what they use.
-OUTPUTS = ("mask", "mask_u8", "fused", "raw")
+OUTPUTS = ("mask", "mask_u8", "fused", "raw", "decoded")
 #: A stream's filter of the masks the pipeline computes: (probabilities N x 1 x H x W, thermal
 #: luma N x 1 x H x W, both on the pipeline's device) -> probabilities (`PairStage` smooths).
 MaskFilter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -77,13 +77,16 @@ class FusionResult:
     mask: float32 H x W in [0, 1], the mask the fusion used.
     mask_u8: uint8 H x W, round(255 * mask).
     fused: uint8 H x W (or H x W x 3 BGR with color_output).
-    raw: float32 H x W, the decoder's output before scaling to 8 bits.
+    raw: float32 H x W, the output before scaling to 8 bits (guarded in `imvf-contrast`).
+    decoded: float32 H x W, the decoder's output itself (the paper's IMV-F pass in the
+        `imvf` modes): `raw` before the contrast guard.
     """
 
     mask: Image | None = None
     mask_u8: Image | None = None
     fused: Image | None = None
     raw: Image | None = None
+    decoded: Image | None = None
 
 
 @dataclass
@@ -210,12 +213,12 @@ class FusionPipeline:
             cfg = self._config
             batch = self._load(thermals, visibles, masks, cfg)
             limits = self._stretch_limits(batch, cfg)
-            prob = self._mask_probability(batch, cfg, limits)
+            prob, evidence = self._mask_probability(batch, cfg, limits)
             if batch.given is None and mask_filter is not None:
                 prob = mask_filter(prob, batch.ir_y)
-            mask = _fusion_mask(prob, cfg)
-            raw, range_of = self._decode(batch, mask, cfg, limits)
-            images = _output_images(raw, range_of, mask, batch, cfg, outputs)
+            mask = pp.fusion_mask(prob, cfg.mask_threshold, cfg.quantize_mask)
+            raw, decoded = self._decode(batch, mask, evidence, cfg, limits)
+            images = _output_images(raw, decoded, mask, batch, cfg, outputs)
             results = self._finish(images, raw, batch)
         return [FusionResult(**{k: v[i] for k, v in results.items()}) for i in range(batch.n)]
 
@@ -225,7 +228,7 @@ class FusionPipeline:
         with self._lock:
             cfg = self._config
             batch = self._load([thermal], None, None, cfg)
-            prob = self._mask_probability(batch, cfg, self._stretch_limits(batch, cfg))[0, 0]
+            prob = self._mask_probability(batch, cfg, self._stretch_limits(batch, cfg))[0][0, 0]
         return self.transfer.download({"mask": prob})["mask"] if batch.on_host else prob
 
     # --- the steps of a call ---------------------------------------------------------------------
@@ -275,26 +278,30 @@ class FusionPipeline:
         stretches_sos_input = (
             batch.given is None and cfg.mask_input_stretch and needs_network(cfg.mask_source)
         )
-        if stretches_sos_input or cfg.mode.carries_contrast:
+        if stretches_sos_input or cfg.contrast_guard is not None:
             return cfg.thermal_stretch.limits(batch.ir_y)
         return None
 
     def _mask_probability(
         self, batch: _Batch, cfg: PipelineConfig, limits: StretchLimits | None
-    ) -> torch.Tensor:
-        """The mask probability (float N x 1 x H x W): given, network, classical or their mean."""
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The mask probability (N x 1 x H x W) and the maps it was made from.
+
+        Given, network, classical or their mean; the maps feed the guard's target map.
+        """
         if batch.given is not None:
-            return batch.given
+            return batch.given, []
         source = cfg.mask_source
         if source == "topic":
             raise ValueError("mask_source 'topic' needs a mask with every pair")
         network = self._network_probability(batch, cfg, limits) if needs_network(source) else None
         if network is None:
             assert batch.classical is not None
-            return batch.classical
+            return batch.classical, [batch.classical]
         if batch.classical is None:
-            return network
-        return (network + batch.classical) * 0.5  # ensemble: the mean of the two
+            return network, [network]
+        # ensemble: the mean of the two
+        return (network + batch.classical) * 0.5, [network, batch.classical]
 
     def _network_probability(
         self, batch: _Batch, cfg: PipelineConfig, limits: StretchLimits | None
@@ -312,23 +319,25 @@ class FusionPipeline:
         self,
         batch: _Batch,
         mask: torch.Tensor,
+        evidence: list[torch.Tensor],
         cfg: PipelineConfig,
         limits: StretchLimits | None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The raw output (fp32), and the image whose range `minmax` uses (None: its own).
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output (fp32, guarded in `imvf-contrast`) and the decoder's own output.
 
         The backend's pass (encoder on the split images, the strategy in fp32, decoder); for
-        `imvf-contrast` the thermal contrast is carried onto it (no second network pass).
+        `imvf-contrast` the contrast guard then floors every thermal target's contrast where
+        the mask, or what it was made of, sees a target (no second network pass).
         """
         assert batch.vis_y is not None
         ir, vis = batch.ir_y.float(), batch.vis_y.float()
-        mode = cfg.mode
-        out = self.backend.fuse(ir, vis, mask, mode, cfg.mu, cfg.precision)
-        if not mode.carries_contrast:
-            return out, None
+        decoded = self.backend.fuse(ir, vis, mask, cfg.mode, cfg.mu, cfg.precision)
+        guard = cfg.contrast_guard
+        if guard is None:
+            return decoded, decoded
         assert limits is not None
-        carried = carry_thermal_contrast(out, ir, vis, mask, cfg.mu, cfg.contrast, limits[1])
-        return carried, (out if cfg.contrast.paper_range else None)
+        targets = target_map([mask, *evidence], guard)
+        return guard_thermal_contrast(decoded, ir, targets, limits[1], guard), decoded
 
     def _finish(
         self, images: dict[str, torch.Tensor], raw: torch.Tensor, batch: _Batch
@@ -397,34 +406,29 @@ def _check_sizes(
         )
 
 
-def _fusion_mask(prob: torch.Tensor, cfg: PipelineConfig) -> torch.Tensor:
-    """The mask the fusion uses: thresholded, 8-bit quantised (the reference's) or soft."""
-    if cfg.mask_threshold is not None:
-        return (prob >= cfg.mask_threshold).float()
-    if cfg.quantize_mask:
-        return pp.quantize_mask(prob).float() / 255.0
-    return prob.float().clamp(0.0, 1.0)
-
-
 def _output_images(
     raw: torch.Tensor,
-    range_of: torch.Tensor | None,
+    decoded: torch.Tensor,
     mask: torch.Tensor,
     batch: _Batch,
     cfg: PipelineConfig,
     outputs: Collection[str],
 ) -> dict[str, torch.Tensor]:
-    """The images asked for, on the device: 8-bit fused (with chroma), masks, raw output."""
+    """The images asked for, on the device: 8-bit fused (with chroma), masks, raw output.
+
+    The paper's min-max stretch takes its limits from the decoder's output, so the guard changes
+    the targets, not the whole image's stretch.
+    """
     images: dict[str, torch.Tensor] = {}
     if "fused" in outputs:
         if cfg.output_scaling == "clip":
             fused = pp.clip_to_u8(raw)
         else:
-            fused = pp.minmax_to_u8(raw, range_of)
+            fused = pp.minmax_to_u8(raw, decoded)
         vis, vis_y = batch.vis, batch.vis_y
         assert vis is not None and vis_y is not None
         if cfg.color_output and vis.shape[1] >= 3:
-            fused = _with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
+            fused = pp.with_chroma(fused, vis, vis_y).permute(0, 2, 3, 1).contiguous()
         else:
             fused = fused[:, 0]
         images["fused"] = fused
@@ -434,16 +438,6 @@ def _output_images(
         images["mask_u8"] = pp.quantize_mask(mask)[:, 0]
     if "raw" in outputs:
         images["raw"] = raw[:, 0]
+    if "decoded" in outputs:
+        images["decoded"] = decoded[:, 0]
     return images
-
-
-def _with_chroma(
-    fused: torch.Tensor, visible: torch.Tensor, visible_y: torch.Tensor
-) -> torch.Tensor:
-    """BGR image whose luma is `fused` and whose chroma (B-Y, G-Y, R-Y) is the visible image's."""
-    return (
-        (visible[:, :3].float() + (fused.float() - visible_y.float()))
-        .round()
-        .clamp(0, 255)
-        .to(torch.uint8)
-    )

@@ -108,3 +108,24 @@ def minmax_to_u8(out: torch.Tensor, limits_of: torch.Tensor | None = None) -> to
 def clip_to_u8(out: torch.Tensor) -> torch.Tensor:
     """Round and clip decoder gray levels to 0..255 (no per-frame stretch: stable on video)."""
     return torch.round(out.float()).clamp_(0, 255).to(torch.uint8)
+
+
+def fusion_mask(prob: torch.Tensor, threshold: float | None, quantize: bool) -> torch.Tensor:
+    """The mask the fusion uses: thresholded, 8-bit quantised (the reference's) or soft."""
+    if threshold is not None:
+        return (prob >= threshold).float()
+    if quantize:
+        return quantize_mask(prob).float() / 255.0
+    return prob.float().clamp(0.0, 1.0)
+
+
+def with_chroma(
+    fused: torch.Tensor, visible: torch.Tensor, visible_y: torch.Tensor
+) -> torch.Tensor:
+    """BGR image whose luma is `fused` and whose chroma (B-Y, G-Y, R-Y) is the visible image's."""
+    return (
+        (visible[:, :3].float() + (fused.float() - visible_y.float()))
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+    )

@@ -27,9 +27,9 @@ from .setting import (  # noqa: F401  (re-exported: the table is where callers l
 
 # --- vocabularies --------------------------------------------------------------------------------
 
-#: `imvf` is the paper's IMV-F; `imvf-contrast` runs the same IMV-F pass and then carries each
-#: thermal target's gain-normalised contrast onto the fused local background
-#: (`pipeline.thermal_contrast`, docs/thermal_contrast.md); `sca` and `addition` ignore the mask.
+#: `imvf` is the paper's IMV-F; `imvf-contrast` runs the same IMV-F pass and then guards every
+#: thermal target's gain-normalised contrast, mask or not (`pipeline.contrast_guard`,
+#: docs/thermal_contrast.md); `sca` and `addition` ignore the mask.
 #: What each one runs is `pipeline.fusion_modes`.
 FUSION_MODES = ("imvf", "imvf-contrast", "sca", "addition")
 OUTPUT_SCALINGS = ("minmax", "clip")
@@ -107,8 +107,9 @@ SETTINGS: tuple[Setting, ...] = (
         "fusion_mode",
         "str",
         "imvf-contrast",
-        "imvf-contrast (IMV-F whose thermal targets keep their contrast against their surround "
-        "whatever the cameras' gains; docs/thermal_contrast.md), imvf (the paper, exactly), or "
+        "imvf-contrast (IMV-F whose thermal targets keep their contrast and polarity against "
+        "their surround, mask or not, whatever the cameras' gains; docs/thermal_contrast.md), "
+        "imvf (the paper, exactly), or "
         "the mask-free baselines sca and addition",
         "fusion",
         choices=FUSION_MODES,
@@ -121,6 +122,17 @@ SETTINGS: tuple[Setting, ...] = (
         "IMV-F weight of the thermal foreground features",
         "fusion",
         range=(0.0, 1.0),
+        live=True,
+    ),
+    Setting(
+        "target_contrast",
+        "float",
+        1.0,
+        "imvf-contrast: share of each thermal target's (gain-normalised) contrast the fused image "
+        "keeps at least, with the thermal polarity, wherever the mask or what it is made of "
+        "sees a target (0 = no guard: IMV-F as is)",
+        "fusion",
+        range=(0.0, 4.0),
         live=True,
     ),
     Setting(
