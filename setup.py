@@ -56,8 +56,20 @@ setup(
         # extra (grpcio) lets it join a cluster by a ray://HOST:10001 address as well
         "fleet": ["ray[client]>=2.40"],
         # the fleet tests run on a real local Ray; the ONNX tests on onnxruntime; `make lint`
-        # runs ruff and mypy
-        "test": ["pytest", "pillow", "ruff", "mypy", "ray>=2.40", "onnx", "onnxruntime"],
+        # runs ruff and mypy; test/test_colcon_build.py builds the package with colcon as a
+        # native ROS 2 install does (colcon and ament_package are on PyPI)
+        "test": [
+            "pytest",
+            "pillow",
+            "ruff",
+            "mypy",
+            "ray>=2.40",
+            "onnx",
+            "onnxruntime",
+            "colcon-core",
+            "colcon-ros",
+            "ros-jazzy-ament-package",
+        ],
     },
     zip_safe=True,
     entry_points={

@@ -7,20 +7,25 @@ The node is the one of sosmaskfuse.launch.py with CPU-friendly settings: fusion 
 (the IMV-F autoencoder costs about 50 GFLOP a frame there, 200 at the cameras' 320x256) and
 output_scaling clip (no frame-to-frame flicker). The camera topics are the node's own relative
 names, so everything lands in `namespace` (the cameras' visible/camera_info included, which the
-node turns into camera_info for the fused image). `fastdds_profile` applies a Fast DDS profile to
-both nodes, e.g. config/fastdds_large_images.xml.
+node turns into camera_info for the fused image). `fastdds_profile` gives both nodes' processes a
+Fast DDS profile (their own environment, nothing else's), e.g. config/fastdds_large_images.xml.
+The fusion node is a lifecycle node; mask_source, preset and the weights override `params_file`
+only when given.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
-from launch_ros.actions import Node
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
-from sosmaskfuse_ros.launch_arguments import setting_argument
+from sosmaskfuse_ros.launch_arguments import OVERRIDES, given_overrides, setting_argument
+
+#: The node settings the demo offers as arguments (device: the demo's own default, cpu).
+DEMO_OVERRIDES = tuple(name for name in OVERRIDES if name not in ("device", "autostart"))
 
 
 def _rviz(context):
@@ -55,9 +60,48 @@ def _rviz(context):
     ]
 
 
-def generate_launch_description():
+def _nodes(context):
+    """The synthetic cameras and the fusion node, the profile in their own environment."""
     namespace = LaunchConfiguration("namespace")
     use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    env = {"FASTRTPS_DEFAULT_PROFILES_FILE": profile} if profile else None
+    given = given_overrides(context.launch_configurations, DEMO_OVERRIDES)
+    return [
+        Node(
+            package="sosmaskfuse_ros",
+            executable="synthetic_cameras",
+            name="synthetic_cameras",
+            namespace=namespace,
+            output="screen",
+            additional_env=env,
+            parameters=[{"use_sim_time": use_sim_time, "thermal_scale": 0.5, "rate": 10.0}],
+        ),
+        LifecycleNode(
+            package="sosmaskfuse_ros",
+            executable="sosmaskfuse_node",
+            name="sosmaskfuse",
+            namespace=namespace,
+            output="screen",
+            additional_env=env,
+            parameters=[
+                LaunchConfiguration("params_file"),
+                {
+                    "process_width": 160,
+                    "process_height": 128,
+                    "output_scaling": "clip",
+                },
+                {
+                    "use_sim_time": use_sim_time,
+                    "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                    **given,
+                },
+            ],
+        ),
+    ]
+
+
+def generate_launch_description():
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -79,24 +123,13 @@ def generate_launch_description():
                 description="stamp and time everything with /clock",
             ),
             DeclareLaunchArgument("device", **setting_argument("device", default="cpu")),
-            DeclareLaunchArgument("mask_source", **setting_argument("mask_source")),
-            DeclareLaunchArgument(
-                "autoencoder_weights", **setting_argument("autoencoder_weights")
-            ),
-            DeclareLaunchArgument("sosnet_weights", **setting_argument("sosnet_weights")),
+            *[DeclareLaunchArgument(name, **setting_argument(name)) for name in DEMO_OVERRIDES],
             DeclareLaunchArgument(
                 "fastdds_profile",
                 default_value="",
-                description="Fast DDS XML profile for both nodes "
+                description="Fast DDS XML profile for both nodes' processes "
                 "(FASTRTPS_DEFAULT_PROFILES_FILE), e.g. <share>/config/fastdds_large_images.xml; "
                 "empty: the environment's",
-            ),
-            SetEnvironmentVariable(
-                "FASTRTPS_DEFAULT_PROFILES_FILE",
-                LaunchConfiguration("fastdds_profile"),
-                condition=IfCondition(
-                    PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])
-                ),
             ),
             DeclareLaunchArgument(
                 "rviz",
@@ -105,42 +138,7 @@ def generate_launch_description():
                 description="also start rviz2 with config/sosmaskfuse.rviz "
                 "(if rviz2 is installed)",
             ),
-            Node(
-                package="sosmaskfuse_ros",
-                executable="synthetic_cameras",
-                name="synthetic_cameras",
-                namespace=namespace,
-                output="screen",
-                parameters=[{"use_sim_time": use_sim_time, "thermal_scale": 0.5, "rate": 10.0}],
-            ),
-            Node(
-                package="sosmaskfuse_ros",
-                executable="sosmaskfuse_node",
-                name="sosmaskfuse",
-                namespace=namespace,
-                output="screen",
-                parameters=[
-                    LaunchConfiguration("params_file"),
-                    {
-                        "process_width": 160,
-                        "process_height": 128,
-                        "output_scaling": "clip",
-                    },
-                    {
-                        "use_sim_time": use_sim_time,
-                        "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                        "mask_source": ParameterValue(
-                            LaunchConfiguration("mask_source"), value_type=str
-                        ),
-                        "autoencoder_weights": ParameterValue(
-                            LaunchConfiguration("autoencoder_weights"), value_type=str
-                        ),
-                        "sosnet_weights": ParameterValue(
-                            LaunchConfiguration("sosnet_weights"), value_type=str
-                        ),
-                    },
-                ],
-            ),
+            OpaqueFunction(function=_nodes),
             OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz"))),
         ]
     )

@@ -227,7 +227,7 @@ def _diagnostic_values(rec: Recording) -> dict[str, str]:
         return {}
     msg: Any = typestore().deserialize_cdr(rec.diagnostics, DIAGNOSTICS[1])
     for status in msg.status:
-        if status.hardware_id == f"{NAMESPACE}/sosmaskfuse" and status.name.endswith(": fusion"):
+        if status.name == f"{NAMESPACE}/sosmaskfuse: fusion":  # diagnostic_updater.use_fqn
             return {kv.key: kv.value for kv in status.values}
     return {}
 
@@ -254,7 +254,8 @@ def run(args: argparse.Namespace) -> int:
             "output_scaling": args.output_scaling,
             "device": args.device,
             "log_period": 5.0,
-            "diagnostics_period": 1.0,
+            "diagnostic_updater.period": 1.0,
+            "diagnostic_updater.use_fqn": "true",
         },
     )
     print(

@@ -14,7 +14,14 @@ Topics (relative; remap them at launch):
 Lifecycle (rclpy's LifecycleNode; `<node>/change_state`, `<node>/get_state`): configure checks
 every parameter and loads the models (with the fallbacks of `model_loading`), activate
 subscribes and enables the publishers, deactivate unsubscribes (models stay loaded), cleanup
-frees the models. With `autostart` (the default) the node walks to active by itself.
+frees the models. With `autostart` (the default) the node walks to active by itself, at
+start-up and, if a start-up value stopped it, after the configure that follows the fix (`ros2
+param set` while unconfigured). An invalid transition, by label or by id, is answered
+success=false (`lifecycle.guard_change_state`).
+
+Lazy: while no output has a subscriber (a viewer, a bag recorder, another node), messages are
+counted and their rate and stamps checked, but nothing is decoded, paired or fused; the first
+subscriber starts it again with the next message.
 
 Output headers are the visible frame's header (stamp and frame_id): the fused image lives in
 the visible camera's pixel grid. Inference runs on a worker thread behind a latest-wins slot:
@@ -32,71 +39,43 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterUninitializedException
+from lifecycle_msgs.msg import Transition
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sosmaskfuse_core.formats.approx_sync import stamp_to_ns
-from sosmaskfuse_core.formats.image_codec import (
-    fill_compressed_msg,
-    fill_image_msg,
-    message_to_array,
-)
-from sosmaskfuse_core.pipeline import FramePreparer, FusionPipeline, PairStage, builder
+from sosmaskfuse_core.formats.image_codec import message_to_array
+from sosmaskfuse_core.pipeline import FramePreparer, FusionPipeline, PairStage
 from sosmaskfuse_core.pipeline.builder import ModelSources
-from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
+from sosmaskfuse_core.pipeline.devices import (
+    describe_device,
+    retain_freed_host_memory,
+    set_cpu_threads,
+)
+from sosmaskfuse_core.pipeline.frames import check_thermal_encoding
 from sosmaskfuse_core.pipeline.health import NonFiniteOutputError
 from sosmaskfuse_core.pipeline.pair_stage import Frame
-from sosmaskfuse_core.settings import table
 
-from . import params
-from .camera_info import fused_camera_info
-from .diagnostics import InputMonitor, KeyedThrottle
+from .camera_checks import CameraChecks
+from .diagnostics import WARN, InputMonitor, KeyedThrottle, OutputMonitor
 from .latest_worker import LatestWorker
+from .lifecycle import guard_change_state, logged
 from .model_loading import load_models
-from .node_report import NodeCounters, NodeReport
+from .node_outputs import INPUT_QOS, OUTPUT_QOS, NodeOutputs, qos
+from .node_parameters import NodeParameters
+from .node_report import NO_HARDWARE, NodeCounters, NodeReport, name_clash, running_values
 from .pair_sync import make_synchronizer
+
+__all__ = ["INPUT_QOS", "OUTPUT_QOS", "FusionNode", "main"]
 
 _INPUTS = ("thermal", "visible", "mask")
 _TOPICS = {"thermal": "thermal/image_raw", "visible": "visible/image_raw", "mask": "mask"}
-#: Today's QoS, overridable per topic with rclpy's qos_overrides parameters (REP-2003).
-INPUT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT
-)
-OUTPUT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
-)
-_SETTING_NAMES = frozenset(s.name for s in params.node_settings())
 _SUCCESS, _FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-
-
-def _logged(transition):
-    """A transition callback that logs what it raised (rclpy turns it into a silent ERROR)."""
-
-    @functools.wraps(transition)
-    def callback(self, state: LifecycleState) -> TransitionCallbackReturn:
-        try:
-            return transition(self, state)
-        except Exception as exc:
-            self.report.config_error = f"{transition.__name__[3:]} failed: {exc!r}"
-            self.get_logger().error(self.report.config_error)
-            return TransitionCallbackReturn.ERROR
-
-    return callback
-
-
-def _qos(profile: QoSProfile) -> QoSProfile:
-    """A copy of `profile`: rclpy applies the QoS overrides to the profile object it is given."""
-    return QoSProfile(
-        history=profile.history,
-        depth=profile.depth,
-        reliability=profile.reliability,
-        durability=profile.durability,
-    )
+#: Errors of one pair that say the pipeline cannot produce output at all (ERROR, not WARN).
+_FATAL_PAIR_ERRORS = (NonFiniteOutputError, MemoryError)
+#: The reporting settings read before configure (and again at configure).
+_REPORTING = ("diagnostic_updater.period", "diagnostic_updater.use_fqn", "log_period")
 
 
 class FusionNode(LifecycleNode):
@@ -104,19 +83,22 @@ class FusionNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sosmaskfuse", **kwargs)
-        self._declare_errors = params.declare_parameters(self, params.node_settings())
-        self._settings: dict[str, Any] = {}  # the values the node was configured with
         self.counts = NodeCounters.for_inputs(_INPUTS)
         self.stage: PairStage | None = None
         self.sources: ModelSources | None = None
         self.sync: Any = None  # make_synchronizer's: message_filters' or ours
         self.monitors: dict[str, InputMonitor] = {}
-        self._pubs: dict[str, Any] = {}
+        self.output: OutputMonitor | None = None
+        self.cameras = CameraChecks()
+        self.outputs = NodeOutputs(self, self._camera_info_refused)
+        self.parameters = NodeParameters(self)
         self._subs: list = []
         self._active = False
-        self._camera_info: CameraInfo | None = None
         self._stage_lock = threading.Lock()  # cleanup waits for a pair in flight
         self._throttle = KeyedThrottle(5.0)
+        self._listen_lock = threading.Lock()
+        self._listening = False  # some output has a subscriber (see _outputs_wanted)
+        self._restart_stream = False  # the next pair starts a new stream (after a lazy gap)
         self.report = NodeReport(
             self.counts,
             lambda: self.get_clock().now().nanoseconds,
@@ -127,13 +109,14 @@ class FusionNode(LifecycleNode):
             self._process, name="sosmaskfuse-fusion"
         )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self._start_value("diagnostics_period"), self._publish_diagnostics)
-        if self._start_value("log_period") > 0:
-            self.create_timer(self._start_value("log_period"), self._log_summary)
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
-        if self._start_value("autostart") and self.trigger_configure() == _SUCCESS:
-            self.trigger_activate()
+        self._report_timers: dict[str, tuple[float, Any]] = {}
+        self._reporting({name: self.parameters.start_value(name) for name in _REPORTING})
+        guard_change_state(self, self._after_transition)
+        # autostart walks to active; if a start-up value stops it, the configure after the fix
+        # finishes the walk (_after_transition)
+        self._autostart_pending = bool(self.parameters.start_value("autostart"))
+        if self._autostart_pending and self.trigger_configure() == _SUCCESS:
+            self._autostart_pending = self.trigger_activate() != _SUCCESS
 
     @property
     def pipeline(self) -> FusionPipeline:
@@ -152,57 +135,91 @@ class FusionNode(LifecycleNode):
         """The lifecycle state's label: unconfigured, inactive, active, finalized."""
         return self._state_machine.current_state[1]
 
-    def _start_value(self, name: str) -> Any:
-        """A parameter needed before configure: its value, or the default if it is refused."""
-        setting = table.by_name(name)
-        try:
-            return params.to_setting(setting, self.get_parameter(name).value)
-        except (ValueError, ParameterUninitializedException):  # refused, or an unset list
-            return setting.default
+    @property
+    def has_subscribers(self) -> bool:
+        """Whether some output has a subscriber (the node decodes and fuses only then)."""
+        return self.outputs.has_subscribers
+
+    def _reporting(self, values: dict) -> None:
+        """The diagnostics and log timers and the status names, from their settings."""
+        self.report.use_fqn = values["diagnostic_updater.use_fqn"]
+        for name, callback in (
+            ("diagnostic_updater.period", self._publish_diagnostics),
+            ("log_period", self._log_summary),
+        ):
+            period = values[name]
+            old = self._report_timers.pop(name, None)
+            if old is not None and old[0] == period:
+                self._report_timers[name] = old
+                continue
+            if old is not None:
+                self.destroy_timer(old[1])
+            if period > 0:
+                self._report_timers[name] = (period, self.create_timer(period, callback))
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    @_logged
+    def _after_transition(self, transition, success: bool) -> None:
+        """With autostart pending, a successful configure (over the service) goes on to active."""
+        configure = transition.id == Transition.TRANSITION_CONFIGURE or (
+            transition.label == "configure"
+        )
+        if success and configure and self._autostart_pending:
+            self.get_logger().info("autostart: configured at last, activating")
+            self._autostart_pending = self.trigger_activate() != _SUCCESS
+
+    @logged
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.report.config_error = ""
         try:
-            if self._declare_errors:
-                raise ValueError("; ".join(f"{k}: {v}" for k, v in self._declare_errors.items()))
-            values = table.check_values(params.read_values(self, params.node_settings()))
+            values = self.parameters.configure_values()
+            self._reporting(values)
+            set_cpu_threads(values["cpu_threads"])
             loaded = load_models(values, self.get_logger().error)
-            self._create_publishers(values)
+            self.cameras.at_configure(loaded.stage, values)
+            self.outputs.create(values)
         except (ValueError, RuntimeError, InvalidQosOverridesError) as exc:
             self.report.config_error = f"cannot configure: {exc}"
             self.get_logger().error(self.report.config_error)
-            self._destroy_publishers()
+            self.outputs.destroy()
             return _FAILURE
-        self._settings = values
+        self.parameters.configured = values
         with self._stage_lock:
             self.stage, self.sources = loaded.stage, loaded.sources
+        self.parameters.show_preset(values)
         self.report.fallback = loaded.fallback
-        n_inputs = 3 if self.pipeline.mask_source == "topic" else 2
-        self.monitors = {
-            role: InputMonitor(
-                self.resolve_topic_name(_TOPICS[role]),
-                values["input_min_rate"],
-                values["input_max_rate"],
-                values["max_stamp_age"],
-            )
-            for role in _INPUTS[:n_inputs]
-        }
+        self.report.hardware_id = describe_device(self.pipeline.device)
+        self.report.sync_slop = values["sync_slop"]
         self.get_logger().info(
             f"fusing on {self.pipeline.device} ({self.pipeline.config.precision}); {self.sources}"
         )
         return _SUCCESS
 
-    @_logged
+    @logged
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        p, stage = self._settings, self.stage
+        p, stage = self.parameters.configured, self.stage
         assert stage is not None  # activate follows a successful configure
+        n_inputs = 3 if self.pipeline.mask_source == "topic" else 2
+        now_s = self._now_s()
+        self.monitors = {
+            role: InputMonitor(
+                self.resolve_topic_name(_TOPICS[role]),
+                p["input_min_rate"],
+                p["input_max_rate"],
+                p["max_stamp_age"],
+                now_s,
+            )
+            for role in _INPUTS[:n_inputs]
+        }
+        self.output = OutputMonitor(
+            self.outputs.fused_topic, p["output_min_rate"], p["max_stamp_age"], now_s
+        )
+        self.report.pairs.clear(now_s)
         self.sync = make_synchronizer(
             len(self.monitors), p["sync_queue_size"], p["sync_slop"], self._on_pair
         )
         compressed = p["input_transport"] == "compressed"
+        overriding = QoSOverridingOptions.with_default_policies
         try:
             for index, role in enumerate(self.monitors):
                 use_compressed = compressed and role != "mask"
@@ -211,13 +228,17 @@ class FusionNode(LifecycleNode):
                         CompressedImage if use_compressed else Image,
                         _TOPICS[role] + ("/compressed" if use_compressed else ""),
                         functools.partial(self._on_image, index, role),
-                        _qos(INPUT_QOS),
-                        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+                        qos(INPUT_QOS),
+                        qos_overriding_options=overriding(),
                     )
                 )
             self._subs.append(
                 self.create_subscription(
-                    CameraInfo, "visible/camera_info", self._on_camera_info, _qos(INPUT_QOS)
+                    CameraInfo,
+                    "visible/camera_info",
+                    self._on_camera_info,
+                    qos(INPUT_QOS),
+                    qos_overriding_options=overriding(),
                 )
             )
         except (RuntimeError, InvalidQosOverridesError) as exc:
@@ -226,6 +247,7 @@ class FusionNode(LifecycleNode):
             self._destroy_subscriptions()
             return _FAILURE
         stage.restart_stream()  # no mask smoothing across an inactive gap
+        self._listening = False
         self._active = True
         self.report.config_error = ""
         self.get_logger().info(
@@ -233,22 +255,23 @@ class FusionNode(LifecycleNode):
             f"({self.sync.name} ApproximateTime, "
             f"queue {p['sync_queue_size']}, slop {p['sync_slop']} s)"
         )
+        self._outputs_wanted(announce=True)  # says whether it fuses or waits for a subscriber
         return super().on_activate(state)
 
-    @_logged
+    @logged
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._destroy_subscriptions()
         self.get_logger().info("inactive: not fusing (models stay loaded)")
         return super().on_deactivate(state)
 
-    @_logged
+    @logged
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
         self.get_logger().info("cleaned up: models freed")
         return _SUCCESS
 
-    @_logged
+    @logged
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._destroy_subscriptions()
@@ -260,33 +283,13 @@ class FusionNode(LifecycleNode):
         return _SUCCESS
 
     def _release(self) -> None:
-        self._destroy_publishers()
+        self.outputs.destroy()
         with self._stage_lock:
             self.stage = self.sources = None
-        self.monitors = {}
+        self.parameters.configured = {}
+        self.monitors, self.output = {}, None
         self.report.fallback = ""
-
-    def _create_publishers(self, values: dict) -> None:
-        def pub(kind, topic):
-            return self.create_lifecycle_publisher(
-                kind,
-                topic,
-                _qos(OUTPUT_QOS),
-                qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-            )
-
-        self._pubs = {
-            "fused": pub(Image, "fused_image"),
-            "mask": pub(Image, "sos_mask"),
-            "camera_info": pub(CameraInfo, "camera_info"),
-        }
-        if values["publish_compressed"]:
-            self._pubs["compressed"] = pub(CompressedImage, "fused_image/compressed")
-
-    def _destroy_publishers(self) -> None:
-        for pub in self._pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self._pubs = {}
+        self.report.hardware_id = NO_HARDWARE
 
     def _destroy_subscriptions(self) -> None:
         for sub in self._subs:
@@ -295,15 +298,39 @@ class FusionNode(LifecycleNode):
 
     # --- executor thread: receive, validate, pair --------------------------------------------
 
+    def _outputs_wanted(self, announce: bool = False) -> bool:
+        """Whether some output has a subscriber; logs when that changes (or `announce`)."""
+        listening = self.outputs.has_subscribers
+        with self._listen_lock:
+            changed, self._listening = listening != self._listening, listening
+            if changed and listening:
+                self._restart_stream = True  # no mask smoothing across the idle gap
+        if changed or announce:
+            self.get_logger().info(
+                "a subscriber: decoding and fusing"
+                if listening
+                else "no subscriber on any output: not decoding or fusing until one subscribes"
+            )
+        return listening
+
     def _on_image(self, index: int, role: str, msg: Any) -> None:
         """Decode, check and pair one message; a bad one is counted and logged, never raised."""
         self.counts.received[role] += 1
         try:
             monitor = self.monitors[role]
             monitor.message(stamp_to_ns(msg.header.stamp) / 1e9, self._now_s())
+            if not self._outputs_wanted():
+                self.counts.idle += 1  # nobody listens: nothing to decode or fuse for
+                return
             image, encoding = message_to_array(
-                msg, name=f"{role} image", max_pixels=self._settings["max_input_pixels"]
+                msg,
+                name=f"{role} image",
+                max_pixels=self.parameters.configured["max_input_pixels"],
             )  # as `sosmaskfuse bag` decodes
+            if role == "thermal":
+                check_thermal_encoding(image, encoding)
+                low, high = image.min(), image.max()
+                monitor.frame(bool(low == high), float(low))
             self.sync.add(index, Frame(image, encoding, msg.header))
         except Exception as exc:  # a bad message (ImageDecodeError, a refused stamp) or worse
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
@@ -314,10 +341,20 @@ class FusionNode(LifecycleNode):
                 self.get_logger().warning(f"dropped a {role} message: {reason}")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+        max_pixels = self.parameters.configured.get("max_input_pixels", 1 << 30)
+        self.outputs.camera_info_received(msg, max_pixels)
+
+    def _camera_info_refused(self, problem: str | None) -> None:
+        """Report (or clear, with None) why camera_info is not published, on the visible input."""
+        monitor = self.monitors.get("visible")
+        if monitor is not None:
+            monitor.extra = None if problem is None else (WARN, f"camera_info refused: {problem}")
+        if problem and self._throttle.allow(("camera_info", re.sub(r"\d+", "#", problem)[:60])):
+            self.get_logger().warning(f"camera_info refused: {problem}")
 
     def _on_pair(self, *frames: Frame) -> None:
         self.counts.pairs += 1
+        self.report.pair_made()
         if not self.worker.offer(frames):
             self.counts.dropped += 1  # it replaced a pair the fusion thread had not taken
 
@@ -330,108 +367,57 @@ class FusionNode(LifecycleNode):
         thermal, visible = frames[0], frames[1]
         mask = frames[2] if len(frames) > 2 else None
         with self._stage_lock:
-            if self.stage is None or not self._active:
+            stage = self.stage
+            if stage is None or not self._active:
                 return  # deactivated (or cleaned up) while the pair waited
-            try:
-                out = self.stage(thermal, visible, mask)
-            except (ValueError, RuntimeError) as exc:
-                self.counts.failed += 1
-                self.report.pair_failed(exc, error=isinstance(exc, NonFiniteOutputError))
-                if self._throttle.allow(("fusion", type(exc).__name__)):
-                    self.get_logger().warning(f"could not fuse a pair: {exc}")
+            if self._restart_stream:
+                self._restart_stream = False
+                stage.restart_stream()
+            sizes = (
+                (thermal.image.shape[1], thermal.image.shape[0]),
+                (visible.image.shape[1], visible.image.shape[0]),
+            )
+            try:  # any failure of one pair is counted and reported, never raised
+                self.cameras.before_pair(stage, sizes)
+                out = stage(thermal, visible, mask)
+            except Exception as exc:  # ValueError, RuntimeError, cv2.error, MemoryError, ...
+                self._pair_failed(exc)
                 return
+            warning = self.cameras.shape_warning(stage, sizes)
+            if warning is not None and self.report.warn("geometry", warning):
+                self.get_logger().warning(warning)
             if not self.context.ok() or not self._active:
                 return  # shut down (Ctrl-C) or deactivated while fusing: nothing to publish
-            self._publish(visible.header, out)
+            self.outputs.publish(visible.header, out, sizes[1])
+            self.counts.published += 1
+            stamp = stamp_to_ns(visible.header.stamp)
+            self.report.pair_published(stamp)
+            if self.output is not None:
+                self.output.published(stamp / 1e9, self._now_s())
 
-    def _publish(self, header, out) -> None:
-        """The outputs of one pair, all with the visible frame's header (PairStage.HEADER_FROM)."""
-        self._pubs["fused"].publish(fill_image_msg(Image(), out.fused, out.fused_encoding, header))
-        if out.mask is not None:
-            self._pubs["mask"].publish(
-                fill_image_msg(Image(), out.mask, out.mask_encoding, header)
-            )
-        if "compressed" in self._pubs:
-            msg = fill_compressed_msg(
-                CompressedImage(),
-                out.fused,
-                "jpeg",
-                header,
-                jpeg_quality=self._settings["jpeg_quality"],
-            )
-            self._pubs["compressed"].publish(msg)
-        info = self._camera_info
-        if info is not None:
-            height, width = out.fused.shape[:2]
-            self._pubs["camera_info"].publish(fused_camera_info(info, header, width, height))
-        self.counts.published += 1
-        self.report.pair_published(stamp_to_ns(header.stamp))
-
-    # --- parameters ----------------------------------------------------------------------------
-
-    def _current_values(self) -> dict:
-        """The configured settings; before configure, each parameter's value or its default."""
-        if self._settings:
-            return dict(self._settings)
-        return {s.name: self._start_value(s.name) for s in params.node_settings()}
-
-    def _live_values(self, changes: list[Parameter]) -> dict:
-        """The node's settings with `changes` merged in, as the table holds them (ValueError)."""
-        values = self._current_values()
-        for change in changes:
-            if change.name in values:
-                values[change.name] = params.check_change(table.by_name(change.name), change)
-        return values
-
-    def _validate_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        changes = [c for c in changes if c.name in _SETTING_NAMES]  # not qos_overrides.*
-        if not changes:
-            return SetParametersResult(successful=True)
-        try:
-            values = self._live_values(changes)
-            if self.stage is not None:
-                builder.LiveSettings.check(self.stage, values)
-            else:
-                builder.frame_preparer(values)  # the combinations (e.g. agc_min < agc_max)
-        except (ValueError, TypeError, KeyError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
-
-    def _apply_parameters(self, changes: list[Parameter]) -> None:
-        changes = [c for c in changes if c.name in _SETTING_NAMES]
-        if not changes:
-            return
-        values = self._live_values(changes)
-        stage = self.stage
-        if stage is not None:  # applied between two pairs (the pipeline's own lock)
-            builder.LiveSettings.check(stage, values).apply(stage)
-            self._settings = values
-        for change in changes:
-            self._declare_errors.pop(change.name, None)
-        self.get_logger().info(
-            "parameters set: " + ", ".join(f"{c.name}={c.value!r}" for c in changes)
+    def _pair_failed(self, exc: BaseException) -> None:
+        self.counts.failed += 1
+        plain = isinstance(exc, (ValueError, RuntimeError)) and str(exc)
+        reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
+        self.report.pair_failed(
+            exc if plain else RuntimeError(reason), error=isinstance(exc, _FATAL_PAIR_ERRORS)
         )
+        if self._throttle.allow(("fusion", type(exc).__name__)):
+            self.get_logger().warning(f"could not fuse a pair: {reason}")
 
     # --- reporting -----------------------------------------------------------------------------
 
-    def _running(self) -> dict[str, Any]:
-        """What runs, for the fusion status: device, precision, models, mode, pairing."""
-        stage, sources = self.stage, self.sources
-        if stage is None or sources is None:
-            return {}
-        config = stage.pipeline.config
-        return {
-            "device": str(stage.pipeline.device),
-            "precision": config.precision,
-            "autoencoder": sources.autoencoder,
-            "mask source": sources.mask,
-            "fusion mode": config.fusion_mode,
-            "mu": config.mu,
-            "sync": self.sync.name if self.sync is not None else "",
-        }
-
     def _publish_diagnostics(self) -> None:
-        self.diag_pub.publish(self.report.array(self.state, self._running(), self.monitors))
+        listening = self._outputs_wanted() if self._active else True
+        graph = self.get_node_names_and_namespaces()
+        name, fqn = self.get_name(), self.get_fully_qualified_name()
+        if self.report.warn("duplicate", name_clash(graph, name, self.get_namespace(), fqn)):
+            self.get_logger().warning(self.report.duplicate)
+        preset = self.parameters.configured.get("preset", "")
+        running = running_values(self.stage, self.sources, self.sync, preset)
+        self.diag_pub.publish(
+            self.report.array(self.state, running, self.monitors, self.output, listening=listening)
+        )
 
     def _log_summary(self) -> None:
         self.get_logger().info(self.report.log_line(self.state))

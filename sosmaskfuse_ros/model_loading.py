@@ -10,7 +10,9 @@ Only what failed is replaced by its default, the user's other choices are kept:
 * and, if even that fails on the chosen device, the shipped defaults on the CPU in fp32.
 
 Each reason is logged, and the fallback's account (what runs, and why) is returned for the
-diagnostics.
+diagnostics. With `allow_fallback` false nothing is replaced: the first thing that cannot run
+as configured is a RuntimeError with its reason (configure fails, the node stays
+unconfigured), for a vehicle where a missing GPU must be an error, not a slow CPU.
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ def _attempts(values: Mapping[str, Any], device: str, precision: str) -> list[di
 def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> LoadedModels:
     """The configured stage, or the nearest one that can run (see the module docstring).
 
-    RuntimeError when not even the shipped defaults on the CPU can be built.
+    RuntimeError when not even the shipped defaults on the CPU can be built, or (with
+    `allow_fallback` false) when the configuration cannot run as it is.
     """
+    strict = not values.get("allow_fallback", True)
     errors: list[str] = []
     device, precision = values["device"], values["precision"]
     try:
@@ -84,13 +88,18 @@ def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> 
     except ValueError as exc:
         errors.append(str(exc))
         backend = "torch"
+    if strict and errors:
+        raise RuntimeError(_refusal(errors))
     for error in errors:
         log_error(f"cannot use the configured device/precision/backend: {error}")
-    for overrides in _attempts(values, device, precision):
+    attempts = _attempts(values, device, precision)
+    for overrides in attempts[:1] if strict else attempts:
         overrides["backend"] = backend
         try:
             stage, sources = builder.build_stage(values, **overrides)
         except (ValueError, OSError, RuntimeError) as exc:
+            if strict:
+                raise RuntimeError(_refusal([str(exc)])) from None
             errors.append(str(exc))
             log_error(f"cannot use the configured models: {exc}")
             continue
@@ -106,3 +115,7 @@ def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> 
             log_error(fallback)
         return LoadedModels(stage, sources, fallback)
     raise RuntimeError("no usable models: " + "; ".join(errors))
+
+
+def _refusal(errors: list[str]) -> str:
+    return "cannot run as configured (allow_fallback is false): " + "; ".join(errors)

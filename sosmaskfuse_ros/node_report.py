@@ -1,21 +1,30 @@
 """What the fusion node tells the world: its /diagnostics statuses and its one-line log summary.
 
 The node counts what happens in a `NodeCounters` and describes what it runs in a dict; the
-`NodeReport` turns those, the configuration error or fallback it was told about and the
-latencies of published pairs into statuses (names as diagnostic_updater makes them,
-`<node name>: <task>`):
+`NodeReport` turns those, the configuration error, fallback and warnings it was told about
+and the latencies of published pairs into statuses, named as diagnostic_updater names them
+(`<node name>: <task>`, or `<fully qualified name>: <task>` with `use_fqn`), all with the same
+`hardware_id`: the compute device the node fuses on (`cpu`, `cuda:0 NVIDIA ...`), or `none`
+while it has none (diagnostic_updater's word for "no hardware to name"):
 
 * `<node>: fusion`: ERROR when the pipeline cannot produce output (configure failed, all
-  fallbacks failed, the last pair's output was not finite), WARN while the last pair failed
+  fallbacks failed, the last pair's output was not finite); OK "no subscriber ..." while no
+  output has a subscriber (nothing is decoded or fused then); WARN while the last pair failed
   (cleared by the next good one), while a fallback runs instead of the configuration (with
-  the reason) or while no pair has come yet; OK when fusing; the lifecycle state otherwise.
-* `<node>: thermal input`, `<node>: visible input` (`mask input`): the rate and stamp checks
-  of `diagnostics.InputMonitor`, while the node is active.
+  the reason), while another node has the same name, while the cameras' frames do not agree
+  (a thermal frame stretched to another aspect ratio), before the first pair, or while the
+  inputs arrive but no pair forms (with the stamp gap against `sync_slop`); OK when fusing;
+  the lifecycle state otherwise. Another node of the same name is a WARN in any state.
+  Several warnings are merged as diagnostic_updater merges.
+* `<node>: thermal input`, `<node>: visible input` (`mask input`): `diagnostics.InputMonitor`,
+  while the node is active.
+* `<node>: <fused_image topic> topic status`: `diagnostics.OutputMonitor`, diagnostic_updater's
+  DiagnosedPublisher on the fused images (rate, and their age when published), while active.
 
 The latency is measured from the visible header stamp to publication, on the node's clock. It
-is not measured (and the frames are counted instead) while that clock is unset (`use_sim_time`
-before the first /clock message) or behind the stamp: a latency across two clocks would be a
-meaningless number that stays in the averages for minutes.
+is not measured (and the frames are counted instead) for a stamp of 0, while that clock is
+unset (`use_sim_time` before the first /clock message) or behind the stamp: a latency across
+two clocks would be a meaningless number that stays in the averages for minutes.
 """
 
 from __future__ import annotations
@@ -27,20 +36,35 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from .diagnostics import ERROR, OK, WARN, InputMonitor, make_status, status_name
+from .diagnostics import (
+    ERROR,
+    OK,
+    WARN,
+    FrequencyCheck,
+    InputMonitor,
+    OutputMonitor,
+    make_status,
+    merge_summaries,
+    status_name,
+)
+
+NO_HARDWARE = "none"
 
 
 @dataclass
 class NodeCounters:
     """What the fusion node counts. Each field has one writer thread; readers take snapshots.
 
-    received / bad: messages per input (executor thread); pairs: complete pairs offered to the
-    fusion thread, dropped: those replaced in its slot before it took them (executor thread);
-    published / failed: pairs fused and published, or refused (fusion thread).
+    received / bad: messages per input (executor thread); idle: messages taken in while no
+    output had a subscriber, so neither decoded nor paired (executor thread); pairs: complete
+    pairs offered to the fusion thread, dropped: those replaced in its slot before it took them
+    (executor thread); published / failed: pairs fused and published, or refused (fusion
+    thread).
     """
 
     received: dict[str, int] = field(default_factory=dict)
     bad: dict[str, int] = field(default_factory=dict)
+    idle: int = 0
     pairs: int = 0
     dropped: int = 0
     published: int = 0
@@ -52,11 +76,40 @@ class NodeCounters:
         return cls(received=dict.fromkeys(roles, 0), bad=dict.fromkeys(roles, 0))
 
 
+def name_clash(graph: Iterable[tuple[str, str]], name: str, namespace: str, fqn: str) -> str:
+    """A warning when the ROS graph has more than one node of this name and namespace."""
+    same = sum(1 for n, ns in graph if (n, ns) == (name, namespace))
+    if same < 2:
+        return ""
+    return (
+        f"{same} nodes are named {fqn}: each publishes every output (twice the frames) and "
+        "their parameters and services collide; give each its own name or namespace"
+    )
+
+
+def running_values(stage, sources, sync, preset: str) -> dict[str, Any]:
+    """What runs, for the fusion status: device, precision, models, mode, preset, pairing."""
+    if stage is None or sources is None:
+        return {}
+    config = stage.pipeline.config
+    return {
+        "device": str(stage.pipeline.device),
+        "precision": config.precision,
+        "autoencoder": sources.autoencoder,
+        "mask source": sources.mask,
+        "fusion mode": config.fusion_mode,
+        "mu": config.mu,
+        "preset": preset,
+        "sync": sync.name if sync is not None else "",
+    }
+
+
 class NodeReport:
     """Counters, errors and latency of one fusion node, as statuses and a log line.
 
-    counters: the node's `NodeCounters`; now_ns: the node's clock; name / hardware_id: the
-    node's name and fully qualified name.
+    counters: the node's `NodeCounters`; now_ns: the node's clock; name / fqn: the node's name
+    and fully qualified name. `use_fqn`, `hardware_id`, `sync_slop` and the warnings are set
+    by the node (at configure, or when it finds them).
     """
 
     def __init__(
@@ -64,32 +117,52 @@ class NodeReport:
         counters: NodeCounters,
         now_ns: Callable[[], int],
         name: str,
-        hardware_id: str,
+        fqn: str,
     ) -> None:
         self.counters = counters
         self.now_ns = now_ns
-        self.name, self.hardware_id = name, hardware_id
+        self.name, self.fqn = name, fqn
+        self.use_fqn = False
+        self.hardware_id = NO_HARDWARE
+        self.sync_slop = 0.0
         self.config_error = ""  # configure or activate failed: ERROR until a transition succeeds
         self.fallback = ""  # what runs instead of the configuration, and why
+        self.duplicate = ""  # another node has this node's name
+        self.geometry = ""  # the cameras' frames do not agree (e.g. aspect ratios)
         self._lock = threading.Lock()
         self._pair_error = ""  # the last pair's failure; cleared by the next good pair
         self._pair_error_level = OK
         self._latency_ms: list[float] = []
         self._unmeasured = 0  # frames whose latency could not be measured (see the docstring)
+        self.pairs = FrequencyCheck(0.0, now_s=now_ns() / 1e9)  # pairs made, per window
         self._last_log = (now_ns(), self._rates_snapshot())
 
-    # --- from the fusion thread ------------------------------------------------------------------
+    @property
+    def node_name(self) -> str:
+        """The name statuses start with (diagnostic_updater.use_fqn)."""
+        return self.fqn if self.use_fqn else self.name
 
-    def pair_failed(self, exc: Exception, *, error: bool) -> None:
+    def warn(self, kind: str, text: str) -> bool:
+        """Set the `duplicate` or `geometry` warning ("" clears it); True when it is new news."""
+        changed = text != getattr(self, kind)
+        setattr(self, kind, text)
+        return changed and bool(text)
+
+    # --- from the executor and fusion threads ----------------------------------------------------
+
+    def pair_made(self) -> None:
+        self.pairs.event()
+
+    def pair_failed(self, exc: BaseException, *, error: bool) -> None:
         with self._lock:
-            self._pair_error = str(exc)
+            self._pair_error = str(exc) or type(exc).__name__
             self._pair_error_level = ERROR if error else WARN
 
     def pair_published(self, stamp_ns: int) -> None:
         now_ns = self.now_ns()
         with self._lock:
             self._pair_error, self._pair_error_level = "", OK
-            if now_ns <= 0 or now_ns < stamp_ns:  # clock unset, or not the stamps' clock
+            if stamp_ns == 0 or now_ns <= 0 or now_ns < stamp_ns:  # no stamp, or another clock
                 self._unmeasured += 1
                 return
             self._latency_ms = (self._latency_ms + [(now_ns - stamp_ns) / 1e6])[-100:]
@@ -107,8 +180,23 @@ class NodeReport:
 
     # --- the statuses ----------------------------------------------------------------------------
 
-    def fusion_status(self, state: str, running: Mapping[str, Any]) -> DiagnosticStatus:
-        """The fusion status in lifecycle `state`; `running` describes what runs (device, ...)."""
+    def _status(self, task: str, level: int, message: str, values: Mapping) -> DiagnosticStatus:
+        name = status_name(self.node_name, task)
+        return make_status(name, self.hardware_id, level, message[:300], dict(values))
+
+    def fusion_status(
+        self,
+        state: str,
+        running: Mapping[str, Any],
+        *,
+        listening: bool = True,
+        pairing: tuple[int, str] | None = None,
+    ) -> DiagnosticStatus:
+        """The fusion status in lifecycle `state`; `running` describes what runs (device, ...).
+
+        `listening`: some output has a subscriber; `pairing`: what the input and pair windows
+        say about pairing, when something is wrong with it.
+        """
         counts = self.counters
         with self._lock:
             pair_error, pair_level = self._pair_error, self._pair_error_level
@@ -118,56 +206,99 @@ class NodeReport:
             level, message = ERROR, self.config_error
         elif state != "active":
             level, message = OK, f"{state}: not fusing"
-        elif pair_error:
-            level, message = pair_level, pair_error
-        elif self.fallback:
-            level, message = WARN, self.fallback
-        elif not counts.pairs:
-            level, message = WARN, "waiting for thermal/visible pairs"
+        elif not listening:
+            level, message = OK, "no subscriber on any output: not decoding or fusing"
         else:
-            level, message = OK, "fusing"
+            problems = [
+                (lvl, text)
+                for lvl, text in (
+                    (pair_level, pair_error),
+                    (WARN, self.fallback),
+                    (WARN, self.geometry),
+                )
+                if text
+            ]
+            if not counts.pairs:
+                problems.append(pairing or (WARN, "waiting for thermal/visible pairs"))
+            elif pairing is not None:
+                problems.append(pairing)
+            level, message = merge_summaries(problems) if problems else (OK, "fusing")
+        if self.duplicate:  # whatever the state: both nodes answer the same services
+            level, message = merge_summaries([(level, message), (WARN, self.duplicate)])
         values = {
             "lifecycle state": state,
+            "subscribed outputs": "yes" if listening else "none: not decoding or fusing",
             "pairs": counts.pairs,
             "published": counts.published,
             "dropped pairs (stale)": counts.dropped,
             "failed pairs": counts.failed,
+            "messages not decoded (no subscriber)": counts.idle,
             **{f"bad {k} messages": v for k, v in counts.bad.items()},
             "latency mean (ms)": f"{sum(lat) / len(lat):.1f}" if lat else "",
             "latency max (ms)": f"{lat[-1]:.1f}" if lat else "",
-            "latency not measured (clock unset or behind the stamps)": unmeasured,
+            "latency not measured (stamp 0, clock unset or behind the stamps)": unmeasured,
             "last error": pair_error,
             "fallback": self.fallback,
             "configuration error": self.config_error,
+            "name clash": self.duplicate,
+            "geometry": self.geometry,
             **running,
         }
-        name = status_name(self.name, "fusion")
-        return make_status(name, self.hardware_id, level, message[:300], values)
-
-    def input_statuses(
-        self, state: str, monitors: Mapping[str, InputMonitor]
-    ) -> list[DiagnosticStatus]:
-        """One status per input while active (each check's window moves on when asked)."""
-        if state != "active":
-            return []
-        now_s = self.now_ns() / 1e9
-        out = []
-        for role, monitor in monitors.items():
-            level, message, values = monitor.update(now_s)
-            name = status_name(self.name, f"{role} input")
-            out.append(make_status(name, self.hardware_id, level, message, values))
-        return out
+        return self._status("fusion", level, message, values)
 
     def array(
-        self, state: str, running: Mapping[str, Any], monitors: Mapping[str, InputMonitor]
+        self,
+        state: str,
+        running: Mapping[str, Any],
+        monitors: Mapping[str, InputMonitor],
+        output: OutputMonitor | None = None,
+        *,
+        listening: bool = True,
     ) -> DiagnosticArray:
-        """The /diagnostics message of this period."""
-        msg = DiagnosticArray(
-            status=[self.fusion_status(state, running), *self.input_statuses(state, monitors)]
-        )
+        """The /diagnostics message of this period (each check's window moves on)."""
+        now_s = self.now_ns() / 1e9
+        statuses: list[DiagnosticStatus] = []
+        pairing = None
+        if state == "active":
+            input_events = {}
+            for role, monitor in monitors.items():
+                level, message, values = monitor.update(now_s)
+                input_events[role] = int(values.get("Events in window", "0"))
+                statuses.append(self._status(f"{role} input", level, message, values))
+            if output is not None:
+                summary = output.update(now_s) if listening else output.idle(now_s)
+                statuses.append(self._status(f"{output.topic} topic status", *summary))
+            _, _, pair_values = self.pairs.update(now_s)
+            if listening and input_events and all(input_events.values()):
+                if pair_values["Events in window"] == "0":
+                    pairing = (WARN, self._no_pairs(monitors, pair_values, now_s))
+        fusion = self.fusion_status(state, running, listening=listening, pairing=pairing)
+        msg = DiagnosticArray(status=[fusion, *statuses])
         now_ns = self.now_ns()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
         return msg
+
+    def _no_pairs(
+        self, monitors: Mapping[str, InputMonitor], pair_values: Mapping, now_s: float
+    ) -> str:
+        """Why the inputs arrive but make no pair: how near their stamps come, against the slop."""
+        span = float(pair_values["Duration of window (s)"])
+        text = f"inputs arrive but no pair was made in {span:.1f} s"
+        thermal, visible = monitors.get("thermal"), monitors.get("visible")
+        if thermal is None or visible is None:
+            return text
+        since = now_s - span  # the messages of the window without a pair
+        gaps = [t - v for t in thermal.recent_stamps(since) for v in visible.recent_stamps(since)]
+        if not gaps:
+            return text
+        gap = min(gaps, key=abs)
+        side = "ahead of" if gap > 0 else "behind"
+        return (
+            f"{text}: the nearest thermal stamp is {abs(gap):.3f} s {side} a visible one, more "
+            f"than sync_slop {self.sync_slop:g} s allows"
+            if abs(gap) > self.sync_slop
+            else f"{text} (stamps within sync_slop {self.sync_slop:g} s: see the counters)"
+        )
 
     # --- the log line ---------------------------------------------------------------------------
 

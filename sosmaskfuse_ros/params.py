@@ -1,10 +1,16 @@
 """The fusion node's ROS parameters, from the settings table: descriptors, declaration, values.
 
 Every node setting of `sosmaskfuse_core.settings.table` becomes one parameter of the same name:
-its type, default, description, range (FloatingPointRange / IntegerRange), choices or pattern
-(in the descriptor's additional_constraints and checked on every set) and read-only-ness
-(start-up settings) all come from the table. `config/sosmaskfuse.yaml` is generated from the
-same table. Parameters are never undeclared and keep their type (`check_change`).
+its type, default, description, range (FloatingPointRange / IntegerRange) and choices or
+pattern (in the descriptor's additional_constraints and checked on every set) all come from
+the table. `config/sosmaskfuse.yaml` is generated from the same table. Parameters are never
+undeclared and keep their type (`check_change`).
+
+No parameter is read-only: a start-up setting (not `live`) can be set while the node is
+unconfigured, and configure reads it (the node refuses it, with the reason, once configured),
+so a bad start-up value is fixed with `ros2 param set` and a configure, without a restart.
+Every parameter has a value, so `get_parameters` answers for all of them (`ros2 param dump`,
+rqt_reconfigure, Foxglove): an unset list (the homography) is an empty DOUBLE_ARRAY.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ _ALLOWED_TYPES = {
 }
 
 
+#: Said of each start-up parameter in its description.
+START_UP_NOTE = " (start-up: set it while the node is unconfigured; configure reads it)"
+
+
 def node_settings() -> tuple[table.Setting, ...]:
     """The settings the node declares, in table order."""
     return table.for_scope(table.NODE)
@@ -45,8 +55,7 @@ def descriptor(setting: table.Setting) -> ParameterDescriptor:
     """The ParameterDescriptor of a setting (ranges, choices, read-only, dynamic typing)."""
     d = ParameterDescriptor(
         name=setting.name,
-        description=setting.description,
-        read_only=not setting.live,
+        description=setting.description + ("" if setting.live else START_UP_NOTE),
         dynamic_typing=setting.kind == "optional_float",
     )
     if setting.choices:
@@ -69,7 +78,8 @@ def descriptor(setting: table.Setting) -> ParameterDescriptor:
 def parameter_default(setting: table.Setting) -> Any:
     """What `declare_parameter` gets: the default, or a stand-in when there is none.
 
-    The stand-in is "" for an unset number and the type for an unset list.
+    The stand-in is "" for an unset number and the type for an unset list (which
+    `declare_parameters` then sets to an empty list).
     """
     if setting.kind == "optional_float":
         return "" if setting.default is None else setting.default
@@ -97,13 +107,24 @@ def declare_parameters(node: Node, settings: tuple[table.Setting, ...]) -> dict[
                 descriptor(setting),
                 ignore_override=True,
             )
+        if setting.kind == "floats" and not _is_set(node, setting.name):
+            # an empty list of the parameter's type: get_parameters answers for every name
+            node.set_parameters([Parameter(setting.name, _PARAMETER_TYPES["floats"], [])])
     return errors
+
+
+def _is_set(node: Node, name: str) -> bool:
+    try:
+        node.get_parameter(name)
+    except ParameterUninitializedException:
+        return False
+    return True
 
 
 def read_values(node: Node, settings: tuple[table.Setting, ...]) -> dict[str, Any]:
     """The declared parameters' values as the table holds them (ValueError names a bad one).
 
-    A list declared without a value (the homography) is None.
+    An empty list (the unset homography) is None.
     """
     values = {}
     for setting in settings:
@@ -139,7 +160,7 @@ def to_setting(setting: table.Setting, value: Any) -> Any:
     ValueError names the setting and the rule.
     """
     if setting.kind == "floats" and value is not None:
-        value = [float(v) for v in value]
+        value = [float(v) for v in value] or None  # an empty list is unset
     if setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return setting.parse(value)

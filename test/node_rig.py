@@ -12,6 +12,7 @@ import threading
 import traceback
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -97,7 +98,12 @@ class Rosout:
 
 
 class Rig:
-    """A fusion node in its own namespace, and a tester node publishing to it and listening."""
+    """A fusion node in its own namespace, and a tester node publishing to it and listening.
+
+    The tester subscribes to the node's outputs (`subscribe`; the node fuses only for a
+    subscriber) and keeps the node's /diagnostics statuses in `statuses` (the node's status
+    names carry its fully qualified name: `diagnostic_updater.use_fqn`).
+    """
 
     def __init__(
         self,
@@ -106,17 +112,20 @@ class Rig:
         compressed=False,
         mask_topic=False,
         wait_subscribed=True,
+        subscribe=True,
         **overrides,
     ):
         self.session = session
         self.ns = f"/rig{next(_counter)}"
         self.logger = self.ns.lstrip("/") + ".sosmaskfuse"
+        self.fqn = f"{self.ns}/sosmaskfuse"
         values = {
             "autoencoder_weights": weights[0],
             "sosnet_weights": weights[1],
             "device": "cpu",
             "sync_slop": 0.05,
-            "diagnostics_period": 0.2,
+            "diagnostic_updater.period": 0.2,
+            "diagnostic_updater.use_fqn": True,
             "log_period": 0.0,
             **overrides,
         }
@@ -141,21 +150,58 @@ class Rig:
         if mask_topic:
             self.pub["mask"] = self.tester.create_publisher(Image, "mask", RELIABLE)
         self.fused, self.masks, self.infos = Store(), Store(), Store()
-        self.tester.create_subscription(Image, "fused_image", self.fused, RELIABLE)
-        self.tester.create_subscription(Image, "sos_mask", self.masks, RELIABLE)
-        self.tester.create_subscription(CameraInfo, "camera_info", self.infos, RELIABLE)
+        self.subscribed = subscribe
+        if subscribe:
+            self.subscribe()
+        self.statuses = Store()  # this node's /diagnostics statuses, in arrival order
+        prefix = f"{self.fqn}: "
+        self.tester.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: [self.statuses(s) for s in m.status if s.name.startswith(prefix)],
+            50,
+        )
         if wait_subscribed:
             self.wait_discovery()
 
+    def subscribe(self) -> list:
+        """The tester's subscriptions to the node's outputs."""
+        self.subscribed = True
+        return [
+            self.tester.create_subscription(Image, "fused_image", self.fused, RELIABLE),
+            self.tester.create_subscription(Image, "sos_mask", self.masks, RELIABLE),
+            self.tester.create_subscription(CameraInfo, "camera_info", self.infos, RELIABLE),
+        ]
+
     def wait_discovery(self, timeout: float = 10.0) -> None:
+        """Until the node hears the tester's inputs and (subscribed) the tester its outputs.
+
+        The node's own view of its subscribers is waited for: it fuses only for one.
+        """
         images = [p for role, p in self.pub.items() if role != "camera_info"]
+
         assert wait_for(
             lambda: (
                 all(p.get_subscription_count() > 0 for p in images)
                 and self.tester.count_publishers(f"{self.ns}/fused_image") > 0
+                and (not self.subscribed or self.node.has_subscribers)
             ),
             timeout,
         ), f"discovery timed out (node {self.node.state}: {self.node.report.last_error})"
+
+    def status(self, task: str):
+        """The latest status of `task` ('fusion', 'thermal input', ...), None before one came."""
+        named = [s for s in self.statuses if s.name == f"{self.fqn}: {task}"]
+        return named[-1] if named else None
+
+    def wait_status(self, task: str, check, timeout: float = 20.0):
+        """Wait until the latest status of `task` satisfies `check`; returns it."""
+        ok = self.statuses.wait(
+            lambda _: (s := self.status(task)) is not None and check(s), timeout
+        )
+        latest = self.status(task)
+        assert ok, (task, latest.level if latest else None, latest.message if latest else None)
+        return latest
 
     def send(self, role, msg):
         self.pub[role].publish(msg)

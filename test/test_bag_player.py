@@ -395,6 +395,7 @@ def test_replay_through_the_live_node_fuses_every_pair_with_its_stamp(
                     all(p.get_subscription_count() > 0 for p in player.publishers.values())
                     and player.clock_publisher.get_subscription_count() > 0
                     and tester.count_publishers(f"{ns}/fused_image") > 0
+                    and node.has_subscribers  # it fuses only for a subscriber
                 )
             )
             player.play(hold=hold)

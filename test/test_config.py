@@ -34,7 +34,7 @@ def _values() -> dict:
 
 def test_lists_every_declared_parameter_with_its_default_and_type():
     values = _values()
-    declared = {p.name: parameter_default(p) for p in PARAMETERS if p.name not in UNSET}
+    declared = {p.name: [] if p.name in UNSET else parameter_default(p) for p in PARAMETERS}
     assert set(values) == set(declared), set(values) ^ set(declared)
     for name, default in declared.items():
         assert values[name] == default and type(values[name]) is type(default), (
@@ -50,13 +50,13 @@ def test_the_file_is_what_the_settings_table_generates():
     )
 
 
-def test_unset_typed_parameters_are_commented_out_and_every_parameter_has_a_comment():
+def test_every_parameter_is_listed_with_a_comment_an_unset_list_as_empty():
     text = CONFIG.read_text()
-    for name in UNSET:
-        assert re.search(rf"^\s*# {name}: ", text, re.M), f"{name} should appear commented out"
+    for name in UNSET:  # rcl reads [] as unset; the node then holds an empty DOUBLE_ARRAY
+        assert re.search(rf"^\s*{name}: \[\] +# \[\] or double\[9\]", text, re.M), name
     for p in PARAMETERS:
-        line = re.search(rf"^\s*(# )?{p.name}: .*$", text, re.M).group(0)
-        assert "#" in line.split(":", 1)[1] or p.name in UNSET, f"{p.name} has no comment"
+        line = re.search(rf"^\s*{re.escape(p.name)}: .*$", text, re.M).group(0)
+        assert "#" in line.split(":", 1)[1], f"{p.name} has no comment"
 
 
 def test_sections_say_which_parameters_are_live():
@@ -67,7 +67,7 @@ def test_sections_say_which_parameters_are_live():
         if section:
             live = section.group(1) == "live"
             continue
-        entry = re.match(r"\s*(?:# )?(\w+): ", line)
+        entry = re.match(r"\s*([\w.]+): ", line)
         if entry and live is not None and entry.group(1) in {p.name for p in PARAMETERS}:
             param = next(p for p in PARAMETERS if p.name == entry.group(1))
             assert live == param.live, f"{param.name} is under the wrong section"

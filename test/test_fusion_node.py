@@ -222,7 +222,7 @@ def test_sim_time_stamps_and_timers(session, rig):
     r.tester.create_subscription(
         DiagnosticArray,
         "/diagnostics",
-        lambda m: diags(m) if m.status[0].hardware_id == fqn else None,
+        lambda m: diags(m) if m.status[0].name.startswith(f"{fqn}: ") else None,
         10,
     )
     assert wait_for(lambda: clock_pub.get_subscription_count() > 0)

@@ -42,8 +42,47 @@ def _first_string(call: ast.Call) -> str:
     return arg.value
 
 
+def _name_lists(tree) -> dict[str, tuple]:
+    """The module's tuples of argument names: launch_arguments' and the file's own."""
+    from sosmaskfuse_ros import launch_arguments
+
+    names = {"OVERRIDES": launch_arguments.OVERRIDES, "ROS_BOOLS": launch_arguments.ROS_BOOLS}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "").endswith("S"):
+            expression = ast.Expression(node.value)
+            try:
+                names[node.targets[0].id] = eval(compile(expression, "<launch>", "eval"), names)
+            except Exception:  # not a tuple of names
+                continue
+    return names
+
+
+def _listed(tree, expression: ast.AST) -> list[str]:
+    """The names an expression like `OVERRIDES + ROS_BOOLS` stands for."""
+    return list(eval(compile(ast.Expression(expression), "<launch>", "eval"), _name_lists(tree)))
+
+
 def _declared(tree) -> list[str]:
-    return [_first_string(c) for c in _calls(tree, "DeclareLaunchArgument")]
+    """Every argument declared, by a constant name or in a comprehension over a name list."""
+    names = []
+    for call in _calls(tree, "DeclareLaunchArgument"):
+        first = call.args[0] if call.args else None
+        if isinstance(first, ast.Constant):
+            names.append(first.value)
+    for comp in ast.walk(tree):
+        if isinstance(comp, (ast.ListComp, ast.GeneratorExp)) and _calls(
+            comp.elt, "DeclareLaunchArgument"
+        ):
+            names += _listed(tree, comp.generators[0].iter)
+    return names
+
+
+def _used(tree) -> set[str]:
+    """Arguments read by LaunchConfiguration or handed to given_overrides."""
+    used = {_first_string(c) for c in _calls(tree, "LaunchConfiguration")}
+    for call in _calls(tree, "given_overrides"):
+        used |= set(_listed(tree, call.args[1]))
+    return used
 
 
 def _keyword(call: ast.Call, name: str):
@@ -52,7 +91,7 @@ def _keyword(call: ast.Call, name: str):
 
 def _our_nodes(tree) -> list[tuple[str, ast.Call]]:
     nodes = []
-    for call in _calls(tree, "Node"):
+    for call in _calls(tree, "Node") + _calls(tree, "LifecycleNode"):
         package = _keyword(call, "package")
         if isinstance(package, ast.Constant) and package.value == "sosmaskfuse_ros":
             nodes.append((ast.literal_eval(_keyword(call, "executable")), call))
@@ -84,9 +123,10 @@ def test_both_launch_files_are_there():
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=IDS)
 def test_every_launch_configuration_is_declared_once_and_used(path):
+    pytest.importorskip("rclpy", reason="the argument lists come from sosmaskfuse_ros")
     tree = _tree(path)
     declared = _declared(tree)
-    used = {_first_string(c) for c in _calls(tree, "LaunchConfiguration")}
+    used = _used(tree)
     assert len(declared) == len(set(declared)), declared
     assert used - set(declared) == set(), f"used but not declared: {used - set(declared)}"
     assert set(declared) - used == set(), f"declared but never used: {set(declared) - used}"
@@ -107,6 +147,8 @@ def test_our_nodes_exist_with_their_names_parameters_and_topics(path):
             if not isinstance(entry, ast.Dict):
                 continue  # a parameter file
             for key, value in zip(entry.keys, entry.values):
+                if key is None:
+                    continue  # **given: the given arguments, named after their settings
                 name = ast.literal_eval(key)
                 assert name in table or name == "use_sim_time", (
                     f"{path.name}: {executable} has no parameter {name!r}"
@@ -130,6 +172,7 @@ def test_the_config_files_named_exist(path):
 
 
 def test_sosmaskfuse_launch_arguments():
+    pytest.importorskip("rclpy", reason="the argument lists come from sosmaskfuse_ros")
     declared = set(_declared(_tree(REPO / "launch" / "sosmaskfuse.launch.py")))
     assert declared >= {
         "thermal_topic",
@@ -137,10 +180,60 @@ def test_sosmaskfuse_launch_arguments():
         "params_file",
         "namespace",
         "use_sim_time",
+        "preset",
         "device",
+        "mask_source",
         "autoencoder_weights",
         "sosnet_weights",
+        "autostart",
+        "respawn",
+        "fastdds_profile",
     }
+
+
+def test_the_fusion_node_is_a_lifecycle_node_that_can_respawn():
+    tree = _tree(REPO / "launch" / "sosmaskfuse.launch.py")
+    ((executable, call),) = _our_nodes(tree)
+    assert executable == "sosmaskfuse_node" and getattr(call.func, "id", "") == "LifecycleNode"
+    respawn = _keyword(call, "respawn")
+    assert _first_string(respawn) == "respawn"  # LaunchConfiguration("respawn")
+    demo = dict(_our_nodes(_tree(REPO / "launch" / "demo.launch.py")))
+    assert getattr(demo["sosmaskfuse_node"].func, "id", "") == "LifecycleNode"
+
+
+def test_launch_arguments_override_the_parameter_file_only_when_given():
+    pytest.importorskip("rclpy", reason="the argument lists come from sosmaskfuse_ros")
+    from sosmaskfuse_ros.launch_arguments import (
+        OVERRIDES,
+        ROS_BOOLS,
+        given_overrides,
+        setting_argument,
+    )
+
+    for name in OVERRIDES:  # not given unless given: empty by default, and empty is allowed
+        argument = setting_argument(name)
+        assert argument["default_value"] == ""
+        assert "" in argument.get("choices", [""])
+        assert "params_file's value" in argument["description"]
+    configurations = {
+        "device": "",
+        "mask_source": "",
+        "preset": "paper",
+        "autostart": "false",
+        "use_sim_time": "true",
+        "sosnet_weights": "/w/sos.pt",
+    }
+    assert given_overrides(configurations, OVERRIDES + ROS_BOOLS) == {
+        "preset": "paper",
+        "autostart": False,
+        "use_sim_time": True,
+        "sosnet_weights": "/w/sos.pt",
+    }
+    with pytest.raises(ValueError, match="device: 'gpu0' is not auto, cpu, cuda or cuda:N"):
+        given_overrides({"device": "gpu0"}, OVERRIDES)
+    with pytest.raises(ValueError, match="expected true or false"):
+        given_overrides({"autostart": "yes"}, OVERRIDES)
+    assert setting_argument("device", default="cpu")["default_value"] == "cpu"  # the demo's
 
 
 def _load(path: Path):
@@ -162,17 +255,59 @@ def test_launch_descriptions_build(path):
     description = _load(path).generate_launch_description()
     assert isinstance(description, LaunchDescription)
     assert {a.name for a in description.get_launch_arguments()} == set(_declared(_tree(path)))
-    assert "sosmaskfuse_ros" in LaunchIntrospector().format_launch_description(description)
+    assert LaunchIntrospector().format_launch_description(description)
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=IDS)
-def test_a_fast_dds_profile_can_be_given_to_the_nodes(path):
+def test_a_fast_dds_profile_goes_to_the_nodes_own_environment(path):
     tree = _tree(path)
-    assert "fastdds_profile" in _declared(tree)
-    (env,) = _calls(tree, "SetEnvironmentVariable")
-    assert _first_string(env) == "FASTRTPS_DEFAULT_PROFILES_FILE"
-    assert _keyword(env, "condition") is not None  # an empty argument leaves the environment
+    assert "fastdds_profile" in _declared(tree) or "fastdds_profile" in path.read_text()
+    assert _calls(tree, "SetEnvironmentVariable") == []  # would leak into including files
+    for executable, call in _our_nodes(tree):
+        assert _keyword(call, "additional_env") is not None, executable
     assert (REPO / "config" / "fastdds_large_images.xml").is_file()
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=IDS)
+def test_the_launched_node_gets_only_the_given_arguments_and_its_own_environment(path):
+    """Launch's own machinery: the declared defaults, the opaque function, the node it makes."""
+    pytest.importorskip(
+        "launch_ros",
+        reason="launch and launch_ros are not on PyPI: this check needs a ROS 2 "
+        "install (apt or source build) and is skipped, not passed, without one",
+    )
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.utilities import perform_substitutions
+    from launch_ros.actions import LifecycleNode
+    from launch_ros.utilities import evaluate_parameters
+
+    from launch import LaunchContext
+
+    description = _load(path).generate_launch_description()
+    context = LaunchContext()
+    given = {"preset": "paper", "fastdds_profile": "/p.xml", "params_file": "/x.yaml"}
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            value = given.get(entity.name)  # (params_file's default needs an ament index)
+            if value is None:
+                value = perform_substitutions(context, entity.default_value or [])
+            context.launch_configurations[entity.name] = value
+    made = [
+        node
+        for entity in description.entities
+        if isinstance(entity, OpaqueFunction) and entity.condition is None
+        for node in entity.execute(context) or []
+    ]
+    (fusion,) = [n for n in made if isinstance(n, LifecycleNode)]
+    evaluated = evaluate_parameters(context, fusion._Node__parameters)  # (kept privately)
+    parameters = {k: v for entry in evaluated if isinstance(entry, dict) for k, v in entry.items()}
+    assert parameters["preset"] == "paper"
+    assert "mask_source" not in parameters and "sosnet_weights" not in parameters  # not given
+    env = {
+        perform_substitutions(context, key): perform_substitutions(context, value)
+        for key, value in fusion.additional_env
+    }
+    assert env == {"FASTRTPS_DEFAULT_PROFILES_FILE": "/p.xml"}  # this process only
 
 
 def _remapping(tree, name: str) -> ast.AST:

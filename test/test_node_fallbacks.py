@@ -40,7 +40,7 @@ def rig(session, tiny_checkpoint_files):
             DiagnosticArray,
             "/diagnostics",
             lambda m, store=rigs[-1].diagnostics: [
-                store(s) for s in m.status if s.hardware_id == fqn and s.name.endswith(": fusion")
+                store(s) for s in m.status if s.name == f"{fqn}: fusion"
             ],
             10,
         )
@@ -159,6 +159,22 @@ def test_a_non_finite_output_is_never_published_and_is_an_error_until_good_frame
         )
     )
     assert _values(r.diagnostics[-1])["last error"] == ""
+
+
+def test_with_allow_fallback_false_nothing_is_replaced_and_configure_says_why(rig):
+    gpu = rig(device=ABSENT_CUDA, allow_fallback=False, wait_subscribed=False)
+    assert gpu.node.state == "unconfigured" and gpu.node.stage is None
+    error = gpu.node.report.config_error
+    assert "cannot run as configured (allow_fallback is false)" in error and ABSENT_CUDA in error
+    assert gpu.diagnostics.wait(
+        lambda items: items and items[-1].level == DiagnosticStatus.ERROR
+    )
+    weights = rig(weights=("/nonexistent/ae.pt", ""), allow_fallback=False, wait_subscribed=False)
+    assert weights.node.state == "unconfigured"
+    assert "no such checkpoint file" in weights.node.report.config_error
+    fine = rig(allow_fallback=False)  # what can run as configured runs
+    fine.pair(1 * SEC)
+    assert fine.wait_outputs(1)
 
 
 # --- the fallback order, without ROS ----------------------------------------------------------

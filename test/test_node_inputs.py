@@ -5,6 +5,7 @@ Also camera_info, the compressed output, and diagnostics as diagnostic_updater u
 
 from __future__ import annotations
 
+import re
 import struct
 import threading
 import zlib
@@ -25,43 +26,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
 from sosmaskfuse_core.formats.image_codec import fill_compressed_msg  # noqa: E402
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-
-
-@pytest.fixture
-def rig(session, tiny_checkpoint_files):
-    rigs = []
-
-    def make(**kw):
-        r = Rig(session, tiny_checkpoint_files, **kw)
-        r.statuses = Store()  # every status of this node, in arrival order
-        fqn = r.node.get_fully_qualified_name()
-        r.tester.create_subscription(
-            DiagnosticArray,
-            "/diagnostics",
-            lambda m: [r.statuses(s) for s in m.status if s.hardware_id == fqn],
-            10,
-        )
-        rigs.append(r)
-        return r
-
-    yield make
-    for r in rigs:
-        r.close()
-
-
-def _latest(statuses: Store, task: str):
-    named = [s for s in statuses if s.name.endswith(f": {task}")]
-    return named[-1] if named else None
-
-
-def _wait_status(r, task: str, check, timeout: float = 20.0):
-    """Wait until the latest status of `task` satisfies `check`; returns it."""
-    ok = r.statuses.wait(
-        lambda _: (s := _latest(r.statuses, task)) is not None and check(s), timeout
-    )
-    latest = _latest(r.statuses, task)
-    assert ok, (task, latest.level if latest else None, latest.message if latest else None)
-    return latest
 
 
 def _values(status) -> dict:
@@ -98,10 +62,12 @@ def test_a_57_byte_png_claiming_40000x30000_leaves_the_node_fusing(rig):
     r = rig(compressed=True, input_transport="compressed")
     bomb = _png_bomb(40000, 30000)
     assert len(bomb) == 57
-    r.send("thermal", _compressed(bomb, 1 * SEC))
-    r.send("visible", _compressed_image(np.zeros((H, W, 3), np.uint8), 1 * SEC))
+    now = r.node.get_clock().now().nanoseconds  # fresh stamps: only the bomb is wrong
+    r.send("thermal", _compressed(bomb, now))
+    r.send("visible", _compressed_image(np.zeros((H, W, 3), np.uint8), now))
     assert wait_for(lambda: r.node.counts.bad["thermal"] == 1), r.node.counts
-    status = _wait_status(r, "thermal input", lambda s: s.level == WARN and "bad" in s.message)
+    status = r.wait_status("thermal input", lambda s: "bad" in s.message)
+    assert status.level == WARN, status.message
     assert "40000x30000" in status.message and "max_input_pixels" in status.message
     rng = np.random.default_rng(0)
     r.send("thermal", _compressed_image(rng.integers(0, 256, (H, W), dtype=np.uint8), 2 * SEC))
@@ -125,12 +91,12 @@ def test_messages_name_the_right_side(rig):
     r = rig()
     r.send("thermal", image_msg(np.zeros((H, W), np.uint8), "mono8", 1 * SEC))
     r.send("visible", image_msg(np.zeros((8, 8, 3), np.uint8), "bgr8", 1 * SEC))
-    status = _wait_status(r, "fusion", lambda s: s.level == WARN and "8x8" in s.message)
+    status = r.wait_status("fusion", lambda s: s.level == WARN and "8x8" in s.message)
     assert status.message.startswith("visible image: 8x8"), status.message
     assert "thermal" not in status.message
     r.pair(2 * SEC)  # and the next good pair clears it
     assert r.wait_outputs(1)
-    status = _wait_status(r, "fusion", lambda s: s.level == OK)
+    status = r.wait_status("fusion", lambda s: s.level == OK)
     assert status.message == "fusing" and _values(status)["last error"] == ""
 
 
@@ -190,7 +156,7 @@ def _visible_info(width=W, height=H) -> CameraInfo:
 def test_camera_info_matches_every_fused_frame_scaled_to_the_processing_size(rig):
     r = rig(process_width=32, process_height=24)
     r.send("camera_info", _visible_info())
-    assert wait_for(lambda: r.node._camera_info is not None)
+    assert wait_for(lambda: r.node.outputs.camera_info is not None)
     for k in range(1, 4):
         r.pair(k * SEC)
         assert r.wait_outputs(k)
@@ -212,7 +178,7 @@ def test_without_visible_camera_info_no_camera_info_is_published(rig):
     r.pair(1 * SEC)
     assert r.wait_outputs(1)
     r.send("camera_info", _visible_info())  # from now on, with each fused frame
-    assert wait_for(lambda: r.node._camera_info is not None)
+    assert wait_for(lambda: r.node.outputs.camera_info is not None)
     r.pair(2 * SEC)
     assert r.wait_outputs(2) and r.infos.wait_count(1)
     assert [stamp_ns(i) for i in r.infos] == [2 * SEC]  # none for the frame before
@@ -223,7 +189,7 @@ def test_fused_image_compressed_when_enabled(rig):
     jpegs = Store()
     r.tester.create_subscription(CompressedImage, "fused_image/compressed", jpegs, RELIABLE)
     assert wait_for(lambda: r.tester.count_publishers(f"{r.ns}/fused_image/compressed") == 1)
-    assert wait_for(lambda: r.node._pubs["compressed"].get_subscription_count() > 0)
+    assert wait_for(lambda: r.node.outputs.pubs["compressed"].get_subscription_count() > 0)
     r.pair(1 * SEC)
     assert r.wait_outputs(1) and jpegs.wait_count(1)
     jpeg, fused = jpegs[0], r.fused[0]
@@ -236,79 +202,163 @@ def test_fused_image_compressed_when_enabled(rig):
 def test_no_compressed_output_by_default(rig):
     r = rig()
     assert r.tester.count_publishers(f"{r.ns}/fused_image/compressed") == 0
-    assert "compressed" not in r.node._pubs
+    assert "compressed" not in r.node.outputs.pubs
 
 
 # --- diagnostics ---------------------------------------------------------------------------------
 
 
-def test_status_names_are_node_name_colon_task(rig):
-    r = rig()
-    assert r.statuses.wait(lambda items: {s.name for s in items} >= {"sosmaskfuse: fusion"})
-    names = {s.name for s in r.statuses}
-    assert names == {
+def test_status_names_are_diagnostic_updaters_with_and_without_the_fqn(rig):
+    plain = rig(**{"diagnostic_updater.use_fqn": False})
+    names = Store()
+    plain.tester.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: [names(s.name) for s in m.status if s.name.startswith("sosmaskfuse: ")],
+        50,
+    )
+    expected = {
         "sosmaskfuse: fusion",
         "sosmaskfuse: thermal input",
         "sosmaskfuse: visible input",
+        f"sosmaskfuse: {plain.ns}/fused_image topic status",  # as DiagnosedPublisher names it
     }
-    assert not any(n.startswith("/") for n in names)
+    assert names.wait(lambda items: set(items) >= expected), set(names)
+    fqn = rig()  # the rig's default: diagnostic_updater.use_fqn true
+    status = fqn.wait_status("fusion", lambda s: True)
+    assert status.name == f"{fqn.ns}/sosmaskfuse: fusion"
+    assert fqn.node.get_parameter("diagnostic_updater.use_fqn").value is True
+    assert fqn.node.get_parameter("diagnostic_updater.period").value == 0.2
+    # hardware_id: the device the node fuses on, as diagnostic_updater asks (one for all)
+    assert {s.hardware_id for s in fqn.statuses} == {"cpu"}
 
 
-def test_inputs_warn_when_silent_and_recover_when_they_come_back(rig):
+def test_a_silent_input_is_an_error_and_recovers_when_it_comes_back(rig):
     r = rig(input_min_rate=2.0)
     stop = threading.Event()
 
     def stream():
         while not stop.wait(0.05):  # 20 Hz of pairs, stamped now (the node's clock)
-            now = r.node.get_clock().now().nanoseconds
-            r.pair(now, ir=np.zeros((H, W), np.uint8), vis=np.zeros((H, W, 3), np.uint8))
+            r.pair(r.node.get_clock().now().nanoseconds)
 
-    silent = _wait_status(r, "thermal input", lambda s: s.level == WARN)
-    assert "no messages" in silent.message or "no data" in silent.message
+    silent = r.wait_status("thermal input", lambda s: s.level == ERROR)
+    assert silent.message.startswith("No events recorded."), silent.message  # FrequencyStatus
+    assert "No data since last update." in silent.message  # TimeStampStatus, merged
     feeder = threading.Thread(target=stream, daemon=True)
     feeder.start()
     try:
-        status = _wait_status(r, "thermal input", lambda s: s.level == OK)
-        assert float(_values(status)["Actual frequency (Hz)"]) >= 2.0
-        _wait_status(r, "visible input", lambda s: s.level == OK)
+        status = r.wait_status("thermal input", lambda s: s.level == OK)
+        assert status.message == "Desired frequency met; Timestamps are reasonable."
+        values = _values(status)
+        assert float(values["Actual frequency (Hz)"]) >= 2.0 * 0.9
+        assert values["Minimum acceptable frequency (Hz)"] == f"{2.0 * 0.9:f}"
+        r.wait_status("visible input", lambda s: s.level == OK)
+        r.wait_status(f"{r.ns}/fused_image topic status", lambda s: s.level == OK)
     finally:
         stop.set()
         feeder.join()
-    stale = _wait_status(r, "visible input", lambda s: s.level == WARN, timeout=10)
-    assert "no data since the last update" in stale.message
+    stale = r.wait_status("visible input", lambda s: s.level == ERROR, timeout=10)
+    assert "No events recorded." in stale.message
+    # nothing comes out either: the output's own check says so
+    r.wait_status(f"{r.ns}/fused_image topic status", lambda s: s.level == ERROR)
     stop.clear()
     feeder = threading.Thread(target=stream, daemon=True)
     feeder.start()
     try:
-        _wait_status(r, "visible input", lambda s: s.level == OK)
+        r.wait_status("visible input", lambda s: s.level == OK)
     finally:
         stop.set()
         feeder.join()
 
 
-def test_old_stamps_warn_and_latency_is_measured_from_the_header_stamp(rig):
+def test_old_stamps_are_an_error_and_latency_is_measured_from_the_header_stamp(rig):
     r = rig(max_stamp_age=2.0)
     now = r.node.get_clock().now().nanoseconds
     r.pair(now - 10 * SEC)  # a frame stamped 10 s ago
     assert r.wait_outputs(1)
     assert r.statuses.wait(
         lambda items: any(
-            s.name.endswith("thermal input") and "too old" in s.message for s in items
+            s.name.endswith("thermal input") and "too far in past" in s.message for s in items
         )
     )
-    status = next(s for s in r.statuses if "too old" in s.message)
-    assert status.level == WARN and "stamps too old: 10" in status.message
-    fusion = _wait_status(r, "fusion", lambda s: _values(s)["latency max (ms)"] != "")
+    status = next(s for s in r.statuses if "too far in past" in s.message)
+    assert status.level == ERROR and "Timestamps too far in past seen." in status.message
+    assert float(_values(status)["Latest timestamp delay:"]) >= 10.0
+    fusion = r.wait_status("fusion", lambda s: _values(s)["latency max (ms)"] != "")
     assert float(_values(fusion)["latency max (ms)"]) >= 10_000.0
+
+
+def test_a_pair_stamped_zero_is_a_stamp_error_and_stays_out_of_the_latency(rig):
+    r = rig()
+    now = r.node.get_clock().now().nanoseconds
+    r.pair(now - SEC)  # one real pair, 1 s old: the latency
+    assert r.wait_outputs(1)
+    r.pair(0)  # a driver that stamps nothing
+    assert r.wait_outputs(2)
+    key = "latency not measured (stamp 0, clock unset or behind the stamps)"
+    fusion = r.wait_status("fusion", lambda s: _values(s)[key] == "1")
+    assert 1_000.0 <= float(_values(fusion)["latency mean (ms)"]) < 60_000.0  # not 1.7e12
+    # diagnostic_updater's TimeStampStatus: a zero stamp among valid ones is an ERROR
+    stop = threading.Event()
+
+    def stream():  # zero and real stamps, alternating: both kinds in every update period
+        for k in range(1_000_000):
+            if stop.wait(0.05):
+                return
+            r.pair(0 if k % 2 else r.node.get_clock().now().nanoseconds)
+
+    feeder = threading.Thread(target=stream, daemon=True)
+    feeder.start()
+    try:
+        for task in ("thermal input", f"{r.ns}/fused_image topic status"):
+            status = r.wait_status(task, lambda s: "Zero timestamp seen." in s.message)
+            assert status.level == ERROR, (task, status.message)
+    finally:
+        stop.set()
+        feeder.join()
+
+
+def test_inputs_that_arrive_but_do_not_pair_are_not_healthy(rig):
+    """Issue 22: thermal stamps 0.11 s ahead of the visible ones (slop 0.05 s) after fusing."""
+    r = rig()
+    stop, offset = threading.Event(), [0]
+    rng = np.random.default_rng(7)
+    ir, vis = rng.integers(0, 256, (H, W), np.uint8), rng.integers(0, 256, (H, W, 3), np.uint8)
+
+    def stream():  # 5 Hz cameras: a thermal frame 0.11 s late is 0.09 s from the next visible
+        while not stop.wait(0.2):
+            now = r.node.get_clock().now().nanoseconds
+            r.send("thermal", image_msg(ir, "mono8", now + offset[0]))
+            r.send("visible", image_msg(vis, "bgr8", now))
+
+    feeder = threading.Thread(target=stream, daemon=True)
+    feeder.start()
+    try:
+        assert r.wait_outputs(3)
+        r.wait_status("fusion", lambda s: (s.level, s.message) == (OK, "fusing"))
+        offset[0] = 110_000_000
+        published = r.node.counts.published
+        fusion = r.wait_status("fusion", lambda s: s.level == WARN)
+        assert "inputs arrive but no pair was made" in fusion.message, fusion.message
+        gap = re.search(r"nearest thermal stamp is ([0-9.]+) s (ahead of|behind)", fusion.message)
+        assert gap and 0.05 < float(gap[1]) < 0.13, fusion.message
+        assert "more than sync_slop 0.05 s allows" in fusion.message
+        out = r.wait_status(f"{r.ns}/fused_image topic status", lambda s: s.level == ERROR)
+        assert "No events recorded." in out.message
+        assert r.status("thermal input").level == OK  # the inputs themselves are fine
+        assert r.node.counts.published <= published + 1  # at most the pair in flight
+    finally:
+        stop.set()
+        feeder.join()
 
 
 def test_waiting_for_pairs_is_a_warning_and_fusing_is_ok(rig):
     r = rig()
-    status = _wait_status(r, "fusion", lambda s: True)
+    status = r.wait_status("fusion", lambda s: True)
     assert (status.level, status.message) == (WARN, "waiting for thermal/visible pairs")
     r.pair(1 * SEC)
     assert r.wait_outputs(1)
-    status = _wait_status(r, "fusion", lambda s: s.level == OK)
+    status = r.wait_status("fusion", lambda s: s.level == OK)
     assert _values(status)["lifecycle state"] == "active"
 
 
@@ -365,12 +415,12 @@ def test_a_stamp_ahead_of_the_nodes_clock_gives_no_latency_and_is_counted(rig):
     ahead = r.node.get_clock().now().nanoseconds + 3600 * SEC
     r.pair(ahead)
     assert r.wait_outputs(1)
-    key = "latency not measured (clock unset or behind the stamps)"
-    fusion = _wait_status(r, "fusion", lambda s: _values(s).get(key) == "1")
+    key = "latency not measured (stamp 0, clock unset or behind the stamps)"
+    fusion = r.wait_status("fusion", lambda s: _values(s).get(key) == "1")
     assert _values(fusion)["latency max (ms)"] == ""
     now = r.node.get_clock().now().nanoseconds
     r.pair(now - 2 * SEC)
     assert r.wait_outputs(2)
-    fusion = _wait_status(r, "fusion", lambda s: _values(s)["latency max (ms)"] != "")
+    fusion = r.wait_status("fusion", lambda s: _values(s)["latency max (ms)"] != "")
     assert 2_000.0 <= float(_values(fusion)["latency max (ms)"]) < 3_600_000.0
     assert _values(fusion)[key] == "1"

@@ -16,10 +16,10 @@ rclpy = pytest.importorskip(
     "rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable"
 )
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from node_rig import SEC, Store  # noqa: E402
+from node_rig import SEC, Rig, Store  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -27,6 +27,7 @@ from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from ros_helpers import wait_for  # noqa: E402
 
 from sosmaskfuse_ros.fusion_node import FusionNode  # noqa: E402
+from sosmaskfuse_ros.params import node_settings  # noqa: E402
 
 _count = iter(range(1000))
 
@@ -148,25 +149,20 @@ def test_start_up_values_that_cannot_work_leave_the_node_unconfigured_saying_why
 
 def test_a_configure_failure_is_an_error_on_diagnostics(session, rig):
     r = rig(sync_slop=0.0, wait_subscribed=False)
-    statuses = Store()
-    fqn = r.node.get_fully_qualified_name()
-    r.tester.create_subscription(
-        DiagnosticArray,
-        "/diagnostics",
-        lambda m: [statuses(s) for s in m.status if s.hardware_id == fqn],
-        10,
-    )
-    assert statuses.wait_count(1)
-    status = statuses[-1]
-    assert status.name == "sosmaskfuse: fusion"  # <node name>: <task>, no leading slash
+    status = r.wait_status("fusion", lambda s: True)
+    assert status.name == f"{r.ns}/sosmaskfuse: fusion"  # diagnostic_updater.use_fqn
     assert status.level == DiagnosticStatus.ERROR and "sync_slop" in status.message
+    assert status.hardware_id == "none"  # no device while unconfigured
 
 
 def test_descriptors_state_the_rules(rig):
     node = rig().node
     assert node.describe_parameter("device").additional_constraints == "auto, cpu, cuda or cuda:N"
     assert node.describe_parameter("sync_slop").additional_constraints == "in (0, 10]"
-    assert node.describe_parameter("input_transport").read_only
+    start_up = node.describe_parameter("input_transport")
+    assert not start_up.read_only and "start-up: set it while the node is unconfigured" in (
+        start_up.description
+    )
     assert not node.describe_parameter("mu").read_only
 
 
@@ -288,3 +284,112 @@ def test_set_parameters_over_dds_cannot_delete_or_retype(rig):
         "mask_threshold", ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.3)
     )
     assert good.successful and r.node.pipeline.config.mask_threshold == 0.3
+
+
+# --- the services as an integrator uses them -------------------------------------------------
+
+
+def test_every_parameter_answers_get_parameters_as_ros2_param_dump_asks(rig):
+    """list_parameters, then get_parameters of every name: one value each, none unset."""
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import GetParameters, ListParameters
+
+    r = rig()
+    fqn = r.node.get_fully_qualified_name()
+    listing = _call(
+        r.tester,
+        r.tester.create_client(ListParameters, f"{fqn}/list_parameters"),
+        ListParameters.Request(),
+    )
+    names = list(listing.result.names)
+    ours = {s.name for s in node_settings()}
+    assert ours <= set(names) and "homography" in names, ours - set(names)
+    got = _call(
+        r.tester,
+        r.tester.create_client(GetParameters, f"{fqn}/get_parameters"),
+        GetParameters.Request(names=names),
+    )
+    assert len(got.values) == len(names)  # rclpy answers [] if a single name is unset
+    values = dict(zip(names, got.values))
+    unset = [n for n, v in values.items() if v.type == ParameterType.PARAMETER_NOT_SET]
+    assert unset == []
+    homography = values["homography"]
+    assert homography.type == ParameterType.PARAMETER_DOUBLE_ARRAY
+    assert list(homography.double_array_value) == []
+    assert values["mask_threshold"].type == ParameterType.PARAMETER_STRING  # "" = unset
+    assert values["diagnostic_updater.period"].double_value == 0.2
+
+
+def test_a_bad_start_up_value_is_fixed_with_param_set_and_configure_without_a_restart(
+    session, tiny_checkpoint_files
+):
+    """device:=gpu0 -> set device cpu over set_parameters -> configure by id -> active, fusing."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    r = Rig(session, tiny_checkpoint_files, wait_subscribed=False, device="gpu0")
+    try:
+        m = Manager(r.tester, r.fqn)
+        assert m.state() == "unconfigured"
+        assert "device: 'gpu0' is not auto, cpu, cuda or cuda:N" in r.node.report.config_error
+        client = r.tester.create_client(SetParameters, f"{r.fqn}/set_parameters")
+
+        def set_string(name, text):
+            value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=text)
+            request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+            return _call(r.tester, client, request).results[0]
+
+        refused = set_string("device", "gpu1")  # still checked while unconfigured
+        assert not refused.successful and "not auto, cpu, cuda or cuda:N" in refused.reason
+        assert set_string("device", "cpu").successful
+        assert m.transition(Transition.TRANSITION_CONFIGURE)
+        assert m.state() == "active"  # autostart finishes its walk after the fix
+        r.wait_discovery()
+        r.pair(1 * SEC)
+        assert r.wait_outputs(1)
+        assert r.wait_status("fusion", lambda s: s.level == DiagnosticStatus.OK)
+        # while active a start-up parameter is refused, with the way to change it
+        active = set_string("device", "cpu")
+        assert not active.successful
+        assert "start-up parameter" in active.reason and "deactivate, then cleanup" in (
+            active.reason
+        )
+        assert m.transition(Transition.TRANSITION_DEACTIVATE)
+        inactive = set_string("input_transport", "compressed")
+        assert not inactive.successful and "it is inactive" in inactive.reason
+        assert r.node.get_parameter("input_transport").value == "raw"
+    finally:
+        r.close()
+
+
+def test_start_up_values_are_read_again_at_configure(rig):
+    r = rig(autostart=False, wait_subscribed=False)
+    m = Manager(r.tester, r.fqn)
+    assert r.node.set_parameters([Parameter("process_width", value=32)])[0].successful
+    assert r.node.set_parameters([Parameter("process_height", value=24)])[0].successful
+    assert m.transition(Transition.TRANSITION_CONFIGURE)
+    assert r.node.preparer.size == (32, 24)
+    assert m.transition(Transition.TRANSITION_ACTIVATE)
+    r.wait_discovery()
+    r.pair(1 * SEC)
+    assert r.wait_outputs(1)
+    assert (r.fused[0].width, r.fused[0].height) == (32, 24)
+
+
+def test_an_invalid_lifecycle_request_is_refused_and_the_node_keeps_fusing(rig):
+    r = rig()
+    client = r.tester.create_client(ChangeState, f"{r.fqn}/change_state")
+    m = Manager(r.tester, r.fqn)
+    for transition in (
+        Transition(id=Transition.TRANSITION_ACTIVATE),  # by id, while active: rclpy raised
+        Transition(id=Transition.TRANSITION_CONFIGURE),
+        Transition(id=99),  # no such transition
+        Transition(label="activate"),  # by label rclpy itself refused
+    ):
+        response = _call(r.tester, client, ChangeState.Request(transition=transition))
+        assert response.success is False, transition
+        assert m.state() == "active"  # the node and its services are alive
+    r.pair(1 * SEC)
+    assert r.wait_outputs(1)
+    assert r.session.errors == []  # nothing raised out of the service callback

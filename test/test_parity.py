@@ -75,9 +75,8 @@ def test_cli_reproduces_the_reference_outputs(tmp_path, reference_weights):
             str(sos_path),
             "--device",
             "cpu",
-            "--fusion-mode",
-            "imvf",
-            "--no-mask-input-stretch",
+            "--preset",
+            "paper",
         ]
     )
     assert code == 0
@@ -175,9 +174,8 @@ def test_an_odd_size_colour_pair_matches_the_spec_reference(
             str(sos_path),
             "--device",
             "cpu",
-            "--fusion-mode",
-            "imvf",
-            "--no-mask-input-stretch",
+            "--preset",
+            "paper",
         ]
     )
     assert code == 0

@@ -151,3 +151,78 @@ def test_parse_reads_unset_and_numeric_text_for_optional_numbers():
         threshold.parse("half")
     with pytest.raises(ValueError, match="go together"):
         table.check_values({"process_width": 320, "process_height": 0})
+
+
+# --- presets ---------------------------------------------------------------------------------
+
+BAG_ARGS = ["--in", "a", "--out", "b", "--thermal-topic", "t", "--visible-topic", "v"]
+FUSE_ARGS = ["--ir", "a", "--vis", "b", "--out", "c"]
+
+
+@pytest.mark.parametrize("command,base", [("fuse", FUSE_ARGS), ("bag", BAG_ARGS)])
+def test_preset_paper_sets_the_papers_settings_on_the_command_line(command, base):
+    from sosmaskfuse_core.commands.options import setting_values
+
+    scope = table.FUSE if command == "fuse" else table.BAG
+    args = cli.build_parser().parse_args([command, *base, "--preset", "paper"])
+    values = setting_values(args, scope)
+    assert {k: values[k] for k in table.PRESETS["paper"]} == {
+        "fusion_mode": "imvf",
+        "mask_input_stretch": False,
+        "output_scaling": "minmax",
+        "mask_smoothing": 0.0,
+    }
+    assert values["mu"] == table.default("mu")  # what the preset does not name is untouched
+    # an option given on the command line wins, even when it is the front end's default
+    given = [command, *base, "--preset", "paper", "--fusion-mode", "imvf-contrast"]
+    given += ["--output-scaling", "clip"]
+    values = setting_values(cli.build_parser().parse_args(given), scope)
+    assert (values["fusion_mode"], values["output_scaling"]) == ("imvf-contrast", "clip")
+    assert values["mask_input_stretch"] is False  # not given: the preset's
+
+
+def test_the_preset_is_defined_once_and_checked_against_the_table(monkeypatch):
+    from sosmaskfuse_core.settings.presets import check_presets
+
+    assert PipelineConfig.paper().fusion_mode == table.PRESETS["paper"]["fusion_mode"]
+    monkeypatch.setitem(table.PRESETS, "paper", {**table.PRESETS["paper"], "mu": 2.0})
+    with pytest.raises(ValueError, match=r"preset 'paper': mu: 2.0 is outside \[0, 1\]"):
+        check_presets(table.by_name)
+    assert "fusion_mode imvf" in table.by_name("preset").description  # said where it is set
+
+
+def test_fleet_takes_the_preset_and_refuses_cpu_threads(tmp_path):
+    import io
+
+    from sosmaskfuse_core.commands import fleet
+    from sosmaskfuse_core.commands.options import setting_values
+
+    base = ["fleet", "--in", str(tmp_path), "--out", str(tmp_path / "out")]
+    base += ["--thermal-topic", "t", "--visible-topic", "v"]
+    args = cli.build_parser().parse_args([*base, "--preset", "paper"])
+    assert setting_values(args, table.BAG)["fusion_mode"] == "imvf"
+    args = cli.build_parser().parse_args([*base, "--cpu-threads", "2"])
+    stream = io.StringIO()
+    if fleet.importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed: fleet stops before reading its options")
+    assert fleet.run(args, stream=stream) == 2
+    assert "--cpu-threads: a fleet worker uses --cpus-per-worker" in stream.getvalue()
+
+
+def test_cpu_threads_reaches_torch_from_fuse(tmp_path, tiny_checkpoint_files):
+    import cv2
+    import numpy as np
+    import torch
+
+    for side in ("ir", "vis"):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "a.png"), np.full((32, 32), 100, np.uint8))
+    before = torch.get_num_threads()
+    try:
+        args = ["fuse", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis")]
+        args += ["--out", str(tmp_path / "out"), "--device", "cpu", "--cpu-threads", "1"]
+        args += ["--autoencoder", tiny_checkpoint_files[0], "--mask-source", "thermal"]
+        assert cli.main(args) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -58,7 +58,7 @@ from sosmaskfuse_core.formats.bag_output import (
 )
 from sosmaskfuse_core.formats.rosbag_io import STORAGES
 from sosmaskfuse_core.pipeline.builder import build_stage
-from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
+from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory, set_cpu_threads
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import BAG
 from sosmaskfuse_core.tools.fuse_bag import BagJob, BagJobError, BagReport, fuse_bag
@@ -149,6 +149,7 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
         return 2
     if replacing:
         print(f"{args.output}: an incomplete bag of a stopped run; replacing it", file=stream)
+    set_cpu_threads(values["cpu_threads"])
     if stage.pipeline.device.type == "cpu":
         retain_freed_host_memory()  # reuse freed buffers: no page faults per layer
     print(

@@ -114,6 +114,11 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
 
     try:
         values = setting_values(args, BAG)
+        if values["cpu_threads"]:
+            raise ValueError(
+                "--cpu-threads: a fleet worker uses --cpus-per-worker threads (the CPUs Ray "
+                "reserves for it)"
+            )
         job = job_from_args(args, values)
         pipeline_config(values)  # bad values fail here, not in every worker
         frame_preparer(values)

@@ -31,7 +31,7 @@ import numpy as np
 from sosmaskfuse_core.commands.options import add_setting_options, setting_values
 from sosmaskfuse_core.formats.image_files import list_images, pair_by_stem
 from sosmaskfuse_core.pipeline.builder import build_stage
-from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory
+from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory, set_cpu_threads
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import FUSE
 from sosmaskfuse_core.tools.fuse_folder import fuse_folder
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    set_cpu_threads(values["cpu_threads"])
     if stage.pipeline.device.type == "cpu":
         retain_freed_host_memory()  # reuse freed buffers: no page faults per layer
     where = f"{stage.pipeline.device}, {stage.pipeline.backend.name} backend"

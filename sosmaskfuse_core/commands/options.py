@@ -6,8 +6,9 @@ a front end its own default: `fuse` does not smooth masks across a folder of sti
 `add_setting_options` adds the settings of one front end (`bag` or `fuse`) and `--params-file`
 (the node's ROS 2 parameter file, e.g. what `sosmaskfuse calibrate` writes); `setting_values`
 reads them back as the name -> value mapping that
-`sosmaskfuse_core.pipeline.builder.build_stage` takes: an option given on the command line
-beats the file, which beats the default.
+`sosmaskfuse_core.pipeline.builder.build_stage` takes. Precedence: an option given on the
+command line beats the parameter file, which beats the `--preset`, which beats the default (the
+options record which settings were given).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from sosmaskfuse_core.settings.params_file import settings_from_file
 
 log = logging.getLogger("sosmaskfuse.options")
 _TYPES = {"str": str, "int": int, "float": float, "optional_float": float, "floats": float}
-
-
 #: Namespace attribute: the settings whose options were given on the command line.
 GIVEN = "_settings_given"
 
@@ -78,8 +77,8 @@ def add_setting_option(
         )
         return
     kwargs: dict[str, Any] = {
-        "dest": setting.name,
         "action": _Store,
+        "dest": setting.name,
         "type": _TYPES[setting.kind],
         "default": default,
         "help": _help(setting, scope),
@@ -115,17 +114,24 @@ def add_setting_options(parser: argparse.ArgumentParser, scope: str) -> None:
                 add_setting_option(container, setting, scope)
 
 
+def given_settings(args: argparse.Namespace) -> set[str]:
+    """The settings given on the command line (not left at their defaults)."""
+    return set(getattr(args, GIVEN, ()) or ())
+
+
 def setting_values(args: argparse.Namespace, scope: str) -> dict[str, Any]:
     """Name -> value of every setting of `scope`, validated (ValueError names the bad one).
 
-    With `--params-file`, the file's values replace the defaults of the options not given.
+    With `--params-file`, the file's values replace the defaults of the options not given; the
+    preset (`--preset`) then sets its settings, except those given here or in the file.
     """
     values = {s.name: getattr(args, s.name) for s in table.for_scope(scope)}
+    given = given_settings(args)
     path = getattr(args, "params_file", None)
     if path:
-        given = getattr(args, GIVEN, None) or set()
         from_file, unused = settings_from_file(path, scope)
         if unused:
             log.info("%s: not used offline: %s", path, ", ".join(unused))
         values.update({k: v for k, v in from_file.items() if k not in given})
-    return table.check_values(values)
+        given |= set(from_file)
+    return table.check_values(table.apply_preset(values, given))

@@ -7,7 +7,12 @@ Image messages are converted to and from arrays by one codec (`image_codec`, bui
 
 Nothing here imports rclpy: the codec works on rclpy messages and rosbags dataclasses alike, the
 synchroniser reproduces message_filters' rules, and bags are read and written with `rosbags`.
+`rosbags` is imported only when a bag name is first used (`rosbag_io` loads on demand), so the
+node and the folder job run where it is not installed.
 """
+
+import importlib
+from typing import Any
 
 from .approx_sync import (
     DEFAULT_QUEUE_SIZE,
@@ -43,18 +48,27 @@ from .image_files import (
     read_image,
     write_image,
 )
-from .rosbag_io import (
-    COMPRESSED_IMAGE,
-    IMAGE,
-    IMAGE_TYPES,
-    STORAGES,
-    closing_writer,
-    copy_connection,
-    qos_profile,
-    typestore,
-)
 from .voc_boxes import Box, BoxFileError, read_voc
 from .yolo_boxes import read_class_names, read_yolo
+
+#: Names of `rosbag_io`, which imports `rosbags`: loaded when first asked for.
+_ROSBAG_NAMES = (
+    "COMPRESSED_IMAGE",
+    "IMAGE",
+    "IMAGE_TYPES",
+    "STORAGES",
+    "closing_writer",
+    "copy_connection",
+    "qos_profile",
+    "typestore",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ROSBAG_NAMES:
+        return getattr(importlib.import_module(".rosbag_io", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BOX_FORMATS",

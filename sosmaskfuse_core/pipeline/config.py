@@ -90,8 +90,12 @@ class PipelineConfig:
 
     @classmethod
     def paper(cls, **changes) -> PipelineConfig:
-        """The reference implementation's settings (IMV-F, the per-frame min-max stretch)."""
-        paper = {"fusion_mode": "imvf", "output_scaling": "minmax", "mask_input_stretch": False}
+        """The reference implementation's settings (the table's `paper` preset), with `changes`.
+
+        IMV-F, the paper's SOS input and the per-frame min-max stretch
+        (`sosmaskfuse_core.settings.table.PRESETS`).
+        """
+        paper = {k: v for k, v in table.PRESETS["paper"].items() if k in cls.SETTINGS}
         return cls(**{**paper, **changes})
 
     def __post_init__(self) -> None:

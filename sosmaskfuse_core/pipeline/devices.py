@@ -1,8 +1,13 @@
-"""Device and precision choices, `auto|cpu|cuda[:N]` and `fp32|fp16|bf16`, with clear errors."""
+"""Device and precision choices, `auto|cpu|cuda[:N]` and `fp32|fp16|bf16`, with clear errors.
+
+Also the process-wide knobs of the entry points (CPU threads, the allocator) and the memory a
+device has free.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 
 import torch
@@ -37,6 +42,13 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     return torch.device("cuda", index)
 
 
+def describe_device(device: torch.device) -> str:
+    """The device in words, for logs and diagnostics' hardware_id: `cpu`, `cuda:0 NVIDIA ...`."""
+    if device.type == "cuda":
+        return f"{device} {torch.cuda.get_device_name(device)}"
+    return str(device)
+
+
 def check_precision(precision: str, device: torch.device) -> str:
     """Validate a precision for a device; fp16 needs CUDA.
 
@@ -54,6 +66,42 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+def set_cpu_threads(threads: int) -> int:
+    """Let torch use `threads` CPU threads (the `cpu_threads` setting); 0 leaves them as they are.
+
+    In a fresh process "as they are" is torch's default (one per core). Process-wide, like
+    `retain_freed_host_memory`: entry points call it (the node at configure, the `fuse` and
+    `bag` commands), the library never does. Returns the threads now in use.
+    """
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can take on `device` now; None where that cannot be told.
+
+    CUDA: the driver's free memory plus what torch's caching allocator holds unused. CPU:
+    the kernel's MemAvailable (Linux), else the free physical pages.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def retain_freed_host_memory() -> bool:

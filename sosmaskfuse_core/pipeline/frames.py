@@ -17,6 +17,7 @@ Shared by the ROS node, the bag tool and the folder job through `PairStage`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,96 @@ def parse_homography(values: Sequence[float] | np.ndarray | None) -> np.ndarray 
     if abs(np.linalg.det(h)) < 1e-12:
         raise ValueError("homography is singular (determinant 0)")
     return h
+
+
+def check_thermal_encoding(image: np.ndarray, encoding: str) -> None:
+    """ValueError unless a thermal frame is raw counts (`THERMAL_RAW`) or 8-bit gray or colour.
+
+    16-bit colour (rgb16, bgr16, ...) is no thermal camera's output: it is refused by name,
+    before any gain control sees it.
+    """
+    if encoding not in THERMAL_RAW and image.dtype != np.uint8:
+        raise ValueError(
+            f"thermal image: unsupported encoding {encoding!r} ({image.dtype} with "
+            f"{image.shape[2] if image.ndim == 3 else 1} channel(s)); a thermal camera gives "
+            f"raw counts ({', '.join(THERMAL_RAW)}) or 8-bit images"
+        )
+
+
+def thermal_share_inside(
+    homography: np.ndarray, thermal_wh: tuple[int, int], visible_wh: tuple[int, int]
+) -> float:
+    """The share (0..1) of the thermal frame's area that `homography` maps into the visible frame.
+
+    0 when the map sends part of the frame through infinity (the frame is not seen as a
+    quadrilateral at all).
+    """
+    tw, th = thermal_wh
+    corners = np.array([[0, 0, 1], [tw, 0, 1], [tw, th, 1], [0, th, 1]], dtype=np.float64)
+    mapped = corners @ homography.T
+    if not (mapped[:, 2] > 0).all() and not (mapped[:, 2] < 0).all():
+        return 0.0
+    quad = (mapped[:, :2] / mapped[:, 2:]).astype(np.float32)
+    area = abs(cv2.contourArea(quad))
+    if not math.isfinite(area) or area <= 0:
+        return 0.0
+    if cv2.contourArea(quad, oriented=True) < 0:
+        quad = quad[::-1].copy()  # intersectConvexConvex wants both in the same orientation
+    vw, vh = visible_wh
+    frame = np.array([[0, 0], [vw, 0], [vw, vh], [0, vh]], dtype=np.float32)
+    inside, _ = cv2.intersectConvexConvex(quad, frame)
+    return float(min(1.0, max(0.0, inside / area)))
+
+
+#: Less than this share of the thermal frame on the visible one: the homography is refused.
+MIN_THERMAL_SHARE = 0.5
+
+
+def check_registration(
+    homography: np.ndarray | None, thermal_wh: tuple[int, int], visible_wh: tuple[int, int]
+) -> None:
+    """ValueError when the homography maps the thermal frame off, or mostly off, the visible one.
+
+    Less than `MIN_THERMAL_SHARE` of the thermal frame landing on the visible frame is a
+    homography for other cameras, other resolutions or the inverse direction.
+    """
+    if homography is None:
+        return
+    share = thermal_share_inside(homography, thermal_wh, visible_wh)
+    if share < MIN_THERMAL_SHARE:
+        raise ValueError(
+            f"homography maps {share:.0%} of the {thermal_wh[0]}x{thermal_wh[1]} thermal frame "
+            f"onto the {visible_wh[0]}x{visible_wh[1]} visible frame (at least "
+            f"{MIN_THERMAL_SHARE:.0%} must land on it): it must map thermal pixels to visible "
+            "pixels at these cameras' resolutions"
+        )
+
+
+def aspect_text(size_wh: tuple[int, int]) -> str:
+    """`4:3` for 640x480, `32:9` for 3840x1080."""
+    w, h = size_wh
+    g = math.gcd(w, h) or 1
+    return f"{w // g}:{h // g}"
+
+
+def aspect_mismatch(
+    thermal_wh: tuple[int, int], visible_wh: tuple[int, int], tolerance: float = 0.1
+) -> str | None:
+    """What is wrong when a thermal frame of another shape is resized onto the visible one.
+
+    Without a homography the thermal image is stretched to the visible size, which assumes
+    both cameras see the same field of view; aspect ratios more than `tolerance` apart say
+    they do not. None when they agree.
+    """
+    ratio = (thermal_wh[0] / thermal_wh[1]) / (visible_wh[0] / visible_wh[1])
+    if abs(math.log(ratio)) <= math.log1p(tolerance):
+        return None
+    return (
+        f"the {thermal_wh[0]}x{thermal_wh[1]} thermal frame ({aspect_text(thermal_wh)}) is "
+        f"stretched onto the {visible_wh[0]}x{visible_wh[1]} visible frame "
+        f"({aspect_text(visible_wh)}) without a homography: set homography to register the "
+        "cameras"
+    )
 
 
 def pixel_scaling(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
@@ -117,10 +208,9 @@ class FramePreparer:
         """8-bit thermal: raw counts through the gain control, 8-bit gray as is, colour as BGR."""
         if encoding in THERMAL_RAW:
             return self.agc.apply(image)
+        check_thermal_encoding(image, encoding)
         if image.ndim == 3 and image.shape[2] > 1:
             return to_bgr(image, encoding)
-        if image.dtype != np.uint8:
-            raise ValueError(f"thermal image: encoding {encoding} is not an 8-bit image")
         return image.reshape(image.shape[:2])
 
     def visible(self, image: np.ndarray, encoding: str) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from sosmaskfuse_core.thermal.temporal_mask import MaskSmoother, MaskSmootherConfig
 
-from .frames import FramePreparer
+from .frames import FramePreparer, check_registration
 from .fusion_pipeline import MIN_SIZE, FusionPipeline
 
 #: Which input's header (stamp and frame_id) the outputs carry.
@@ -87,6 +87,7 @@ class PairStage:
         self.mask_smoothing = 0.0
         self.smoother: MaskSmoother | None = None
         self.set_mask_smoothing(mask_smoothing)
+        self._registered: tuple | None = None  # the camera sizes the homography was checked on
 
     def set_mask_smoothing(self, weight: float) -> None:
         """Smooth computed masks with this weight of the past (0 = off); a new weight restarts."""
@@ -115,8 +116,25 @@ class PairStage:
     def prepare(self, thermal: Frame, visible: Frame, mask: Frame | None = None) -> PreparedPair:
         """Both images (and the mask) in the visible camera's grid at the processing size.
 
-        ValueError names the image and the problem (encoding, size, a mask that is not mono).
+        ValueError names the image and the problem (encoding, size, a mask that is not mono, a
+        homography that maps the thermal frame off the visible one). The sizes are checked
+        before anything is resized: a 1x1 frame is refused, not upscaled.
         """
+        sizes = {}
+        least = max(MIN_SIZE, self.pipeline.autoencoder.config.min_size)
+        for name, frame in (("thermal", thermal), ("visible", visible)):
+            h, w = frame.image.shape[:2]
+            if min(h, w) < least:
+                raise ValueError(
+                    f"{name} image: {w}x{h} is smaller than the {least}x{least} the "
+                    "autoencoder needs"
+                )
+            sizes[name] = (w, h)
+        homography = self.preparer.homography
+        key = (sizes["thermal"], sizes["visible"], None if homography is None else id(homography))
+        if key != self._registered:  # once per camera sizes: the per-frame path is not taxed
+            check_registration(homography, sizes["thermal"], sizes["visible"])
+            self._registered = key
         ir, vis = self.preparer.prepare(
             thermal.image, thermal.encoding, visible.image, visible.encoding
         )

@@ -22,6 +22,7 @@ KINDS = ("str", "bool", "int", "float", "optional_float", "floats")
 
 #: Groups in the order they are listed (YAML sections, --help groups), each with its title.
 GROUPS = {
+    "preset": "preset",
     "models": "models",
     "fusion": "fusion",
     "geometry": "processing size and registration",

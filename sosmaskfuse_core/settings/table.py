@@ -1,19 +1,17 @@
 """The one table of user settings: name, type, default, range or choices, live or not, description.
 
-Every setting of the fusion node and of the offline jobs is declared here once. The ROS
-parameter descriptors (`sosmaskfuse_ros.params`), the command-line options of `fuse` and
-`bag` (`sosmaskfuse_core.commands.options`), `config/sosmaskfuse.yaml`
-(`sosmaskfuse_core.settings.yaml_file`), the launch arguments and the settings -> pipeline
-builder (`sosmaskfuse_core.pipeline.builder`) all read it; so do the library's own config
-classes for their defaults and checks (`PipelineConfig`, `ThermalAGC`).
-
-This module is plain Python (no torch, no ROS), so launch files and `--help` stay quick.
+Every setting of the fusion node and of the offline jobs is declared here once: the ROS
+parameters (`sosmaskfuse_ros.params`), the `fuse`/`bag` options (`commands.options`),
+`config/sosmaskfuse.yaml` (`settings.yaml_file`), the launch arguments, the settings ->
+pipeline builder (`pipeline.builder`) and the library's config classes (`PipelineConfig`,
+`ThermalAGC`) all read it. Plain Python (no torch, no ROS): launch files and --help stay quick.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .presets import PRESET_NAMES, PRESETS, apply_preset, check_presets, preset_text  # noqa: F401
 from .setting import (  # noqa: F401  (re-exported: the table is where callers look them up)
     BAG,
     EVERYWHERE,
@@ -24,30 +22,25 @@ from .setting import (  # noqa: F401  (re-exported: the table is where callers l
     NODE,
     Setting,
 )
-
-# --- vocabularies --------------------------------------------------------------------------------
-
-#: `imvf` is the paper's IMV-F; `imvf-contrast` runs the same IMV-F pass and then guards every
-#: thermal target's gain-normalised contrast, mask or not (`pipeline.contrast_guard`,
-#: docs/thermal_contrast.md); `sca` and `addition` ignore the mask.
-#: What each one runs is `pipeline.fusion_modes`.
-FUSION_MODES = ("imvf", "imvf-contrast", "sca", "addition")
-OUTPUT_SCALINGS = ("minmax", "clip")
-PRECISIONS = ("fp32", "fp16", "bf16")
-#: What runs the networks: PyTorch, ONNX Runtime (the optional `onnx` extra; CPU, fp32), or
-#: `auto` (ONNX Runtime where it is installed and the run is fp32 on the CPU, else PyTorch).
-BACKENDS = ("torch", "onnxruntime", "auto")
-#: Where the mask comes from: the SOS network, the classical thermal mask, the mean of the two
-#: (`ensemble`), masks supplied with each pair (the node's `mask` topic, a bag's mask topic,
-#: `fuse --mask-dir`), or `auto`: the shipped SOS network averaged with the classical mask
-#: (what measured best on held-out ground-level scenes, the shipped network's model card),
-#: SOS network weights you give alone, the classical mask where there is no network.
-MASK_SOURCES = ("auto", "ensemble", "sosnet", "thermal", "topic")
-AGC_MODES = ("minmax", "percentile", "fixed")
-TRANSPORTS = ("raw", "compressed")
-
+from .vocabulary import (  # noqa: F401  (re-exported, as above)
+    AGC_MODES,
+    BACKENDS,
+    FUSION_MODES,
+    MASK_SOURCES,
+    OUTPUT_SCALINGS,
+    PRECISIONS,
+    TRANSPORTS,
+)
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "preset",
+        "str",
+        "none",
+        f"values for other settings ({preset_text()}); values you give (node: not defaults) win",
+        "preset",
+        choices=PRESET_NAMES,
+    ),
     # models (start-up)
     Setting(
         "autoencoder_weights",
@@ -66,23 +59,10 @@ SETTINGS: tuple[Setting, ...] = (
         "models",
         flag="--sosnet",
     ),
-    Setting(
-        "device",
-        "str",
-        "auto",
-        "auto, cpu, cuda or cuda:N",
-        "models",
-        pattern=r"(?i)auto|cpu|cuda(:[0-9]+)?",
-        pattern_text="auto, cpu, cuda or cuda:N",
-    ),
-    Setting(
-        "precision",
-        "str",
-        "fp32",
-        "network precision: fp32, fp16 (CUDA only) or bf16",
-        "models",
-        choices=PRECISIONS,
-    ),
+    Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N", "models",
+            pattern=r"(?i)auto|cpu|cuda(:[0-9]+)?", pattern_text="auto, cpu, cuda or cuda:N"),
+    Setting("precision", "str", "fp32", "network precision: fp32, fp16 (CUDA only) or bf16",
+            "models", choices=PRECISIONS),
     Setting(
         "backend",
         "str",
@@ -102,28 +82,37 @@ SETTINGS: tuple[Setting, ...] = (
         "models",
         choices=MASK_SOURCES,
     ),
+    Setting(
+        "cpu_threads",
+        "int",
+        0,
+        "torch's CPU threads (0 = torch's default, one per core): leave cores to the others",
+        "models",
+        range=(0, 1024),
+    ),
+    Setting(
+        "allow_fallback",
+        "bool",
+        True,
+        "a device, precision, backend or weights that cannot run: run the nearest that can "
+        "(CPU, fp32, shipped weights) and say so; false: configure fails with the reason",
+        "models",
+        scopes=frozenset({NODE}),
+    ),
     # fusion (live)
     Setting(
         "fusion_mode",
         "str",
         "imvf-contrast",
-        "imvf-contrast (IMV-F whose thermal targets keep their contrast and polarity against "
-        "their surround, mask or not, whatever the cameras' gains; docs/thermal_contrast.md), "
-        "imvf (the paper, exactly), or "
-        "the mask-free baselines sca and addition",
+        "imvf-contrast (IMV-F whose thermal targets keep their contrast and polarity, mask or "
+        "not, whatever the cameras' gains; docs/thermal_contrast.md), imvf (the paper, exactly), "
+        "or the mask-free baselines sca and addition",
         "fusion",
         choices=FUSION_MODES,
         live=True,
     ),
-    Setting(
-        "mu",
-        "float",
-        0.8,
-        "IMV-F weight of the thermal foreground features",
-        "fusion",
-        range=(0.0, 1.0),
-        live=True,
-    ),
+    Setting("mu", "float", 0.8, "IMV-F weight of the thermal foreground features", "fusion",
+            range=(0.0, 1.0), live=True),
     Setting(
         "target_contrast",
         "float",
@@ -331,12 +320,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # reporting (start-up)
     Setting(
-        "diagnostics_period",
+        "diagnostic_updater.period",
         "float",
         1.0,
-        "seconds between /diagnostics messages",
+        "seconds between /diagnostics messages (diagnostic_updater's parameter)",
         "reporting",
         range=(0.05, 3600.0),
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "diagnostic_updater.use_fqn",
+        "bool",
+        False,
+        "status names '/ns/name: task', not 'name: task' (diagnostic_updater's parameter)",
+        "reporting",
         scopes=frozenset({NODE}),
     ),
     Setting(
@@ -352,7 +349,7 @@ SETTINGS: tuple[Setting, ...] = (
         "input_min_rate",
         "float",
         1.0,
-        "diagnostics: an input slower than this (Hz) is WARN (0 = no lower bound)",
+        "diagnostics: an input below this rate (Hz) less 10% is WARN, none in the window ERROR",
         "reporting",
         range=(0.0, 10000.0),
         scopes=frozenset({NODE}),
@@ -361,7 +358,7 @@ SETTINGS: tuple[Setting, ...] = (
         "input_max_rate",
         "float",
         1000.0,
-        "diagnostics: an input faster than this (Hz) is WARN",
+        "diagnostics: an input faster than this (Hz) plus 10% is WARN",
         "reporting",
         range=(0.0, 10000.0),
         open_low=True,
@@ -371,10 +368,20 @@ SETTINGS: tuple[Setting, ...] = (
         "max_stamp_age",
         "float",
         5.0,
-        "diagnostics: an input whose header stamps are older than this (s) on arrival is WARN",
+        "diagnostics: stamps older than this (s) on arrival (inputs) or publication "
+        "(fused_image) are ERROR",
         "reporting",
         range=(0.0, 86400.0),
         open_low=True,
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "output_min_rate",
+        "float",
+        0.0,
+        "diagnostics: fused_image below this rate (Hz) less 10% is WARN, none in the window ERROR",
+        "reporting",
+        range=(0.0, 10000.0),
         scopes=frozenset({NODE}),
     ),
     # lifecycle (start-up)
@@ -382,7 +389,8 @@ SETTINGS: tuple[Setting, ...] = (
         "autostart",
         "bool",
         True,
-        "configure and activate at start-up (false: wait unconfigured for a lifecycle manager)",
+        "configure and activate at start-up (false: wait unconfigured for a lifecycle manager); "
+        "if a start-up value stops it, the configure after the fix activates too",
         "lifecycle",
         scopes=frozenset({NODE}),
     ),
@@ -427,3 +435,6 @@ def check_values(values: dict[str, Any]) -> dict[str, Any]:
     if low is not None and high is not None and low >= high:
         raise ValueError(f"input_min_rate ({low}) must be below input_max_rate ({high})")
     return values
+
+
+check_presets(by_name)

@@ -18,9 +18,11 @@ HEADER = """\
 #   ros2 run sosmaskfuse_ros sosmaskfuse_node --ros-args --params-file sosmaskfuse.yaml
 #   ros2 launch sosmaskfuse_ros sosmaskfuse.launch.py params_file:=sosmaskfuse.yaml
 # "live" parameters can be changed while the node runs (ros2 param set /sosmaskfuse mu 0.5);
-# "start-up" ones are read-only once the node has started.
-# The launch files' arguments device, mask_source, autoencoder_weights and sosnet_weights override
-# the values below.
+# "start-up" ones can be set while the node is unconfigured, and configure reads them (fix a bad
+# value with ros2 param set, then ros2 lifecycle set /sosmaskfuse configure: no restart).
+# preset: paper sets the settings it names unless you give them a value other than their default.
+# The launch files' arguments device, mask_source, autoencoder_weights, sosnet_weights, preset and
+# autostart override the values below when they are given.
 # QoS: inputs are best effort, outputs reliable, keep last 5 (REP-2003). Change them per topic with
 # rclpy's read-only QoS override parameters (fully qualified topic names; history, depth,
 # reliability), for example under ros__parameters:
@@ -38,10 +40,10 @@ _WIDTH = 110
 
 
 def yaml_value(setting: table.Setting) -> str:
-    """The setting's default as YAML text (unset optional numbers are the empty string)."""
+    """The setting's default as YAML text (unset optional numbers are "", unset lists [])."""
     value = setting.default
     if setting.kind == "floats":
-        return "[" + ", ".join(repr(float(v)) for v in (value or _example(setting))) + "]"
+        return "[" + ", ".join(repr(float(v)) for v in (value or ())) + "]"
     if value is None:
         return '""'
     if isinstance(value, bool):
@@ -53,15 +55,6 @@ def yaml_value(setting: table.Setting) -> str:
             value if value and value.replace("_", "").replace(":", "").isalnum() else f'"{value}"'
         )
     return str(value)
-
-
-def _example(setting: table.Setting) -> list[float]:
-    """An example value for a list setting without a default (the identity for the homography)."""
-    return (
-        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        if setting.length == 9
-        else [0.0] * (setting.length or 1)
-    )
 
 
 def kind_text(setting: table.Setting) -> str:
@@ -82,16 +75,15 @@ def kind_text(setting: table.Setting) -> str:
 
 
 def _entry(setting: table.Setting) -> list[str]:
-    unset = setting.kind == "floats" and setting.default is None
-    key = f"{'# ' if unset else ''}{setting.name}: {yaml_value(setting)}"
+    key = f"{setting.name}: {yaml_value(setting)}"
     comment = f"{kind_text(setting)}: {setting.description}"
     if setting.kind == "optional_float":
         comment = f'"" or {kind_text(setting)}: {setting.description}'
+    elif setting.kind == "floats" and setting.default is None:
+        comment = f"[] or {kind_text(setting)}: {setting.description}"
     width = _WIDTH - len(_INDENT) - _COMMENT_COLUMN - 2
     lines = textwrap.wrap(comment, width) or [""]
     pad = " " * _COMMENT_COLUMN
-    if unset:  # the key line is commented out: put the comment on the lines below it
-        return [_INDENT + key] + [_INDENT + "#" + pad[1:] + "# " + line for line in lines]
     first = _INDENT + key.ljust(_COMMENT_COLUMN - 1) + " # " + lines[0]
     return [first] + [_INDENT + pad + "#   " + line for line in lines[1:]]
 
