@@ -160,7 +160,7 @@ def to_setting(setting: table.Setting, value: Any) -> Any:
     ValueError names the setting and the rule.
     """
     if setting.kind == "floats" and value is not None:
-        value = [float(v) for v in value] or None  # an empty list is unset
+        value = [float(v) for v in value]  # an empty list is unset: Setting.parse
     if setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return setting.parse(value)

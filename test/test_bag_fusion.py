@@ -226,8 +226,8 @@ def test_corrupt_messages_are_reported_and_skipped(tmp_path, pipeline):
     assert [stamp_of(m) for _, m, _ in got[FUSED]] == [entries[0][1]]
 
 
-class Boom(Exception):
-    pass
+class Boom(BaseException):
+    """What a pair's exception cannot be (PairStage keeps those to their pair): it ends the run."""
 
 
 @pytest.mark.parametrize("storage,error", [("sqlite3", KeyboardInterrupt), ("mcap", Boom)])

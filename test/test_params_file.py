@@ -112,7 +112,7 @@ def test_the_shipped_config_reads_back_as_the_defaults():
         node_only = {s.name for s in table.for_scope(table.NODE)} - {
             s.name for s in table.for_scope(scope)
         }
-        assert set(unused) == node_only & set(unused) and "diagnostics_period" in unused
+        assert set(unused) == node_only & set(unused) and "diagnostic_updater.period" in unused
 
 
 def test_the_command_line_wins_over_the_file_which_wins_over_the_defaults(tmp_path):

@@ -101,8 +101,10 @@ class Setting:
         """`value` as this setting holds it, then checked.
 
         For `optional_float`, "" (how a ROS parameter or YAML file says "unset") is None and a
-        numeric string is its number.
+        numeric string is its number; for `floats`, an empty list (likewise) is None.
         """
+        if self.kind == "floats" and value is not None and len(value) == 0:
+            return None
         if self.kind == "optional_float":
             if value is None or (isinstance(value, str) and not value.strip()):
                 return None
