@@ -30,6 +30,7 @@ from sosmaskfuse_core.models.imvf_autoencoder import IMVFAutoencoder
 from sosmaskfuse_core.models.sos_hrnet import SOSNet
 from sosmaskfuse_core.settings.table import BACKENDS
 
+from .bands import fuse_within_budget
 from .fusion_modes import FusionMode
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class Backend(abc.ABC):
     name: str
     autoencoder: IMVFAutoencoder
     sosnet: SOSNet | None
+    #: Bytes the encoder-strategy-decoder pass may use: a frame whose pass needs more is fused
+    #: in bands of the same output (`bands`); None: no limit.
+    memory_budget: float | None = None
 
     @abc.abstractmethod
     def encode(self, batch: torch.Tensor, precision: str) -> list[torch.Tensor]:
@@ -75,11 +79,20 @@ class Backend(abc.ABC):
 
         The encoder runs once on the mode's encoder batch, the strategy fuses each level in
         fp32, the decoder runs once (its output cropped to the input's size, which only a
-        space-to-depth network on a frame of odd size changes).
+        space-to-depth network on a frame of odd size changes); within `memory_budget`, in
+        horizontal bands with the same output (`bands.fuse_within_budget`).
         """
-        feats = self.encode(mode.encoder_input(ir, vis, mask), precision)
-        out = self.decode(mode.fuse_levels(feats, ir.shape[0], mu), precision)
-        return out[..., : ir.shape[-2], : ir.shape[-1]]
+        return fuse_within_budget(
+            lambda batch: self.encode(batch, precision),
+            lambda feats: self.decode(feats, precision),
+            mode.encoder_input(ir, vis, mask),
+            mode,
+            ir.shape[0],
+            mu,
+            config=self.autoencoder.config,
+            element_size=DTYPES[precision].itemsize,
+            budget_bytes=self.memory_budget,
+        )
 
 
 # --- CUDA graphs, one per input size ---------------------------------------------------------

@@ -129,6 +129,7 @@ def build_pipeline(
     device: str | torch.device = "auto",
     config: PipelineConfig | None = None,
     backend: str = table.default("backend"),
+    memory_mb: int = table.default("fusion_memory_mb"),
 ) -> tuple[FusionPipeline, ModelSources]:
     """A pipeline from checkpoint paths; empty paths mean the shipped defaults.
 
@@ -156,7 +157,12 @@ def build_pipeline(
     config = dataclasses.replace(config, **changes)
     sos = networks.sosnet if needs_network(source) else None
     pipeline = FusionPipeline(
-        networks.autoencoder, sos, config=config, device=device, backend=backend
+        networks.autoencoder,
+        sos,
+        config=config,
+        device=device,
+        backend=backend,
+        memory_mb=memory_mb,
     )
     sources = describe_sources(networks, source)
     probe(pipeline, what=str(sources))  # broken or useless weights are refused here, at load
@@ -211,6 +217,7 @@ def build_stage(
         device=values.get("device", "auto"),
         config=config,
         backend=values.get("backend", table.default("backend")),
+        memory_mb=values.get("fusion_memory_mb", 0),
     )
     stage = PairStage(
         pipeline,

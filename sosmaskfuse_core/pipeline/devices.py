@@ -61,6 +61,23 @@ def check_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+#: The autoencoder pass's memory budget on the CPU when the setting says auto (0): at 1280 x 1024
+#: the full model fp32 then peaks at ~1.2 GB for the whole `fuse` process (docs/performance.md).
+CPU_FUSION_MEMORY_MB = 512
+
+
+def fusion_memory_budget(device: torch.device, memory_mb: int = 0) -> float:
+    """Bytes the autoencoder pass may use on `device` (`fusion_memory_mb`; 0 = auto).
+
+    Auto: CPU_FUSION_MEMORY_MB on the CPU, a quarter of a CUDA device's memory.
+    """
+    if memory_mb > 0:
+        return float(memory_mb) * 2**20
+    if device.type == "cuda":
+        return 0.25 * torch.cuda.get_device_properties(device).total_memory
+    return float(CPU_FUSION_MEMORY_MB) * 2**20
+
+
 def autocast(device: torch.device, precision: str):
     """An autocast context for fp16/bf16, a no-op for fp32."""
     if precision == "fp32":

@@ -42,7 +42,7 @@ from . import preprocessing as pp
 from .backends import Backend, choose_backend, make_backend
 from .config import PipelineConfig
 from .contrast_guard import guard_thermal_contrast, target_map
-from .devices import check_precision, resolve_device
+from .devices import check_precision, fusion_memory_budget, resolve_device
 from .health import count_non_finite, raise_if_non_finite
 from .mask_source import needs_classical, needs_network, resolve_mask_source
 from .transfer import MIN_SIZE, DeviceTransfer, mask_tensor, mask_to_float, to_u8_tensor
@@ -113,7 +113,9 @@ class FusionPipeline:
     `backend_options` go to `TorchBackend` (channels_last, cuda_graphs). The backend runs its
     own copies of `autoencoder` and `sosnet`: the caller's modules are left as they are.
     thermal_masker: the classical mask (default `ThermalHotObjectMasker`), for the `thermal`
-    and `ensemble` sources. On CUDA, NumPy inputs reach the device in one copy per call
+    and `ensemble` sources. memory_mb: the autoencoder pass's memory budget
+    (`fusion_memory_mb`; 0 = auto, `devices.fusion_memory_budget`): a larger frame is fused in
+    bands with the same output. On CUDA, NumPy inputs reach the device in one copy per call
     through a pinned buffer, the outputs asked for come back in one copy, and every network
     runs on the caller's current stream.
     """
@@ -128,6 +130,7 @@ class FusionPipeline:
         thermal_masker: ThermalMasker | None = None,
         backend: str = "torch",
         backend_options: dict | None = None,
+        memory_mb: int = 0,
     ) -> None:
         self.device = resolve_device(device)
         config = config or PipelineConfig()
@@ -139,6 +142,7 @@ class FusionPipeline:
         self.backend: Backend = make_backend(
             backend, autoencoder, sosnet, self.device, config.precision, **(backend_options or {})
         )
+        self.backend.memory_budget = fusion_memory_budget(self.device, memory_mb)
         self.thermal_masker: ThermalMasker = thermal_masker or ThermalHotObjectMasker()
         self.transfer = DeviceTransfer(self.device)
         self._config = config

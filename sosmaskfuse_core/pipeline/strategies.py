@@ -3,6 +3,11 @@
 All functions take encoder feature maps N x C x H x W of one level and return the fused
 map of the same shape. They are applied level by level (docs/algorithm.md, IMV-F);
 `fusion_modes` says which mode runs which.
+
+Everything is per pixel except SCA's channel weights, which use each channel's spatial mean
+over the whole image. A caller that fuses the image in parts (`pipeline.bands`) computes
+those means once over the whole image and passes them in (`channel_means`); without them
+each call takes the means of the maps it is given, as the formula does.
 """
 
 from __future__ import annotations
@@ -12,16 +17,26 @@ import torch
 EPS = 1e-5
 
 
-def spatial_channel_attention(x: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+def spatial_channel_attention(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float = EPS,
+    channel_means: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """SCA of two feature maps: (3 * channel-weighted + spatial-softmax-weighted) / 4.
 
     channel: p = spatial mean per channel, w_x = p_x / (p_x + p_y + eps);
     spatial: s = channel mean per pixel, v_x = exp(s_x) / (exp(s_x) + exp(s_y) + eps).
-    The arithmetic is the formula's, operation for operation; intermediate maps are updated
-    in place, so a level costs a few full-size buffers instead of a dozen.
+    `channel_means` = (p_x, p_y), N x C x 1 x 1, when x and y are parts of larger maps whose
+    means they are; None takes the means of x and y. The arithmetic is the formula's,
+    operation for operation; intermediate maps are updated in place, so a level costs a few
+    full-size buffers instead of a dozen.
     """
-    px = x.mean(dim=(2, 3), keepdim=True)
-    py = y.mean(dim=(2, 3), keepdim=True)
+    if channel_means is None:
+        px = x.mean(dim=(2, 3), keepdim=True)
+        py = y.mean(dim=(2, 3), keepdim=True)
+    else:
+        px, py = channel_means
     denom = px + py + eps
     channel = (px / denom) * x
     channel += (py / denom) * y
@@ -40,15 +55,16 @@ def imvf(
     vis_bg: torch.Tensor,
     mu: float = 0.8,
     eps: float = EPS,
+    bg_channel_means: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """IMV-F: foreground mu-weighted, background SCA blended with the visible background.
 
     F = (mu * A + (1 - mu) * C) + 0.6 * (W * S + (1 - W) * D) + 0.4 * D,
     S = SCA(B, D), W = S / (S + D + eps); A, B, C, D = ir_fg, ir_bg, vis_fg, vis_bg.
     Evaluated in this order, in fp32; only fresh intermediates are updated in place (safe for
-    autograd too).
+    autograd too). `bg_channel_means`: SCA's `channel_means` of B and D.
     """
-    s = spatial_channel_attention(ir_bg, vis_bg, eps)
+    s = spatial_channel_attention(ir_bg, vis_bg, eps, bg_channel_means)
     w = s + vis_bg
     w += eps
     w = s / w  # W = S / (S + D + eps)

@@ -91,6 +91,15 @@ SETTINGS: tuple[Setting, ...] = (
         range=(0, 1024),
     ),
     Setting(
+        "fusion_memory_mb",
+        "int",
+        0,
+        "memory the autoencoder pass may use (MiB): a larger frame is fused in bands with the "
+        "same output; 0 = auto (512 on the CPU, a quarter of the GPU's memory)",
+        "models",
+        range=(0, 1 << 20),
+    ),
+    Setting(
         "allow_fallback",
         "bool",
         True,
