@@ -118,16 +118,21 @@ def test_the_visible_detail_around_a_target_is_kept():
     assert np.abs(out[0, 0].numpy()[far] - fused[0, 0].numpy()[far]).max() < 1e-3
 
 
-def test_target_map_is_the_strongest_evidence_over_the_threshold_and_grown():
+def test_target_map_is_the_strongest_evidence_and_grown():
     cfg = ContrastGuardConfig(gate_threshold=0.2, gate_radius=0.05)
     weak = torch.zeros(1, 1, 64, 80)
-    weak[..., 30:34, 40:44] = 0.5  # above the threshold once halved by the pyramid blur
-    other = torch.zeros(1, 1, 64, 80)
-    gate = target_map([weak, other], cfg)
+    weak[..., 28:36, 36:44] = 0.5  # a network probability above its threshold
+    gate = target_map([torch.zeros(1, 1, 64, 80)], weak, cfg)
     assert gate.shape[-2:] == (32, 40)
     assert float(gate.max()) == 1.0 and float(gate[..., 0, 0]) == 0.0
     reach = (gate[0, 0] > 0.5).nonzero()
     assert int(reach[:, 1].max() - reach[:, 1].min()) >= 2 * round(0.5 * 0.05 * 80)
+    # a mask counts where it passes 0.5: a classical mask's halo (below 0.5) is no target
+    halo = torch.full((1, 1, 64, 80), 0.45)
+    assert float(target_map([halo], None, cfg).max()) == 0.0
+    core = torch.zeros(1, 1, 64, 80)
+    core[..., 20:40, 20:40] = 1.0
+    assert float(target_map([halo, core], None, cfg).max()) == 1.0
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,12 @@ where it is not (too weak, or of the other sign), the shortfall is added:
     F'  = F + sum_j up_j(sign(t_j) d_j)
 
 with s a ramp from `threshold` to 2 `threshold` thermal gray levels and g the target map at
-that level. The target map (`target_map`) is the largest of the fusion mask and the probabilities
-the mask was made from (the SOS network's, the classical mask's) over `gate_threshold`, capped at
-1 and grown by `gate_radius`: the mask decides how much, and a target the averaged mask
-half-missed is still guarded. Coefficients where the fused image already has the thermal
+that level. The target map (`target_map`) says where targets are, from the strongest of: the
+masks' targets (the fusion mask, the classical mask: a soft step at 0.5, so the classical
+mask's halo, always below 0.5, does not count), and the SOS network's own probability over
+`gate_threshold` (the network is the recall: its probability, averaged into the fusion mask,
+often stays under 0.5 on a small, distant or cold target); grown by `gate_radius`. The mask
+decides how much, not whether. Coefficients where the fused image already has the thermal
 polarity and enough of it are left alone, so outside targets, and wherever no thermal structure
 is lost, the image stays the fusion's. The defaults guard levels 0 (1-2 pixel detail: small
 targets live there) to 5 (~32-64 pixels); coarser structure (sky against road) is left to the
@@ -47,7 +49,7 @@ class ContrastGuardConfig:
     threshold: thermal band magnitude (gray levels, before the gain) where the guard starts;
         full strength at twice it.
     first_level / last_level: the pyramid levels guarded (level j: structures of ~2^j px).
-    gate_threshold: probability at which the target map reaches 1.
+    gate_threshold: the SOS network's probability at which the target map reaches 1.
     gate_radius: how far the target map grows around what the masks mark, as a share of the
         image's long side (a target's ring of background belongs to its contrast).
     """
@@ -75,17 +77,27 @@ class ContrastGuardConfig:
             )
 
 
-def target_map(
-    probabilities: Sequence[torch.Tensor], config: ContrastGuardConfig
-) -> torch.Tensor:
-    """The guard's target map at half resolution: max(probabilities) / gate_threshold, grown.
+#: The soft step at 0.5 that turns a mask into target evidence: 0 below 0.45, 1 above 0.55.
+MASK_STEP = (0.45, 0.55)
 
-    probabilities: N x 1 x H x W maps in [0, 1] (the fusion mask, and what it was made from),
-    each taken to half resolution as the pyramids are (`pyr_down`).
+
+def target_map(
+    masks: Sequence[torch.Tensor],
+    network: torch.Tensor | None,
+    config: ContrastGuardConfig,
+) -> torch.Tensor:
+    """The guard's target map at half resolution (`pyr_down`'s size), grown by gate_radius.
+
+    masks: N x 1 x H x W masks in [0, 1] whose targets are where they pass 0.5 (the fusion
+    mask; the classical mask); network: the SOS network's probability, a target from
+    `gate_threshold` on (None without a network).
     """
-    strongest = pyr_down(torch.cat(list(probabilities), 1)).amax(1, keepdim=True)
-    gate = (strongest / config.gate_threshold).clamp(0.0, 1.0)
-    radius = round(0.5 * config.gate_radius * max(probabilities[0].shape[-2:]))
+    lo, hi = MASK_STEP
+    parts = [((m.float() - lo) / (hi - lo)).clamp(0.0, 1.0) for m in masks]
+    if network is not None:
+        parts.append((network.float() / config.gate_threshold).clamp(0.0, 1.0))
+    gate = pyr_down(torch.cat(parts, 1)).amax(1, keepdim=True)
+    radius = round(0.5 * config.gate_radius * max(masks[0].shape[-2:]))
     return dilate(gate, radius)
 
 

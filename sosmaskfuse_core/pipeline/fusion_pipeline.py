@@ -45,7 +45,16 @@ from .contrast_guard import guard_thermal_contrast, target_map
 from .devices import check_precision, fusion_memory_budget, resolve_device
 from .health import count_non_finite, raise_if_non_finite
 from .mask_source import needs_classical, needs_network, resolve_mask_source
-from .transfer import MIN_SIZE, DeviceTransfer, mask_tensor, mask_to_float, to_u8_tensor
+from .transfer import (
+    MIN_SIZE,
+    DeviceTransfer,
+    check_request,
+    check_sizes,
+    mask_tensor,
+    mask_to_float,
+    stack,
+    to_u8_tensor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +113,14 @@ class _Batch:
     @property
     def n(self) -> int:
         return int(self.ir.shape[0])
+
+
+@dataclass
+class _Evidence:
+    """What a computed mask was made from: the network's probability, the classical mask."""
+
+    network: torch.Tensor | None = None
+    masks: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
 
 class FusionPipeline:
@@ -212,7 +229,7 @@ class FusionPipeline:
         sees the mask probabilities the pipeline computes (SOS network, classical mask; not
         the masks given), in pair order.
         """
-        _check_request(thermals, visibles, masks, outputs)
+        check_request(thermals, visibles, masks, outputs, OUTPUTS)
         with self._lock:
             cfg = self._config
             batch = self._load(thermals, visibles, masks, cfg)
@@ -245,12 +262,12 @@ class FusionPipeline:
         cfg: PipelineConfig,
     ) -> _Batch:
         """Check and stack the inputs, make the classical mask where it is needed, upload once."""
-        ir = _stack([to_u8_tensor(t, "thermal") for t in thermals], "thermal")
+        ir = stack([to_u8_tensor(t, "thermal") for t in thermals], "thermal")
         vis = None
         if visibles is not None:
-            vis = _stack([to_u8_tensor(v, "visible") for v in visibles], "visible")
-        given = None if masks is None else _stack([mask_tensor(m) for m in masks], "mask")
-        _check_sizes(ir, vis, given, self.autoencoder.config.min_size)
+            vis = stack([to_u8_tensor(v, "visible") for v in visibles], "visible")
+        given = None if masks is None else stack([mask_tensor(m) for m in masks], "mask")
+        check_sizes(ir, vis, given, self.autoencoder.config.min_size)
         ir_y = classical = None
         if given is None and needs_classical(cfg.mask_source):
             ir_y = pp.luma_u8(ir)
@@ -288,24 +305,24 @@ class FusionPipeline:
 
     def _mask_probability(
         self, batch: _Batch, cfg: PipelineConfig, limits: StretchLimits | None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The mask probability (N x 1 x H x W) and the maps it was made from.
+    ) -> tuple[torch.Tensor, _Evidence]:
+        """The mask probability (N x 1 x H x W): given, network, classical or their mean.
 
-        Given, network, classical or their mean; the maps feed the guard's target map.
+        With what it was made from, for the guard's target map.
         """
         if batch.given is not None:
-            return batch.given, []
+            return batch.given, _Evidence()
         source = cfg.mask_source
         if source == "topic":
             raise ValueError("mask_source 'topic' needs a mask with every pair")
         network = self._network_probability(batch, cfg, limits) if needs_network(source) else None
+        classical = [batch.classical] if batch.classical is not None else []
+        evidence = _Evidence(network, classical)
         if network is None:
-            assert batch.classical is not None
-            return batch.classical, [batch.classical]
-        if batch.classical is None:
-            return network, [network]
-        # ensemble: the mean of the two
-        return (network + batch.classical) * 0.5, [network, batch.classical]
+            return classical[0], evidence
+        if not classical:
+            return network, evidence
+        return (network + classical[0]) * 0.5, evidence  # ensemble: the mean of the two
 
     def _network_probability(
         self, batch: _Batch, cfg: PipelineConfig, limits: StretchLimits | None
@@ -323,7 +340,7 @@ class FusionPipeline:
         self,
         batch: _Batch,
         mask: torch.Tensor,
-        evidence: list[torch.Tensor],
+        evidence: _Evidence,
         cfg: PipelineConfig,
         limits: StretchLimits | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,7 +357,7 @@ class FusionPipeline:
         if guard is None:
             return decoded, decoded
         assert limits is not None
-        targets = target_map([mask, *evidence], guard)
+        targets = target_map([mask, *evidence.masks], evidence.network, guard)
         return guard_thermal_contrast(decoded, ir, targets, limits[1], guard), decoded
 
     def _finish(
@@ -361,53 +378,6 @@ class FusionPipeline:
 
 
 # --- helpers of the steps ---------------------------------------------------------------------
-
-
-def _check_request(
-    thermals: Sequence[Image],
-    visibles: Sequence[Image],
-    masks: Sequence[Image] | None,
-    outputs: Collection[str],
-) -> None:
-    unknown = set(outputs) - set(OUTPUTS)
-    if unknown:
-        raise ValueError(
-            f"unknown outputs {sorted(unknown)}; expected some of {', '.join(OUTPUTS)}"
-        )
-    if len(thermals) != len(visibles) or not thermals:
-        raise ValueError(
-            f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})"
-        )
-    if masks is not None and len(masks) != len(thermals):
-        raise ValueError(f"got {len(masks)} masks for {len(thermals)} pairs")
-
-
-def _stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
-    shapes = {tuple(t.shape) for t in images}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}"
-        )
-    return torch.stack(images)
-
-
-def _check_sizes(
-    ir: torch.Tensor, vis: torch.Tensor | None, mask: torch.Tensor | None, min_size: int
-) -> None:
-    if min(ir.shape[-2:]) < min_size:
-        raise ValueError(
-            f"images are {ir.shape[-1]}x{ir.shape[-2]}, smaller than the {min_size}x{min_size} "
-            "this autoencoder needs"
-        )
-    if vis is not None and ir.shape[-2:] != vis.shape[-2:]:
-        raise ValueError(
-            f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
-            f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first"
-        )
-    if mask is not None and mask.shape[-2:] != ir.shape[-2:]:
-        raise ValueError(
-            f"mask is {mask.shape[-1]}x{mask.shape[-2]}, images are {ir.shape[-1]}x{ir.shape[-2]}"
-        )
 
 
 def _output_images(

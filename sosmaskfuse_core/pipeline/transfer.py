@@ -10,7 +10,7 @@ the CPU check the one-upload, one-download property of the GPU path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Union
 
 import numpy as np
@@ -166,3 +166,57 @@ class DeviceTransfer:
             out[k] = host[offset : offset + n].view(dtype).reshape(tuple(t.shape))
             offset += n
         return out
+
+
+# --- checks of a call's inputs ----------------------------------------------------------------
+
+
+def check_request(
+    thermals: Sequence[Image],
+    visibles: Sequence[Image],
+    masks: Sequence[Image] | None,
+    outputs: Collection[str],
+    known: Collection[str],
+) -> None:
+    """ValueError for outputs not `known`, or image and mask lists that do not match."""
+    unknown = set(outputs) - set(known)
+    if unknown:
+        raise ValueError(
+            f"unknown outputs {sorted(unknown)}; expected some of {', '.join(known)}"
+        )
+    if len(thermals) != len(visibles) or not thermals:
+        raise ValueError(
+            f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})"
+        )
+    if masks is not None and len(masks) != len(thermals):
+        raise ValueError(f"got {len(masks)} masks for {len(thermals)} pairs")
+
+
+def stack(images: list[torch.Tensor], what: str) -> torch.Tensor:
+    """One N x C x H x W batch of C x H x W images (ValueError when they differ in shape)."""
+    shapes = {tuple(t.shape) for t in images}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"a batch needs {what} images of one size and channel count, got {sorted(shapes)}"
+        )
+    return torch.stack(images)
+
+
+def check_sizes(
+    ir: torch.Tensor, vis: torch.Tensor | None, mask: torch.Tensor | None, min_size: int
+) -> None:
+    """ValueError for images under the network's minimum or of sizes that do not match."""
+    if min(ir.shape[-2:]) < min_size:
+        raise ValueError(
+            f"images are {ir.shape[-1]}x{ir.shape[-2]}, smaller than the {min_size}x{min_size} "
+            "this autoencoder needs"
+        )
+    if vis is not None and ir.shape[-2:] != vis.shape[-2:]:
+        raise ValueError(
+            f"thermal is {ir.shape[-1]}x{ir.shape[-2]} but visible is "
+            f"{vis.shape[-1]}x{vis.shape[-2]} (width x height): register or resize first"
+        )
+    if mask is not None and mask.shape[-2:] != ir.shape[-2:]:
+        raise ValueError(
+            f"mask is {mask.shape[-1]}x{mask.shape[-2]}, images are {ir.shape[-1]}x{ir.shape[-2]}"
+        )
