@@ -4,7 +4,8 @@
         [--conditions as-is,dim]
         [--mask-sources thermal,ensemble,sosnet,hand,hand-dilated,hand-eroded]
         [--modes imvf,imvf-contrast] [--output-scalings minmax,clip] [--baselines]
-        [--sosnet CKPT] [--radius 8] [--scale 1.0] [--limit N] [--markdown FILE] [--json FILE]
+        [--sosnet CKPT] [--autoencoder auto|full|lite|CKPT] [--precision auto|fp32|bf16|fp16]
+        [--radius 8] [--scale 1.0] [--limit N] [--markdown FILE] [--json FILE]
         [--boxes DIR [--box-format yolo|voc]]
 
 Every row is one (condition, mask source, fusion mode, output scaling) over the pairs: the
@@ -67,6 +68,7 @@ from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET,
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
+from sosmaskfuse_core.settings.table import PRECISIONS
 
 MODES = ("imvf", "imvf-contrast")
 SCALINGS = ("minmax", "clip")
@@ -106,14 +108,21 @@ class Study:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.pipeline, sources = build_pipeline(
-            mask_source="thermal", device=args.device, config=PipelineConfig.paper()
+            args.autoencoder,
+            mask_source="thermal",
+            device=args.device,
+            config=PipelineConfig.paper(precision=args.precision),
         )
         print(f"pipeline: {sources}", file=sys.stderr)
         self.sos = {}  # "sosnet" (the network alone), "ensemble" (averaged with the classical)
         for source in ("sosnet", "ensemble"):
             if source in args.mask_sources:
                 self.sos[source], sos_sources = build_pipeline(
-                    sosnet=args.sosnet, mask_source=source, device=args.device
+                    args.autoencoder,
+                    sosnet=args.sosnet,
+                    mask_source=source,
+                    device=args.device,
+                    config=PipelineConfig(precision=args.precision),
                 )
                 print(f"{source} masks: {sos_sources.mask}", file=sys.stderr)
         self.masks = (
@@ -350,6 +359,12 @@ def main() -> int:
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--autoencoder",
+        default="auto",
+        help='"auto" (the device\'s: full on a GPU, lite on a CPU), "full", "lite" or a file',
+    )
+    ap.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS))
     args = ap.parse_args()
     if args.mask_sources is None:
         args.mask_sources = ["thermal"] + (["hand"] if args.masks else [])

@@ -35,6 +35,7 @@ import functools
 import re
 import signal
 import threading
+from contextlib import nullcontext
 from typing import Any
 
 import rclpy
@@ -112,8 +113,7 @@ class FusionNode(LifecycleNode):
         self._report_timers: dict[str, tuple[float, Any]] = {}
         self._reporting({name: self.parameters.start_value(name) for name in _REPORTING})
         guard_change_state(self, self._after_transition)
-        # autostart walks to active; if a start-up value stops it, the configure after the fix
-        # finishes the walk (_after_transition)
+        # autostart walks to active (or the configure after a start-up value's fix does)
         self._autostart_pending = bool(self.parameters.start_value("autostart"))
         if self._autostart_pending and self.trigger_configure() == _SUCCESS:
             self._autostart_pending = self.trigger_activate() != _SUCCESS
@@ -322,11 +322,12 @@ class FusionNode(LifecycleNode):
             if not self._outputs_wanted():
                 self.counts.idle += 1  # nobody listens: nothing to decode or fuse for
                 return
-            image, encoding = message_to_array(
-                msg,
-                name=f"{role} image",
-                max_pixels=self.parameters.configured["max_input_pixels"],
-            )  # as `sosmaskfuse bag` decodes
+            with self.stage.clock("decode") if self.stage else nullcontext():
+                image, encoding = message_to_array(
+                    msg,
+                    name=f"{role} image",
+                    max_pixels=self.parameters.configured["max_input_pixels"],
+                )  # as `sosmaskfuse bag` decodes
             if role == "thermal":
                 check_thermal_encoding(image, encoding)
                 low, high = image.min(), image.max()
@@ -388,7 +389,7 @@ class FusionNode(LifecycleNode):
                 self.get_logger().warning(warning)
             if not self.context.ok() or not self._active:
                 return  # shut down (Ctrl-C) or deactivated while fusing: nothing to publish
-            self.outputs.publish(visible.header, out, sizes[1])
+            self.outputs.publish(visible.header, out, sizes[1], stage.clock)
             self.counts.published += 1
             stamp = stamp_to_ns(visible.header.stamp)
             self.report.pair_published(stamp)
@@ -438,8 +439,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        # Ctrl-C under ros2 launch is two SIGINTs (the terminal's and the one launch forwards): the
-        # second must not cut short stopping the fusion thread (exiting in mid-inference aborts).
+        # ros2 launch's Ctrl-C is two SIGINTs: the second must not cut the fusion thread's stop
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()

@@ -5,9 +5,9 @@ Only what failed is replaced by its default, the user's other choices are kept:
 * an unusable device (`cuda` without a GPU, `cuda:3` with one) -> the CPU;
 * an unusable precision (`fp16` on the CPU) -> fp32;
 * an autoencoder file that cannot be used (missing, malformed, numerically broken: the
-  pipeline's probe frame decodes to NaN) -> the shipped autoencoder;
+  pipeline's probe frame decodes to NaN) -> the device's shipped autoencoder (`auto`);
 * an SOS network file that cannot be used -> no network, the mask from the best source left;
-* and, if even that fails on the chosen device, the shipped defaults on the CPU in fp32.
+* and, if even that fails on the chosen device, the shipped CPU model on the CPU in fp32.
 
 Each reason is logged, and the fallback's account (what runs, and why) is returned for the
 diagnostics. With `allow_fallback` false nothing is replaced: the first thing that cannot run
@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sosmaskfuse_core.models.shipped import AUTO
 from sosmaskfuse_core.pipeline import builder
 from sosmaskfuse_core.pipeline.backends import choose_backend
-from sosmaskfuse_core.pipeline.devices import check_precision, resolve_device
+from sosmaskfuse_core.pipeline.devices import check_precision, resolve_device, resolve_precision
 from sosmaskfuse_core.pipeline.pair_stage import PairStage
 from sosmaskfuse_core.settings import table
 
@@ -41,18 +42,19 @@ def _attempts(values: Mapping[str, Any], device: str, precision: str) -> list[di
     """The model choices to try, in order: as configured, then replacing what may have failed."""
     ae, sos, mask = values["autoencoder_weights"], values["sosnet_weights"], values["mask_source"]
     fallback_mask = "topic" if mask == "topic" else "auto"
+    shipped = ae in AUTO  # the device's shipped model already
     tries = [(ae, sos, mask)]
-    if ae:
-        tries.append(("", sos, mask))
+    if not shipped:
+        tries.append(("auto", sos, mask))
     if sos or mask == "sosnet":
         tries.append((ae, "", fallback_mask))
-        if ae:
-            tries.append(("", "", fallback_mask))
+        if not shipped:
+            tries.append(("auto", "", fallback_mask))
     runs = [dict(zip(("autoencoder_weights", "sosnet_weights", "mask_source"), t)) for t in tries]
     for run in runs:
         run.update(device=device, precision=precision)
     last_resort = {
-        "autoencoder_weights": "",
+        "autoencoder_weights": "auto",
         "sosnet_weights": "",
         "mask_source": fallback_mask,
         "device": "cpu",
@@ -78,13 +80,13 @@ def load_models(values: Mapping[str, Any], log_error: Callable[[str], None]) -> 
         errors.append(str(exc))
         device, resolved = "cpu", resolve_device("cpu")
     try:
-        check_precision(precision, resolved)
+        check_precision(resolve_precision(precision, resolved), resolved)
     except ValueError as exc:
         errors.append(str(exc))
         precision = "fp32"
     backend = values.get("backend", table.default("backend"))
     try:
-        choose_backend(backend, resolved, precision)
+        choose_backend(backend, resolved, resolve_precision(precision, resolved, backend))
     except ValueError as exc:
         errors.append(str(exc))
         backend = "torch"

@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sosmaskfuse_core.formats.image_codec import fill_compressed_msg, fill_image_msg
 from sosmaskfuse_core.pipeline.pair_stage import PairOutputs
+from sosmaskfuse_core.pipeline.stage_clock import StageClock
 
 from .camera_info import camera_info_problem, fused_camera_info
 
@@ -90,23 +91,34 @@ class NodeOutputs:
         if problem is not None:
             self.report(problem)
 
-    def publish(self, header, out: PairOutputs, visible_wh: tuple[int, int]) -> None:
-        """The messages of one fused pair, all with `header` (the visible frame's)."""
-        self.pubs["fused"].publish(fill_image_msg(Image(), out.fused, out.fused_encoding, header))
-        if out.mask is not None:
-            self.pubs["mask"].publish(fill_image_msg(Image(), out.mask, out.mask_encoding, header))
-        if "compressed" in self.pubs:
-            msg = fill_compressed_msg(
-                CompressedImage(), out.fused, "jpeg", header, jpeg_quality=self.jpeg_quality
-            )
-            self.pubs["compressed"].publish(msg)
-        info = self.camera_info
-        if info is not None:
-            height, width = out.fused.shape[:2]
-            try:
-                scaled = fused_camera_info(info, header, width, height, visible_wh)
-            except ValueError as exc:
-                self.report(str(exc))
-            else:
-                self.report(None)
-                self.pubs["camera_info"].publish(scaled)
+    def publish(
+        self, header, out: PairOutputs, visible_wh: tuple[int, int], clock: StageClock
+    ) -> None:
+        """The messages of one fused pair, all with `header` (the visible frame's).
+
+        Made (`encode`), then published (`publish`), as `clock` times them.
+        """
+        with clock("encode"):
+            messages = [("fused", fill_image_msg(Image(), out.fused, out.fused_encoding, header))]
+            if out.mask is not None:
+                messages.append(
+                    ("mask", fill_image_msg(Image(), out.mask, out.mask_encoding, header))
+                )
+            if "compressed" in self.pubs:
+                jpeg = fill_compressed_msg(
+                    CompressedImage(), out.fused, "jpeg", header, jpeg_quality=self.jpeg_quality
+                )
+                messages.append(("compressed", jpeg))
+            info = self.camera_info
+            if info is not None:
+                height, width = out.fused.shape[:2]
+                try:
+                    scaled = fused_camera_info(info, header, width, height, visible_wh)
+                except ValueError as exc:
+                    self.report(str(exc))
+                else:
+                    self.report(None)
+                    messages.append(("camera_info", scaled))
+        with clock("publish"):
+            for name, msg in messages:
+                self.pubs[name].publish(msg)

@@ -88,10 +88,15 @@ def name_clash(graph: Iterable[tuple[str, str]], name: str, namespace: str, fqn:
 
 
 def running_values(stage, sources, sync, preset: str) -> dict[str, Any]:
-    """What runs, for the fusion status: device, precision, models, mode, preset, pairing."""
+    """What runs, for the fusion status: device, precision, models, mode, preset, pairing.
+
+    With the time each stage took per fused pair since the last status (`time <stage> (ms)`;
+    the stage clock is read, and restarted, here).
+    """
     if stage is None or sources is None:
         return {}
     config = stage.pipeline.config
+    _, stage_ms = stage.clock.take()
     return {
         "device": str(stage.pipeline.device),
         "precision": config.precision,
@@ -101,6 +106,7 @@ def running_values(stage, sources, sync, preset: str) -> dict[str, Any]:
         "mu": config.mu,
         "preset": preset,
         "sync": sync.name if sync is not None else "",
+        **{f"time {name} (ms)": f"{ms:.1f}" for name, ms in stage_ms.items()},
     }
 
 

@@ -47,6 +47,9 @@ def tiny_models() -> tuple[IMVFAutoencoder, SOSNet]:
     with torch.no_grad():
         ae.encoder.stem.conv.weight.mul_(1 / 255.0)
         ae.decoder.head.conv.bias.fill_(1.0)
+        # an output that varies by more than bf16's step near 1 (the `auto` precision of a
+        # CPU with native bf16): else the load-time probe rightly calls it constant
+        ae.decoder.head.conv.weight.mul_(10.0)
     sos = SOSNet(
         HRNetConfig(
             stem_channels=8,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -462,6 +463,13 @@ def test_cli_exit_codes_and_summary(tmp_path):
         and f"{THERMAL} at 100.1" in text
     )
     assert f"{VISIBLE}: 3 frames, 1 unpaired" in text
+    times = re.search(r"time per pair \(ms\): (.*)", text)
+    assert times, text  # every stage of the bag's path, in its order
+    stages = [item.rsplit(" ", 1)[0] for item in times.group(1).split(", ")]
+    assert stages == [  # SOS weights given: the network alone; the bag smooths masks
+        "read", "decode", "prepare", "load", "sos network", "mask smoothing", "autoencoder",
+        "contrast guard", "output", "encode", "write",
+    ]  # fmt: skip
     got, _ = read_bag(tmp_path / "out")
     assert len(got[FUSED]) == 2 and (tmp_path / "out" / "out.db3").is_file()
     meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())[

@@ -136,5 +136,5 @@ def test_colcon_builds_the_package_and_the_installed_node_comes_up(
     line = next((t for t in output.splitlines() if "fusing on cpu" in t), "")
     # the shipped weights came from the workspace (the install space, or symlinked to its
     # source folder with --symlink-install), not from this checkout
-    assert "shipped default" in line and str(ws) in line and str(REPO) not in line, output
+    assert "shipped lite" in line and str(ws) in line and str(REPO) not in line, output
     assert "Traceback" not in output, output

@@ -43,7 +43,7 @@ def test_demo_records_every_stream_and_writes_the_contact_sheet(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "throughput:" in proc.stdout and "latency" in proc.stdout
-    assert "models: shipped default" in proc.stdout and "mask: shipped SOS network" in proc.stdout
+    assert "models: shipped lite" in proc.stdout and "mask: shipped SOS network" in proc.stdout
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[0] > 2 * 100 and sheet.shape[1] > 4 * 100
     with Reader(out / "demo_bag") as reader:

@@ -294,7 +294,7 @@ def test_compressed_transport(rig):
 
 def test_unusable_weights_fall_back_to_the_defaults_and_say_so(rig):
     r = rig(autoencoder_weights="/nonexistent/ae.pt", sosnet_weights="/nonexistent/sos.pt")
-    assert "shipped default" in r.node.sources.autoencoder
+    assert "shipped lite" in r.node.sources.autoencoder
     assert "nonexistent" not in r.node.sources.mask
     assert "no such checkpoint file" in r.node.report.last_error
     r.pair(1 * SEC)

@@ -84,7 +84,7 @@ def test_fp16_on_the_cpu_keeps_the_users_models_and_the_log_says_fp32(
 def test_a_bad_device_and_missing_weights_give_the_shipped_defaults_on_the_cpu(rig):
     r = rig(weights=("/nonexistent/ae.pt", "/nonexistent/sos.pt"), device=ABSENT_CUDA)
     assert r.node.pipeline.device.type == "cpu"
-    assert "shipped default" in r.node.sources.autoencoder
+    assert "shipped lite" in r.node.sources.autoencoder
     assert ABSENT_CUDA in r.node.report.fallback and "no such checkpoint" in r.node.report.fallback
     r.pair(1 * SEC)
     assert r.wait_outputs(1)
@@ -130,7 +130,7 @@ def test_malformed_or_numerically_broken_autoencoders_fall_back(
     torch.save(obj, path)
     r = rig(weights=(str(path), ""))
     assert r.node.state == "active"
-    assert "shipped default" in r.node.sources.autoencoder
+    assert "shipped lite" in r.node.sources.autoencoder
     assert text in r.node.report.fallback
     r.pair(1 * SEC)
     assert r.wait_outputs(1)
@@ -208,7 +208,7 @@ def test_the_last_resort_runs_on_the_cpu_even_when_the_device_fails_late(monkeyp
     stage, sources, fallback = model_loading.load_models(values, errors.append)
     assert [t["device"] for t in tried] == ["cuda:0", "cuda:0", "cpu"]
     assert tried[-1] == {
-        "autoencoder_weights": "",
+        "autoencoder_weights": "auto",
         "sosnet_weights": "",
         "mask_source": "auto",
         "device": "cpu",

@@ -288,6 +288,26 @@ def test_old_stamps_are_an_error_and_latency_is_measured_from_the_header_stamp(r
     assert float(_values(fusion)["latency max (ms)"]) >= 10_000.0
 
 
+def test_the_fusion_status_has_the_time_of_each_stage_of_the_path(rig):
+    r = rig()
+    r.pair(r.node.get_clock().now().nanoseconds)
+    assert r.wait_outputs(1)
+
+    def stages(status) -> list[str]:
+        values = _values(status)
+        assert all(float(values[k]) >= 0 for k in values if k.startswith("time "))
+        return [k[5:-5] for k in values if k.startswith("time ")]
+
+    def seen(items) -> set[str]:  # a period may end between a pair's decode and its fusion
+        return {stage for s in items if s.name.endswith("fusion") for stage in stages(s)}
+
+    path = ["decode", "prepare", "load", "autoencoder", "output", "encode", "publish"]
+    assert r.statuses.wait(lambda items: set(path) <= seen(items)), seen(r.statuses)
+    for status in r.statuses:  # each in the path's order
+        timed = [stage for stage in stages(status) if stage in path]
+        assert timed == sorted(timed, key=path.index)
+
+
 def test_a_pair_stamped_zero_is_a_stamp_error_and_stays_out_of_the_latency(rig):
     r = rig()
     now = r.node.get_clock().now().nanoseconds

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from sosmaskfuse_core.pipeline import devices
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.fusion_pipeline import FusionPipeline, PipelineConfig
 
@@ -205,6 +206,32 @@ def test_unknown_device_and_cpu_fp16_are_refused(tiny_autoencoder):
         FusionPipeline(tiny_autoencoder, device="cpu", config=PipelineConfig(precision="fp16"))
 
 
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        ("fpu sse avx512f avx512_bf16 amx_tile", "bf16"),
+        ("fpu sse amx_bf16 amx_tile", "bf16"),
+        ("fpu sse avx2 avx512f avx512_vnni", "fp32"),  # bf16 emulated there: slower than fp32
+    ],
+)
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(
+    tiny_autoencoder, tmp_path, monkeypatch, flags, expected
+):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert devices.native_bf16(str(cpuinfo)) == (expected == "bf16")
+    assert not devices.native_bf16(str(tmp_path / "absent"))  # no cpuinfo: the safe fp32
+    monkeypatch.setattr(devices, "native_bf16", lambda: expected == "bf16")
+    assert PipelineConfig().precision == "auto"
+    pipe = FusionPipeline(tiny_autoencoder, device="cpu")
+    assert pipe.config.precision == expected  # resolved once, at build
+    assert pipe.update(mu=0.5).precision == expected
+    assert pipe.update(precision="fp32").precision == "fp32"  # a choice is kept
+    assert pipe.update(precision="auto").precision == expected
+    onnx = devices.resolve_precision("auto", torch.device("cpu"), backend="onnxruntime")
+    assert onnx == "fp32"  # ONNX Runtime runs fp32
+
+
 def test_bf16_on_cpu_stays_close_to_fp32():
     from sosmaskfuse_core.models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
 
@@ -212,7 +239,7 @@ def test_bf16_on_cpu_stays_close_to_fp32():
     small = IMVFAutoencoder(AutoencoderConfig(widths=(8, 16, 24, 32), stem_channels=4)).eval()
     ir, vis = _pair()
     mask = np.full(ir.shape, 128, np.uint8)
-    a = FusionPipeline(small, device="cpu")(ir, vis, mask)
+    a = FusionPipeline(small, device="cpu", config=PipelineConfig(precision="fp32"))(ir, vis, mask)
     b = FusionPipeline(small, device="cpu", config=PipelineConfig(precision="bf16"))(ir, vis, mask)
     assert np.abs(a.raw - b.raw).max() < 0.05 * np.abs(a.raw).max()
 

@@ -10,8 +10,14 @@ from conftest import shared_path
 
 from sosmaskfuse_core.formats.image_codec import to_luma
 from sosmaskfuse_core.models.checkpoints import load_autoencoder
-from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
-from sosmaskfuse_core.pipeline.builder import build_pipeline
+from sosmaskfuse_core.models.shipped import (
+    SHIPPED_AUTOENCODER,
+    SHIPPED_AUTOENCODER_LITE,
+    resolve_autoencoder,
+)
+from sosmaskfuse_core.pipeline.builder import build_pipeline, build_stage
+from sosmaskfuse_core.settings import table
+from sosmaskfuse_core.settings.presets import apply_preset
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 from sosmaskfuse_core.tools.synthetic_scene import SyntheticScene
 from sosmaskfuse_core.training.autoencoder import reconstruction_quality
@@ -20,16 +26,28 @@ from sosmaskfuse_core.training.data import find_images, load_gray
 MODEL_CARD = SHIPPED_AUTOENCODER.parent / "MODEL_CARD.md"
 
 
-def test_the_shipped_autoencoder_is_the_default():
+def test_the_shipped_autoencoder_is_the_device_s_default():
+    """`auto` (the default) is the full model on a GPU and the lite model on a CPU."""
+    assert table.default("autoencoder_weights") == "auto"
+    assert resolve_autoencoder("auto", on_gpu=True) == (str(SHIPPED_AUTOENCODER), "full")
+    assert resolve_autoencoder("auto", on_gpu=False) == (str(SHIPPED_AUTOENCODER_LITE), "lite")
+    assert resolve_autoencoder("", on_gpu=True)[1] == "full"  # earlier versions' "default"
+    assert resolve_autoencoder("full", on_gpu=False)[1] == "full"  # a name beats the device
     pipeline, sources = build_pipeline(device="cpu")
-    assert (
-        "shipped default" in sources.autoencoder
-        and str(SHIPPED_AUTOENCODER) in sources.autoencoder
-    )
+    assert sources.autoencoder == f"shipped lite {SHIPPED_AUTOENCODER_LITE}"
     rng = np.random.default_rng(0)
     ir, vis = rng.integers(0, 256, (2, 48, 64), dtype=np.uint8)
     result = pipeline(ir, vis)
     assert result.fused.shape == (48, 64) and result.fused.dtype == np.uint8
+    _, sources = build_pipeline("full", device="cpu")
+    assert sources.autoencoder == f"shipped full {SHIPPED_AUTOENCODER}"
+
+
+def test_the_paper_preset_runs_the_full_model_in_fp32():
+    values = apply_preset({**table.defaults(), "preset": "paper", "device": "cpu"})
+    stage, sources = build_stage(values)
+    assert sources.autoencoder == f"shipped full {SHIPPED_AUTOENCODER}"
+    assert stage.pipeline.config.precision == "fp32"
 
 
 def test_shipped_weights_are_a_release_file_with_their_training_record():

@@ -59,6 +59,7 @@ from sosmaskfuse_core.formats.bag_output import (
 from sosmaskfuse_core.formats.rosbag_io import STORAGES
 from sosmaskfuse_core.pipeline.builder import build_stage
 from sosmaskfuse_core.pipeline.devices import retain_freed_host_memory, set_cpu_threads
+from sosmaskfuse_core.pipeline.stage_clock import stage_table
 from sosmaskfuse_core.progress import Progress
 from sosmaskfuse_core.settings import BAG
 from sosmaskfuse_core.tools.fuse_bag import BagJob, BagJobError, BagReport, fuse_bag
@@ -238,6 +239,8 @@ def print_summary(report: BagReport, output: Path, stream=None) -> None:
             f"  wrote {', '.join(outs)}: {report.pairs} messages each; "
             f"copied {report.copied} input messages"
         )
+    if report.stage_ms and report.pairs:
+        say(f"  time per pair (ms): {stage_table(report.stage_ms)}")
     for topic, n in report.unpaired.items():
         say(f"  {topic}: {report.frames[topic]} frames, {n} unpaired")
     if report.not_copied:

@@ -1,6 +1,6 @@
 """`sosmaskfuse export-onnx`: the encoder, decoder and SOS network as ONNX files, checked in ORT.
 
-    sosmaskfuse export-onnx --out DIR [--autoencoder CKPT|lite] [--sosnet CKPT] [--no-check]
+    sosmaskfuse export-onnx --out DIR [--autoencoder full|lite|CKPT] [--sosnet CKPT] [--no-check]
 
 Writes DIR/encoder.onnx and DIR/decoder.onnx (and DIR/sosnet.onnx with --sosnet, or when SOS
 network weights ship), each with dynamic batch, height and width, then runs each file in ONNX
@@ -31,9 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
         "--autoencoder",
-        default="",
+        default="full",
         metavar="CKPT",
-        help='autoencoder checkpoint; "" = the shipped default, "lite" = the shipped lite model',
+        help='autoencoder: "full" (default) or "lite" (the shipped models), or a checkpoint',
     )
     p.add_argument("--sosnet", default="", metavar="CKPT", help="SOS network checkpoint")
     p.add_argument(

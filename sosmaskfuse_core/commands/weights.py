@@ -53,7 +53,8 @@ def add_parser(subparsers) -> None:
     e.add_argument(
         "--weights",
         default="",
-        help='autoencoder checkpoint (default: the shipped weights; "lite": the shipped lite one)',
+        help='autoencoder: "auto" (default: the shipped full model on a GPU, lite on a CPU), '
+        '"full", "lite", or a checkpoint',
     )
     e.add_argument(
         "--images", nargs="+", required=True, help="folders of images (searched recursively)"
@@ -85,10 +86,11 @@ def run_eval(args: argparse.Namespace) -> int:
     from sosmaskfuse_core.training.autoencoder import reconstruction_quality
 
     try:
-        weights, _ = resolve_autoencoder(args.weights)
+        on_gpu = resolve_device(args.device).type == "cuda"
+        weights, _ = resolve_autoencoder(args.weights, on_gpu)
         model, meta = load_autoencoder(weights)
         paths = find_images(args.images)
-    except (CheckpointError, DataError, FileNotFoundError) as exc:
+    except (CheckpointError, DataError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.held_out:
@@ -101,7 +103,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not images:
         print("error: no images to score", file=sys.stderr)
         return 2
-    device = resolve_device(args.device)
+    device = resolve_device(args.device)  # checked above
     quality = reconstruction_quality(model.to(device), images, device)
     print(
         f"{weights}: PSNR {quality['psnr']:.2f} dB, SSIM {quality['ssim']:.4f} "

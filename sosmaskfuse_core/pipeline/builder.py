@@ -30,6 +30,7 @@ from sosmaskfuse_core.models.sos_hrnet import SOSNet
 from sosmaskfuse_core.settings import table
 from sosmaskfuse_core.thermal.agc import ThermalAGC
 
+from .devices import resolve_device
 from .frames import FramePreparer, parse_homography
 from .fusion_pipeline import FusionPipeline, PipelineConfig
 from .health import probe
@@ -58,7 +59,7 @@ class Networks:
 
     autoencoder: IMVFAutoencoder
     autoencoder_meta: dict
-    autoencoder_shipped: str | None  # "default" or "lite" for a shipped file, else None
+    autoencoder_shipped: str | None  # "full" or "lite" for a shipped file, else None
     sosnet: SOSNet | None = None
     sosnet_meta: dict = field(default_factory=dict)
     sosnet_given: bool = False  # the user named the SOS file (else the shipped one, or none)
@@ -78,15 +79,20 @@ class Networks:
 
 
 def load_networks(
-    autoencoder: str | None, sosnet: str | None, *, with_sosnet: bool = True
+    autoencoder: str | None,
+    sosnet: str | None,
+    *,
+    with_sosnet: bool = True,
+    on_gpu: bool = False,
 ) -> Networks:
     """The autoencoder and (with `with_sosnet`) the SOS network from their files.
 
-    Empty paths mean the shipped files; `autoencoder` may also name a shipped model ("lite").
+    Empty paths mean the shipped files; `autoencoder` may also name a shipped model ("auto",
+    "full", "lite"; "auto" is the full model `on_gpu`, the lite model on a CPU).
     An SOS network asked for by path must load; the shipped one is used where it ships.
     Raises OSError (a missing file), ValueError or RuntimeError (a file that is not usable).
     """
-    ae_path, shipped_name = resolve_autoencoder(autoencoder)  # "", "lite" or a path
+    ae_path, shipped_name = resolve_autoencoder(autoencoder, on_gpu)
     ae, ae_meta = load_autoencoder(ae_path)
     networks = Networks(ae, ae_meta, shipped_name)
     if with_sosnet:
@@ -98,7 +104,7 @@ def load_networks(
 
 
 def describe_sources(networks: Networks, mask_source: str) -> ModelSources:
-    """What runs, in words: `autoencoder: shipped default <file>; mask: shipped SOS network...`."""
+    """What runs, in words: `autoencoder: shipped lite <file>; mask: shipped SOS network...`."""
     if mask_source == "thermal":
         mask = "classical thermal hot-object mask (no network)"
     elif mask_source == "topic":
@@ -133,7 +139,8 @@ def build_pipeline(
 ) -> tuple[FusionPipeline, ModelSources]:
     """A pipeline from checkpoint paths; empty paths mean the shipped defaults.
 
-    `autoencoder` may also name a shipped model: "lite". `mask_source` (see
+    `autoencoder` may also name a shipped model: "auto" (full on a GPU, lite on a CPU), "full"
+    or "lite". `mask_source` (see
     `mask_source.resolve_mask_source`): `auto` runs the shipped SOS network averaged with the
     classical thermal mask (`ensemble`), SOS weights you give alone (`sosnet`), and the
     classical mask (`thermal`) where there is no network; `topic` expects a mask with every
@@ -142,8 +149,12 @@ def build_pipeline(
     """
     table.by_name("mask_source").check(mask_source)
     table.by_name("backend").check(backend)
+    device = resolve_device(device)
     networks = load_networks(
-        autoencoder, sosnet, with_sosnet=mask_source in ("auto", "sosnet", "ensemble")
+        autoencoder,
+        sosnet,
+        with_sosnet=mask_source in ("auto", "sosnet", "ensemble"),
+        on_gpu=device.type == "cuda",
     )
     if needs_network(mask_source) and networks.sosnet is None:
         raise FileNotFoundError(
@@ -166,6 +177,7 @@ def build_pipeline(
     )
     sources = describe_sources(networks, source)
     probe(pipeline, what=str(sources))  # broken or useless weights are refused here, at load
+    pipeline.clock.take()  # the probe is no pair
     log.info("pipeline on %s (%s backend): %s", pipeline.device, pipeline.backend.name, sources)
     return pipeline, sources
 

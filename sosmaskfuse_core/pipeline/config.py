@@ -36,7 +36,8 @@ class PipelineConfig:
         input.
     output_scaling: `minmax` (the paper: per-image stretch, truncating cast) or `clip`
         (round and clip the decoder's gray levels: no frame-to-frame flicker on video).
-    precision: fp32, fp16 (CUDA only) or bf16; the fusion strategy always runs in fp32.
+    precision: auto (bf16 on a CPU that computes it natively, else fp32; the pipeline resolves
+        it), fp32, fp16 (CUDA only) or bf16; the fusion strategy always runs in fp32.
     color_output: return BGR, the fused image as luma with the visible image's chroma.
     mask_source: where the mask comes from (`mask_source.MASK_SOURCES`); `auto` is resolved
         against the networks when the pipeline is made (`mask_source.resolve_mask_source`).

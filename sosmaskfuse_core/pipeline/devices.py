@@ -7,6 +7,7 @@ device has free.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 
@@ -47,6 +48,35 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} {torch.cuda.get_device_name(device)}"
     return str(device)
+
+
+@functools.cache
+def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively: AVX512-BF16 or AMX-BF16 in Linux's `cpuinfo`.
+
+    False where the file cannot be read (other systems): fp32 is the safe choice there.
+    """
+    try:
+        with open(cpuinfo) as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device, backend: str = "torch") -> str:
+    """The precision a `precision` setting runs on `device` with `backend`.
+
+    `auto` is bf16 on a CPU that computes it natively (PyTorch; ONNX Runtime runs fp32), fp32
+    elsewhere; the others as they are.
+    """
+    if precision != "auto":
+        return precision
+    native = device.type == "cpu" and backend != "onnxruntime" and native_bf16()
+    return "bf16" if native else "fp32"
 
 
 def check_precision(precision: str, device: torch.device) -> str:

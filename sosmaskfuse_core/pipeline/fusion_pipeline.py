@@ -42,9 +42,10 @@ from . import preprocessing as pp
 from .backends import Backend, choose_backend, make_backend
 from .config import PipelineConfig
 from .contrast_guard import guard_thermal_contrast, target_map
-from .devices import check_precision, fusion_memory_budget, resolve_device
+from .devices import check_precision, fusion_memory_budget, resolve_device, resolve_precision
 from .health import count_non_finite, raise_if_non_finite
 from .mask_source import needs_classical, needs_network, resolve_mask_source
+from .stage_clock import StageClock
 from .transfer import (
     MIN_SIZE,
     DeviceTransfer,
@@ -153,7 +154,9 @@ class FusionPipeline:
         config = config or PipelineConfig()
         network = "given" if sosnet is not None else "none"
         config = dataclasses.replace(
-            config, mask_source=resolve_mask_source(config.mask_source, network)
+            config,
+            mask_source=resolve_mask_source(config.mask_source, network),
+            precision=resolve_precision(config.precision, self.device, backend),
         )
         check_precision(config.precision, self.device)
         self.backend: Backend = make_backend(
@@ -162,6 +165,7 @@ class FusionPipeline:
         self.backend.memory_budget = fusion_memory_budget(self.device, memory_mb)
         self.thermal_masker: ThermalMasker = thermal_masker or ThermalHotObjectMasker()
         self.transfer = DeviceTransfer(self.device)
+        self.clock = StageClock()  # the time of each stage; see stage_clock.py
         self._config = config
         self._lock = threading.Lock()
 
@@ -189,6 +193,9 @@ class FusionPipeline:
     def update(self, **changes) -> PipelineConfig:
         """Change settings between frames (validated; a bad value raises and changes nothing)."""
         new = dataclasses.replace(self._config, **changes)
+        new = dataclasses.replace(
+            new, precision=resolve_precision(new.precision, self.device, self.backend.name)
+        )
         check_precision(new.precision, self.device)
         choose_backend(self.backend.name, self.device, new.precision)  # e.g. ONNX is fp32 only
         if new.mask_source == "auto":
@@ -230,17 +237,22 @@ class FusionPipeline:
         the masks given), in pair order.
         """
         check_request(thermals, visibles, masks, outputs, OUTPUTS)
+        clock = self.clock
         with self._lock:
             cfg = self._config
-            batch = self._load(thermals, visibles, masks, cfg)
-            limits = self._stretch_limits(batch, cfg)
+            with clock("load"):
+                batch = self._load(thermals, visibles, masks, cfg)
+                limits = self._stretch_limits(batch, cfg)
             prob, evidence = self._mask_probability(batch, cfg, limits)
             if batch.given is None and mask_filter is not None:
-                prob = mask_filter(prob, batch.ir_y)
+                with clock("mask smoothing"):
+                    prob = mask_filter(prob, batch.ir_y)
             mask = pp.fusion_mask(prob, cfg.mask_threshold, cfg.quantize_mask)
             raw, decoded = self._decode(batch, mask, evidence, cfg, limits)
-            images = _output_images(raw, decoded, mask, batch, cfg, outputs)
-            results = self._finish(images, raw, batch)
+            with clock("output"):
+                images = _output_images(raw, decoded, mask, batch, cfg, outputs)
+                results = self._finish(images, raw, batch)
+        clock.pairs_done(batch.n)
         return [FusionResult(**{k: v[i] for k, v in results.items()}) for i in range(batch.n)]
 
     @torch.inference_mode()
@@ -271,7 +283,8 @@ class FusionPipeline:
         ir_y = classical = None
         if given is None and needs_classical(cfg.mask_source):
             ir_y = pp.luma_u8(ir)
-            classical = self._classical_mask(ir_y)  # a host algorithm: before the upload
+            with self.clock("classical mask"):
+                classical = self._classical_mask(ir_y)  # a host algorithm: before the upload
         send_luma = ir_y is not None and ir.shape[1] > 1  # computed once, for both sides
         send = [t for t in (ir, vis, given, classical) if t is not None]
         if send_luma:
@@ -331,10 +344,11 @@ class FusionPipeline:
         h, w = batch.ir.shape[-2:]
         sos_size = cfg.sos_size or (max(32, w // 32 * 32), max(32, h // 32 * 32))
         ir = batch.ir
-        if cfg.mask_input_stretch:
-            ir = cfg.thermal_stretch(ir, limits)
-        logit = self.backend.sos(pp.sos_input(ir, sos_size), cfg.precision)
-        return pp.logit_to_probability(logit, (h, w))
+        with self.clock("sos network"):
+            if cfg.mask_input_stretch:
+                ir = cfg.thermal_stretch(ir, limits)
+            logit = self.backend.sos(pp.sos_input(ir, sos_size), cfg.precision)
+            return pp.logit_to_probability(logit, (h, w))
 
     def _decode(
         self,
@@ -352,13 +366,15 @@ class FusionPipeline:
         """
         assert batch.vis_y is not None
         ir, vis = batch.ir_y.float(), batch.vis_y.float()
-        decoded = self.backend.fuse(ir, vis, mask, cfg.mode, cfg.mu, cfg.precision)
+        with self.clock("autoencoder"):
+            decoded = self.backend.fuse(ir, vis, mask, cfg.mode, cfg.mu, cfg.precision)
         guard = cfg.contrast_guard
         if guard is None:
             return decoded, decoded
         assert limits is not None
-        targets = target_map([mask, *evidence.masks], evidence.network, guard)
-        return guard_thermal_contrast(decoded, ir, targets, limits[1], guard), decoded
+        with self.clock("contrast guard"):
+            targets = target_map([mask, *evidence.masks], evidence.network, guard)
+            return guard_thermal_contrast(decoded, ir, targets, limits[1], guard), decoded
 
     def _finish(
         self, images: dict[str, torch.Tensor], raw: torch.Tensor, batch: _Batch

@@ -21,6 +21,7 @@ from sosmaskfuse_core.thermal.temporal_mask import MaskSmoother, MaskSmootherCon
 
 from .frames import FramePreparer, check_registration
 from .fusion_pipeline import MIN_SIZE, FusionPipeline
+from .stage_clock import StageClock
 
 #: Which input's header (stamp and frame_id) the outputs carry.
 HEADER_FROM = "visible"
@@ -120,6 +121,10 @@ class PairStage:
         homography that maps the thermal frame off the visible one). The sizes are checked
         before anything is resized: a 1x1 frame is refused, not upscaled.
         """
+        with self.clock("prepare"):
+            return self._prepare(thermal, visible, mask)
+
+    def _prepare(self, thermal: Frame, visible: Frame, mask: Frame | None) -> PreparedPair:
         sizes = {}
         least = max(MIN_SIZE, self.pipeline.autoencoder.config.min_size)
         for name, frame in (("thermal", thermal), ("visible", visible)):
@@ -158,6 +163,11 @@ class PairStage:
             np.require(vis, requirements="W"),
             None if given is None else np.require(given, requirements="W"),
         )
+
+    @property
+    def clock(self) -> StageClock:
+        """The clock of the per-pair path (the pipeline's): callers time their stages on it."""
+        return self.pipeline.clock
 
     def __call__(self, thermal: Frame, visible: Frame, mask: Frame | None = None) -> PairOutputs:
         """Fuse one pair (ValueError or RuntimeError when it cannot be fused)."""

@@ -17,6 +17,8 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
+        "autoencoder_weights": "full",
+        "precision": "fp32",
         "fusion_mode": "imvf",
         "mask_input_stretch": False,
         "output_scaling": "minmax",

@@ -45,9 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "autoencoder_weights",
         "str",
-        "",
-        'IMV-F autoencoder checkpoint (authors\' or ours); "" = shipped default, '
-        '"lite" = the shipped lite model (fewer channels, for CPUs and small GPUs)',
+        "auto",
+        'IMV-F autoencoder: "auto" (the shipped full model on a GPU, the shipped lite model on a '
+        'CPU), "full", "lite", or a checkpoint file (authors\' or ours)',
         "models",
         flag="--autoencoder",
     ),
@@ -61,8 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N", "models",
             pattern=r"(?i)auto|cpu|cuda(:[0-9]+)?", pattern_text="auto, cpu, cuda or cuda:N"),
-    Setting("precision", "str", "fp32", "network precision: fp32, fp16 (CUDA only) or bf16",
-            "models", choices=PRECISIONS),
+    Setting("precision", "str", "auto", "network precision: auto (bf16 on CPUs that compute it "
+            "natively, AVX512-BF16 or AMX; else fp32), fp32, fp16 (CUDA only) or bf16", "models",
+            choices=("auto", *PRECISIONS)),
     Setting(
         "backend",
         "str",

@@ -163,6 +163,7 @@ class BagReport:
     lost: list[LostChunk] = field(default_factory=list)  # MCAP chunks that could not be read
     not_copied: list[str] = field(default_factory=list)  # topics whose type could not be described
     seconds: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)  # per pair: read, decode, ...
     interrupted: bool = False
     error: str = ""  # why the run stopped early: an unreadable input, a failed write (fuse_bag)
 
@@ -241,6 +242,7 @@ class BagFusion:
         """
         start = time.perf_counter()
         report = self.report
+        self.stage.clock.take()  # this run's stages only
         try:
             with open_bag(self.src) as reader:
                 roles = self._check(reader)
@@ -261,6 +263,7 @@ class BagFusion:
             raise
         finally:
             report.seconds = time.perf_counter() - start
+            report.stage_ms = self.stage.clock.take()[1]
         return report
 
     def _check(self, reader: Reader) -> dict[int, int]:
@@ -324,10 +327,18 @@ class BagFusion:
             len(inputs), self.job.sync_queue_size, self.job.sync_slop
         )
         pending: list[tuple[_Message, ...]] = []
-        for conn, log_time, raw in reader.messages():
+        clock = self.stage.clock
+        messages = reader.messages()
+        while True:
+            with clock("read"):
+                item = next(messages, None)
+            if item is None:
+                break
+            conn, log_time, raw = item
             copy = copies.get(conn.id)
             if copy is not None:
-                writer.write(copy, log_time, raw)
+                with clock("write"):
+                    writer.write(copy, log_time, raw)
                 report.copied += 1
             index = roles.get(conn.id)
             if index is None:
@@ -371,13 +382,14 @@ class BagFusion:
         """The message decoded, or None after reporting it as corrupt."""
         stamp = None
         try:
-            msg: Any = self._store.deserialize_cdr(raw, conn.msgtype)
-            stamp = stamp_ns(msg.header)
-            if stamp < 0:
-                raise ValueError(f"negative header stamp {stamp} ns")
-            image, encoding = message_to_array(
-                msg, name=f"{role} image", max_pixels=self.job.max_input_pixels
-            )
+            with self.stage.clock("decode"):
+                msg: Any = self._store.deserialize_cdr(raw, conn.msgtype)
+                stamp = stamp_ns(msg.header)
+                if stamp < 0:
+                    raise ValueError(f"negative header stamp {stamp} ns")
+                image, encoding = message_to_array(
+                    msg, name=f"{role} image", max_pixels=self.job.max_input_pixels
+                )
         except (SerdeError, ImageDecodeError, ValueError) as exc:  # SerdeError: bad CDR
             self._skip(self.report.corrupt, Skipped(conn.topic, log_time, stamp, str(exc)))
             return None
@@ -426,9 +438,12 @@ class BagFusion:
         for key, conn in outputs.items():
             array, encoding = images[key]
             assert array is not None  # a mask connection exists only when masks are made
-            fields = array_to_image_fields(array, encoding)
-            msg = self._image_cls(header=visible.frame.header, **fields._asdict())
-            writer.write(conn, visible.log_time, self._store.serialize_cdr(msg, IMAGE))
+            with self.stage.clock("encode"):
+                fields = array_to_image_fields(array, encoding)
+                msg = self._image_cls(header=visible.frame.header, **fields._asdict())
+                data = self._store.serialize_cdr(msg, IMAGE)
+            with self.stage.clock("write"):
+                writer.write(conn, visible.log_time, data)
 
     def _skip(self, where: list[Skipped], item: Skipped) -> None:
         where.append(item)
