@@ -101,7 +101,7 @@ def main() -> int:
         pipes[row] = FusionPipeline(
             clone(models[model][0]),
             device=device,
-            config=PipelineConfig(precision=precision),
+            config=PipelineConfig.paper(precision=precision),  # the reference structure's mode
             backend=backend,
             backend_options=options,
         )

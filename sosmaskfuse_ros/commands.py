@@ -33,13 +33,15 @@ Ctrl-C stops; the summary says what was published.
 DEMO_DOC = """Run the fusion node on synthetic cameras over DDS; record a bag, \
 write a contact sheet.
 
-    sosmaskfuse demo [--out DIR] [--frames N] [--process-size W H] [--device D]
+    sosmaskfuse demo [--out DIR] [--frames N] [--rate HZ] [--camera-size W H]
+        [--process-size W H] [--device D] [--autoencoder A] [--precision P]
 
-Starts the synthetic cameras and the fusion node (shipped default weights) as two ROS 2
+Starts the synthetic cameras and the fusion node (the device's shipped defaults) as two ROS 2
 processes on real DDS, records the cameras, the mask, the fused images and /diagnostics to
 an MCAP bag (DIR/demo_bag), writes DIR/contact_sheet.png (thermal | visible | mask | fused)
-and prints throughput and latency. Fusion runs at a reduced size (default 160x128) so a
-2-core CPU keeps up; the cameras publish 320x256.
+and prints throughput, latency and the time of each stage of the node's path. The cameras
+publish 320x256 at 10 Hz by default; the node fuses at the cameras' size unless
+--process-size says otherwise.
 """
 
 
@@ -127,15 +129,24 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
         default=300.0,
         help="give up after this many seconds (default 300)",
     )
-    p.add_argument("--rate", type=float, default=5.0, help="camera rate, Hz (default 5)")
+    p.add_argument("--rate", type=float, default=10.0, help="camera rate, Hz (default 10)")
+    p.add_argument(
+        "--camera-size",
+        type=int,
+        nargs=2,
+        default=(320, 256),
+        metavar=("W", "H"),
+        help="the synthetic cameras' size (default 320 256)",
+    )
     p.add_argument(
         "--process-size",
         type=int,
         nargs=2,
-        default=(160, 128),
         metavar=("W", "H"),
-        help="fusion size (default 160 128)",
+        help="fusion size (default: the cameras')",
     )
+    p.add_argument("--autoencoder", default="auto", help="auto, full, lite or a checkpoint")
+    p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     p.add_argument("--output-scaling", choices=("minmax", "clip"), default="clip")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument(

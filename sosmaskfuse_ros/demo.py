@@ -239,18 +239,20 @@ def run(args: argparse.Namespace) -> int:
     if bag.exists():
         shutil.rmtree(bag)  # the previous demo's recording
     logs.mkdir(parents=True, exist_ok=True)
-    w, h = args.process_size
+    cam_w, cam_h = args.camera_size
+    w, h = args.process_size or args.camera_size
     cameras = _node_command(
         "sosmaskfuse_ros.synthetic_cameras",
         "synthetic_cameras",
-        {"rate": args.rate, "thermal_scale": 0.5, "width": 320, "height": 256},
+        {"rate": args.rate, "thermal_scale": 0.5, "width": cam_w, "height": cam_h},
     )
     fusion = _node_command(
         "sosmaskfuse_ros.fusion_node",
         "sosmaskfuse",
         {
-            "process_width": w,
-            "process_height": h,
+            **({"process_width": w, "process_height": h} if args.process_size else {}),
+            "autoencoder_weights": args.autoencoder,
+            "precision": args.precision,
             "output_scaling": args.output_scaling,
             "device": args.device,
             "log_period": 5.0,
@@ -259,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     print(
-        f"demo: synthetic cameras (320x256 at {args.rate:g} Hz) -> sosmaskfuse_node "
+        f"demo: synthetic cameras ({cam_w}x{cam_h} at {args.rate:g} Hz) -> sosmaskfuse_node "
         f"(fusing at {w}x{h} on {args.device}) in namespace {NAMESPACE}, "
         f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}",
         file=sys.stderr,
@@ -324,8 +326,13 @@ def run(args: argparse.Namespace) -> int:
         f"max {max(latencies):.0f} ms; as the node measures it (stamp -> published): mean "
         f"{diag.get('latency mean (ms)', '?')} ms"
     )
+    stages = {k[5:-5]: v for k, v in diag.items() if k.startswith("time ")}
+    print(
+        "time per pair in the node (ms, its last diagnostics period): "
+        + (", ".join(f"{k} {v}" for k, v in stages.items()) or "?")
+    )
     print(
         f"models: {diag.get('autoencoder', '?')}; mask: {diag.get('mask source', '?')}; "
-        f"device {diag.get('device', '?')}; total {elapsed:.0f} s"
+        f"device {diag.get('device', '?')} {diag.get('precision', '?')}; total {elapsed:.0f} s"
     )
     return 0

@@ -211,3 +211,38 @@ def test_a_crop_below_16_pixels_fails_clearly(tmp_path, images, capsys, crop):
     assert code == 2
     assert "at least 16 pixels" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_the_split_reconstruction_is_what_imvf_decodes_when_both_inputs_are_the_image():
+    from sosmaskfuse_core.models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
+    from sosmaskfuse_core.pipeline.strategies import imvf
+
+    torch.manual_seed(0)
+    model = IMVFAutoencoder(AutoencoderConfig(widths=(8, 16, 24, 32), stem_channels=4)).eval()
+    x = torch.rand(2, 1, 32, 32) * 255
+    mask = tae.split_masks(2, 32, seed=1, step=5)
+    assert torch.equal(mask, tae.split_masks(2, 32, seed=1, step=5))  # a pure function
+    assert not torch.equal(mask, tae.split_masks(2, 32, seed=1, step=6))
+    assert 0 <= mask.min() and mask.max() <= 1 and 0.1 < mask.mean() < 0.9
+    assert ((mask > 0) & (mask < 1)).any()  # soft edges
+    with torch.no_grad():
+        ir_fg, ir_bg = model.encoder(x * mask), model.encoder(x * (1 - mask))
+        fused = [imvf(a, b, a, b, mu=0.8) for a, b in zip(ir_fg, ir_bg)]  # vis = ir = x
+        expected = model.decoder(fused)
+        got = tae.split_reconstruction(model, x, mask)
+    assert torch.allclose(got, expected, atol=1e-3 * float(expected.abs().max()))
+
+
+def test_split_training_starts_from_given_weights_and_refuses_another_network(tmp_path, images):
+    start = tmp_path / "start.pt"
+    tae.train(_config(images, steps=4), start)
+    out = tmp_path / "split.pt"
+    meta = tae.train(_config(images, steps=4, split_weight=1.0, init=str(start)), out)
+    assert meta["config"]["split_weight"] == 1.0 and meta["config"]["init"] == str(start)
+    before, _ = checkpoints.load_autoencoder(start)
+    tae.train(_config(images, steps=1, lr=0.0, init=str(start)), tmp_path / "zero.pt")
+    zero, _ = checkpoints.load_autoencoder(tmp_path / "zero.pt")  # one step that moves nothing
+    for (name, x), y in zip(before.state_dict().items(), zero.state_dict().values()):
+        assert torch.equal(x, y), name  # the given weights, not a fresh initialisation
+    with pytest.raises(checkpoints.CheckpointError, match="is not this run's"):
+        tae.train(_config(images, widths=(8, 8, 8, 8), init=str(start)), tmp_path / "x.pt")

@@ -93,6 +93,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="1: the paper's network; 2: every convolution on 2x2 pixel blocks (4x less work; "
         "the CPU model)",
     )
+    p.add_argument(
+        "--split-weight",
+        type=float,
+        default=d.split_weight,
+        metavar="W",
+        help="add W x the loss of the decoder on the summed features of the image cut by a "
+        "random soft mask (what IMV-F decodes; default 0: the paper's loss alone)",
+    )
+    p.add_argument("--init", metavar="CKPT", help="start from these weights (same architecture)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
@@ -121,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         widths=tuple(args.widths),
         stem_channels=args.stem_channels,
         space_to_depth=args.space_to_depth,
+        split_weight=args.split_weight,
+        init=args.init,
         seed=args.seed,
         device=args.device,
         amp=args.amp,

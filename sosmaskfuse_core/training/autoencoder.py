@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sosmaskfuse_core.models.checkpoints import CheckpointError
+from sosmaskfuse_core.models.checkpoints import CheckpointError, load_autoencoder
 from sosmaskfuse_core.models.imvf_autoencoder import AutoencoderConfig, IMVFAutoencoder
 from sosmaskfuse_core.pipeline.devices import resolve_device
 from sosmaskfuse_core.progress import Progress
@@ -59,6 +59,8 @@ class AutoencoderTrainConfig:
     )  # the paper's; smaller for experiments
     stem_channels: int = AutoencoderConfig().stem_channels
     space_to_depth: int = AutoencoderConfig().space_to_depth
+    split_weight: float = 0.0  # the split-consistency loss's weight (0: the paper's loss alone)
+    init: str | None = None  # start from these weights (same architecture) instead of random
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -89,6 +91,29 @@ def reconstruction_quality(
             ssims.append(structural_similarity(img, out, data_range=255))
     model.train()
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "images": len(images)}
+
+
+def split_masks(batch: int, size: int, seed: int, step: int) -> torch.Tensor:
+    """Batch `step`'s soft masks (B x 1 x S x S in [0, 1]): smooth random blobs, soft edges.
+
+    Random 4x4 values in [0, 1] upsampled (bilinear) to the crop and stepped at 0.5 over a
+    ramp a quarter of the value range wide, like the SOS network's soft masks; a pure function.
+    """
+    rng = np.random.default_rng([seed, step, 7])
+    coarse = torch.from_numpy(rng.random((batch, 1, 4, 4), dtype=np.float32))
+    smooth = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    return ((smooth - 0.5) * 4.0 + 0.5).clamp_(0.0, 1.0)
+
+
+def split_reconstruction(model: IMVFAutoencoder, x: torch.Tensor, mask: torch.Tensor):
+    """The decoder on the sum of the features of x * m and x * (1 - m).
+
+    This is IMV-F's output when both inputs are x (with x as infrared and visible the mu and
+    SCA weights cancel, docs/algorithm.md): what the fused image is made of, so a network
+    trained to reconstruct it keeps the scene's levels where the mask cuts it.
+    """
+    parts = model.encoder(torch.cat([x * mask, x * (1.0 - mask)]))
+    return model.decoder([f.chunk(2)[0] + f.chunk(2)[1] for f in parts])
 
 
 def autoencoder_loss(out: torch.Tensor, x: torch.Tensor, ssim_weight: float) -> torch.Tensor:
@@ -123,8 +148,17 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
     ).to(device)
     head_bias = model.decoder.head.conv.bias
     assert head_bias is not None
-    with torch.no_grad():  # the output layer's ReLU starts alive: outputs begin at mid-gray
-        head_bias.fill_(HEAD_BIAS)
+    if cfg.init and not resume:
+        start, _ = load_autoencoder(cfg.init)  # CheckpointError names a bad file
+        if start.config != model.config:
+            raise CheckpointError(
+                f"--init {cfg.init}: its network ({start.config}) is not this run's "
+                f"({model.config}); give the run's --widths/--stem-channels/--space-to-depth"
+            )
+        model.load_state_dict(start.state_dict())
+    else:
+        with torch.no_grad():  # the output layer's ReLU starts alive: outputs begin at mid-gray
+            head_bias.fill_(HEAD_BIAS)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     total = (
@@ -177,6 +211,11 @@ def train(cfg: AutoencoderTrainConfig, out: Path, resume: bool = False, stream=N
         with runner.amp_context(device, cfg.amp):
             recon = model(x)
         loss = autoencoder_loss(recon, x, cfg.ssim_weight)
+        if cfg.split_weight > 0:
+            mask = split_masks(x.shape[0], x.shape[-1], cfg.seed, state.step).to(device)
+            with runner.amp_context(device, cfg.amp):
+                split = split_reconstruction(model, x, mask)
+            loss = loss + cfg.split_weight * autoencoder_loss(split, x, cfg.ssim_weight)
         value = runner.check_finite(loss, state.step)  # raises before anything is saved
         losses.append(value)
         optimizer.zero_grad(set_to_none=True)
