@@ -215,10 +215,10 @@ SETTINGS: tuple[Setting, ...] = (
         length=9,
         live=True,
     ),
-    Setting("alignment_check_every", "int", 5, "measure how far the registered thermal frame "
-            "sits from the visible one on every Nth fused pair, off the fusion thread (the "
-            "'alignment' diagnostics status; 0 = off)", "registration", range=(0, 100000),
-            live=True, scopes=frozenset({NODE})),
+    Setting("alignment_check_every", "int", 5, "once every N thermal/visible pairs, measure "
+            "how far the registered thermal frame sits from the visible one on the next pair "
+            "fused, off the fusion thread (the 'alignment' diagnostics status; 0 = off)",
+            "registration", range=(0, 100000), live=True, scopes=frozenset({NODE})),
     Setting("alignment_max_shift", "float", 8.0, "the 'alignment' status is WARN while the "
             "median of its last readings is further than this from aligned (visible camera "
             "pixels)", "registration", range=(0.5, 10000.0), live=True, scopes=frozenset({NODE})),
