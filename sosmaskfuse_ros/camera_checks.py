@@ -27,6 +27,11 @@ from sosmaskfuse_core.pipeline.frames import aspect_mismatch, check_registration
 Sizes = tuple[tuple[int, int], tuple[int, int]]  # (thermal wh, visible wh)
 
 
+def pair_sizes(thermal: np.ndarray, visible: np.ndarray) -> Sizes:
+    """(thermal wh, visible wh) of a pair's images."""
+    return (thermal.shape[1], thermal.shape[0]), (visible.shape[1], visible.shape[0])
+
+
 def memory_problem(pipeline: FusionPipeline, size_wh: tuple[int, int], what: str) -> str | None:
     """Why one pair at `size_wh` cannot fit on the pipeline's device; None when it can."""
     need = pair_activation_bytes(
@@ -51,12 +56,12 @@ class CameraChecks:
     def __init__(self) -> None:
         self.sizes: Sizes | None = None
         self._memory: dict[Sizes, str] = {}
-        self._shape_sizes: Sizes | None = None
+        self._shape_key: tuple | None = None  # (sizes, with a homography) last judged
 
     def at_configure(self, stage: PairStage, values: Mapping[str, Any]) -> None:
         """ValueError for a processing size that cannot fit, or a homography for other cameras."""
         self._memory = {}
-        self._shape_sizes = None
+        self._shape_key = None
         size = builder.process_size(values)
         if size is not None:
             problem = memory_problem(stage.pipeline, size, "process_width/height")
@@ -79,10 +84,14 @@ class CameraChecks:
             raise MemoryError(problem)
 
     def shape_warning(self, stage: PairStage, sizes: Sizes) -> str | None:
-        """The aspect warning of a fused pair's sizes ("" when fine); None when unchanged."""
-        if sizes == self._shape_sizes:
+        """The aspect warning of a fused pair's sizes ("" when fine); None when unchanged.
+
+        Judged again when the sizes change or a homography is set or unset (live).
+        """
+        key = (sizes, stage.preparer.homography is not None)
+        if key == self._shape_key:
             return None
-        self._shape_sizes = sizes
-        if stage.preparer.homography is not None:
+        self._shape_key = key
+        if key[1]:
             return ""
         return aspect_mismatch(*sizes) or ""

@@ -55,10 +55,10 @@ from sosmaskfuse_core.pipeline.devices import (
     set_cpu_threads,
 )
 from sosmaskfuse_core.pipeline.frames import check_thermal_encoding
-from sosmaskfuse_core.pipeline.health import NonFiniteOutputError
 from sosmaskfuse_core.pipeline.pair_stage import Frame
 
-from .camera_checks import CameraChecks
+from .alignment_status import AlignmentMonitor
+from .camera_checks import CameraChecks, pair_sizes
 from .diagnostics import WARN, InputMonitor, KeyedThrottle, OutputMonitor
 from .latest_worker import LatestWorker
 from .lifecycle import guard_change_state, logged
@@ -73,8 +73,6 @@ __all__ = ["INPUT_QOS", "OUTPUT_QOS", "FusionNode", "main"]
 _INPUTS = ("thermal", "visible", "mask")
 _TOPICS = {"thermal": "thermal/image_raw", "visible": "visible/image_raw", "mask": "mask"}
 _SUCCESS, _FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-#: Errors of one pair that say the pipeline cannot produce output at all (ERROR, not WARN).
-_FATAL_PAIR_ERRORS = (NonFiniteOutputError, MemoryError)
 #: The reporting settings read before configure (and again at configure).
 _REPORTING = ("diagnostic_updater.period", "diagnostic_updater.use_fqn", "log_period")
 
@@ -91,6 +89,7 @@ class FusionNode(LifecycleNode):
         self.monitors: dict[str, InputMonitor] = {}
         self.output: OutputMonitor | None = None
         self.cameras = CameraChecks()
+        self.alignment = AlignmentMonitor()  # the `alignment` status
         self.outputs = NodeOutputs(self, self._camera_info_refused)
         self.parameters = NodeParameters(self)
         self._subs: list = []
@@ -177,6 +176,7 @@ class FusionNode(LifecycleNode):
             set_cpu_threads(values["cpu_threads"])
             loaded = load_models(values, self.get_logger().error)
             self.cameras.at_configure(loaded.stage, values)
+            self.alignment.configure(values)
             self.outputs.create(values)
         except (ValueError, RuntimeError, InvalidQosOverridesError) as exc:
             self.report.config_error = f"cannot configure: {exc}"
@@ -247,6 +247,7 @@ class FusionNode(LifecycleNode):
             self._destroy_subscriptions()
             return _FAILURE
         stage.restart_stream()  # no mask smoothing across an inactive gap
+        self.alignment.reset(stage.preparer.homography)  # nor old alignment readings
         self._listening = False
         self._active = True
         self.report.config_error = ""
@@ -374,15 +375,17 @@ class FusionNode(LifecycleNode):
             if self._restart_stream:
                 self._restart_stream = False
                 stage.restart_stream()
-            sizes = (
-                (thermal.image.shape[1], thermal.image.shape[0]),
-                (visible.image.shape[1], visible.image.shape[0]),
-            )
+                self.alignment.reset(stage.preparer.homography)
+            sizes = pair_sizes(thermal.image, visible.image)
             try:  # any failure of one pair is counted and reported, never raised
                 self.cameras.before_pair(stage, sizes)
-                out = stage(thermal, visible, mask)
+                homography = stage.preparer.homography  # what `prepared` is registered with
+                prepared = stage.prepare(thermal, visible, mask)
+                out = stage.fuse([prepared])[0]
             except Exception as exc:  # ValueError, RuntimeError, cv2.error, MemoryError, ...
-                self._pair_failed(exc)
+                reason = self.report.pair_failed(exc)  # counted; the fusion status says why
+                if self._throttle.allow(("fusion", type(exc).__name__)):
+                    self.get_logger().warning(f"could not fuse a pair: {reason}")
                 return
             warning = self.cameras.shape_warning(stage, sizes)
             if warning is not None and self.report.warn("geometry", warning):
@@ -395,16 +398,7 @@ class FusionNode(LifecycleNode):
             self.report.pair_published(stamp)
             if self.output is not None:
                 self.output.published(stamp / 1e9, self._now_s())
-
-    def _pair_failed(self, exc: BaseException) -> None:
-        self.counts.failed += 1
-        plain = isinstance(exc, (ValueError, RuntimeError)) and str(exc)
-        reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
-        self.report.pair_failed(
-            exc if plain else RuntimeError(reason), error=isinstance(exc, _FATAL_PAIR_ERRORS)
-        )
-        if self._throttle.allow(("fusion", type(exc).__name__)):
-            self.get_logger().warning(f"could not fuse a pair: {reason}")
+            self.alignment.pair_fused(prepared, homography, sizes, self.counts.pairs)
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -416,15 +410,15 @@ class FusionNode(LifecycleNode):
             self.get_logger().warning(self.report.duplicate)
         preset = self.parameters.configured.get("preset", "")
         running = running_values(self.stage, self.sources, self.sync, preset)
-        self.diag_pub.publish(
-            self.report.array(self.state, running, self.monitors, self.output, listening=listening)
-        )
+        checks = (self.monitors, self.output, self.alignment.summary(listening))
+        self.diag_pub.publish(self.report.array(self.state, running, *checks, listening=listening))
 
     def _log_summary(self) -> None:
         self.get_logger().info(self.report.log_line(self.state))
 
     def destroy_node(self) -> None:
         self.worker.stop()
+        self.alignment.stop()
         super().destroy_node()
 
 

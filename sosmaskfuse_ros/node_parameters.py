@@ -3,10 +3,11 @@
 * A start-up parameter (not `live` in the table) may be set only while the node is
   unconfigured; configure reads it. Set while inactive or active it is refused with the reason
   and the way to do it (deactivate, cleanup, set, configure). While unconfigured each value is
-  checked alone (a pair such as process_width/height is checked at configure), and a
-  homography also against the cameras seen so far.
+  checked alone (a pair such as process_width/height is checked at configure).
 * A live parameter is checked against the running stage (`builder.LiveSettings`) and applied
-  between two pairs.
+  between two pairs. The homography is live: it is also checked against the cameras seen so
+  far, and a new one starts a new alignment history (`alignment_status`); `ros2 param load`
+  of a calibration file sets it as `ros2 param set` does.
 * `configured` holds the values the node was configured with; `configure_values` reads them
   from the parameters with the preset applied (a value other than the default counts as the
   user's own: the shipped parameter file lists every default), and `show_preset` writes what
@@ -100,10 +101,11 @@ class NodeParameters:
         try:
             values = self._with(changes)
             if node.stage is not None:
-                builder.LiveSettings.check(node.stage, values)
+                homography = builder.LiveSettings.check(node.stage, values).homography
             else:  # each value alone; combinations of start-up values are checked at configure
                 ThermalAGC.from_settings(values)
-                node.cameras.homography(parse_homography(values["homography"]))
+                homography = parse_homography(values["homography"])
+            node.cameras.homography(homography)  # against the cameras seen so far
         except (ValueError, TypeError, KeyError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
@@ -115,8 +117,12 @@ class NodeParameters:
         values = self._with(changes)
         stage = self.node.stage
         if stage is not None:  # applied between two pairs (the pipeline's own lock)
+            homography = stage.preparer.homography
             builder.LiveSettings.check(stage, values).apply(stage)
             self.configured = values
+            self.node.alignment.configure(values)
+            if stage.preparer.homography is not homography:  # a new registration
+                self.node.alignment.reset(stage.preparer.homography)
         for change in changes:
             self.declare_errors.pop(change.name, None)
         self.node.get_logger().info(

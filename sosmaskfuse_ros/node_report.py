@@ -20,6 +20,7 @@ while it has none (diagnostic_updater's word for "no hardware to name"):
   while the node is active.
 * `<node>: <fused_image topic> topic status`: `diagnostics.OutputMonitor`, diagnostic_updater's
   DiagnosedPublisher on the fused images (rate, and their age when published), while active.
+* `<node>: alignment`: `alignment_status.AlignmentMonitor`, while active.
 
 The latency is measured from the visible header stamp to publication, on the node's clock. It
 is not measured (and the frames are counted instead) for a stamp of 0, while that clock is
@@ -36,6 +37,8 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+from sosmaskfuse_core.pipeline.health import NonFiniteOutputError
+
 from .diagnostics import (
     ERROR,
     OK,
@@ -43,12 +46,15 @@ from .diagnostics import (
     FrequencyCheck,
     InputMonitor,
     OutputMonitor,
+    Summary,
     make_status,
     merge_summaries,
     status_name,
 )
 
 NO_HARDWARE = "none"
+#: Errors of one pair that say the pipeline cannot produce output at all (ERROR, not WARN).
+FATAL_PAIR_ERRORS = (NonFiniteOutputError, MemoryError)
 
 
 @dataclass
@@ -159,10 +165,19 @@ class NodeReport:
     def pair_made(self) -> None:
         self.pairs.event()
 
-    def pair_failed(self, exc: BaseException, *, error: bool) -> None:
+    def pair_failed(self, exc: BaseException) -> str:
+        """Count a pair that could not be fused and return the reason.
+
+        The reason names the exception's type unless a ValueError or RuntimeError says it;
+        the fusion status is ERROR for `FATAL_PAIR_ERRORS`, else WARN, until a pair is fused.
+        """
+        self.counters.failed += 1
+        plain = isinstance(exc, (ValueError, RuntimeError)) and str(exc)
+        reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         with self._lock:
-            self._pair_error = str(exc) or type(exc).__name__
-            self._pair_error_level = ERROR if error else WARN
+            self._pair_error = reason
+            self._pair_error_level = ERROR if isinstance(exc, FATAL_PAIR_ERRORS) else WARN
+        return reason
 
     def pair_published(self, stamp_ns: int) -> None:
         now_ns = self.now_ns()
@@ -258,10 +273,14 @@ class NodeReport:
         running: Mapping[str, Any],
         monitors: Mapping[str, InputMonitor],
         output: OutputMonitor | None = None,
+        alignment: Summary | None = None,
         *,
         listening: bool = True,
     ) -> DiagnosticArray:
-        """The /diagnostics message of this period (each check's window moves on)."""
+        """The /diagnostics message of this period (each check's window moves on).
+
+        `alignment`: the alignment status's summary (`AlignmentMonitor`), published while active.
+        """
         now_s = self.now_ns() / 1e9
         statuses: list[DiagnosticStatus] = []
         pairing = None
@@ -274,6 +293,8 @@ class NodeReport:
             if output is not None:
                 summary = output.update(now_s) if listening else output.idle(now_s)
                 statuses.append(self._status(f"{output.topic} topic status", *summary))
+            if alignment is not None:
+                statuses.append(self._status("alignment", *alignment))
             _, _, pair_values = self.pairs.update(now_s)
             if listening and input_events and all(input_events.values()):
                 if pair_values["Events in window"] == "0":

@@ -244,3 +244,4 @@ class Rig:
         errors, self.session.errors[:] = list(self.session.errors), []
         assert errors == [], "".join("".join(traceback.format_exception(e)) for e in errors)
         assert self.node.worker.failed == 0, "the fusion worker raised"
+        assert self.node.alignment.worker.failed == 0, self.node.alignment.worker.errors

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from sosmaskfuse_core.models.checkpoints import load_autoencoder, load_sosnet
@@ -246,7 +247,8 @@ class LiveSettings:
 
     Made by `LiveSettings.check(stage, values)` (ValueError, changing nothing, when a value or
     a combination is refused, e.g. agc_min above agc_max); `apply(stage)` changes the stage
-    between two pairs.
+    between two pairs. The homography stays the stage's own array while its numbers do not
+    change (a new one is a new registration).
     """
 
     pipeline: dict[str, Any]
@@ -254,6 +256,7 @@ class LiveSettings:
     gray_visible: bool
     with_mask: bool
     mask_smoothing: float
+    homography: np.ndarray | None
 
     @classmethod
     def check(cls, stage: PairStage, values: Mapping[str, Any]) -> LiveSettings:
@@ -262,18 +265,25 @@ class LiveSettings:
         config = dataclasses.replace(stage.pipeline.config, **live)
         smoothing = values.get("mask_smoothing", stage.mask_smoothing)
         table.by_name("mask_smoothing").check(smoothing)
+        current = stage.preparer.homography
+        homography = parse_homography(values["homography"]) if "homography" in values else current
+        if homography is not None and current is not None and np.array_equal(homography, current):
+            homography = current
         return cls(
             pipeline=live,
             agc=ThermalAGC.from_settings(values),
             gray_visible=not config.color_output,
             with_mask=values.get("publish_mask", stage.with_mask),
             mask_smoothing=smoothing,
+            homography=homography,
         )
 
     def apply(self, stage: PairStage) -> None:
         """Set these values on the stage (the pipeline's own lock keeps a pair in flight whole)."""
         stage.pipeline.update(**self.pipeline)
-        stage.replace_preparer(agc=self.agc, gray_visible=self.gray_visible)
+        stage.replace_preparer(
+            agc=self.agc, gray_visible=self.gray_visible, homography=self.homography
+        )
         stage.with_mask = self.with_mask
         stage.set_mask_smoothing(self.mask_smoothing)
 

@@ -200,32 +200,29 @@ SETTINGS: tuple[Setting, ...] = (
         scopes=frozenset({NODE, BAG}),
         flag="--no-mask",
     ),
-    # processing size and registration (start-up)
-    Setting(
-        "process_width",
-        "int",
-        0,
-        "fuse at this width (0 = the visible image's)",
-        "geometry",
-        range=(0, 8192),
-    ),
-    Setting(
-        "process_height",
-        "int",
-        0,
-        "fuse at this height (0 = the visible image's)",
-        "geometry",
-        range=(0, 8192),
-    ),
+    # processing size (start-up)
+    Setting("process_width", "int", 0, "fuse at this width (0 = the visible image's)",
+            "geometry", range=(0, 8192)),
+    Setting("process_height", "int", 0, "fuse at this height (0 = the visible image's)",
+            "geometry", range=(0, 8192)),
+    # registration (live) and its check (node)
     Setting(
         "homography",
         "floats",
         None,
         "row-major 3x3 thermal pixel -> visible pixel (sosmaskfuse calibrate writes it); "
         "unset = resize the thermal image to the visible size",
-        "geometry",
+        "registration",
         length=9,
+        live=True,
     ),
+    Setting("alignment_check_every", "int", 5, "once every N thermal/visible pairs, measure "
+            "how far the registered thermal frame sits from the visible one on the next pair "
+            "fused, off the fusion thread (the 'alignment' diagnostics status; 0 = off)",
+            "registration", range=(0, 100000), live=True, scopes=frozenset({NODE})),
+    Setting("alignment_max_shift", "float", 8.0, "the 'alignment' status is WARN while the "
+            "median of its last readings is further than this from aligned (visible camera "
+            "pixels)", "registration", range=(0.5, 10000.0), live=True, scopes=frozenset({NODE})),
     # thermal gain control for 16-bit counts (live; fuse: 16-bit thermal files)
     Setting(
         "thermal_agc",
