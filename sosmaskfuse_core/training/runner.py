@@ -103,6 +103,12 @@ def load_run(
         raise CheckpointError(
             f"{path}: holds a {obj.get('architecture')!r} run, not {model.architecture!r}"
         )
+    stored = obj.get("config")
+    if isinstance(stored, dict) and type(model.config).from_dict(stored) != model.config:
+        raise CheckpointError(
+            f"{path}: the run's network is {stored}, not this run's {model.config.to_dict()}; "
+            "resume with the options it was started with"
+        )
     model.load_state_dict(obj["state_dict"])
     optimizer.load_state_dict(obj["training"]["optimizer"])
     if scheduler is not None and "scheduler" in obj["training"]:
