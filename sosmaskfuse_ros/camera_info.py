@@ -92,9 +92,7 @@ def fused_camera_info(
         height=int(roi.height * sy),
         do_rectify=roi.do_rectify,
     )
-    scale = np.array(
-        [[sx, 0.0, bx * (sx - 1) / 2], [0.0, sy, by * (sy - 1) / 2], [0.0, 0.0, 1.0]]
-    )
+    scale = np.array([[sx, 0.0, bx * (sx - 1) / 2], [0.0, sy, by * (sy - 1) / 2], [0.0, 0.0, 1.0]])
     k = np.asarray(visible.k, dtype=np.float64).reshape(3, 3)
     p = np.asarray(visible.p, dtype=np.float64).reshape(3, 4)
     if (sx, sy) != (1.0, 1.0):

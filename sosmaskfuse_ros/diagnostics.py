@@ -293,9 +293,7 @@ class OutputMonitor:
     listens nothing is fused, so nothing is checked: `idle` says so and restarts the window.
     """
 
-    def __init__(
-        self, topic: str, min_rate: float, max_age: float, now_s: float = 0.0
-    ) -> None:
+    def __init__(self, topic: str, min_rate: float, max_age: float, now_s: float = 0.0) -> None:
         self.topic = topic
         self.rate = FrequencyCheck(min_rate, math.inf, now_s)
         self.stamps = StampCheck(max_age)

@@ -172,7 +172,7 @@ def test_the_mode_is_the_decoder_output_with_the_guard(tiny_autoencoder):
     pipe = FusionPipeline(
         tiny_autoencoder,
         device="cpu",
-        config=PipelineConfig(mask_source="topic", output_scaling="minmax"),
+        config=PipelineConfig(mask_source="topic", output_scaling="minmax", precision="fp32"),
     )
     rng = np.random.default_rng(0)
     ir, vis = rng.integers(0, 256, (2, 40, 56), dtype=np.uint8)

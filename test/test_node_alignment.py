@@ -121,8 +121,10 @@ def test_alignment_goes_warn_when_the_thermal_stream_moves_15_px_and_ok_when_it_
         to_ok = time.monotonic() - start
         assert back.message.startswith("aligned"), back.message
         fused = r.node.counts.published
-        print(f"\nalignment: WARN {to_warn:.1f} s after the shift, OK {to_ok:.1f} s after its "
-              f"end; {fused} pairs fused; check {_values(back)['check time (ms)']} ms")
+        print(
+            f"\nalignment: WARN {to_warn:.1f} s after the shift, OK {to_ok:.1f} s after its "
+            f"end; {fused} pairs fused; check {_values(back)['check time (ms)']} ms"
+        )
         assert to_warn < 10.0 and to_ok < 10.0  # seconds at camera rate, with a CPU's pace
         assert r.wait_status("fusion", lambda s: s.level == OK)  # fusing all along
     finally:

@@ -78,9 +78,7 @@ def test_a_57_byte_png_claiming_40000x30000_leaves_the_node_fusing(rig):
 def test_the_pixel_cap_is_a_parameter(rig):
     r = rig(max_input_pixels=H * W - 1)
     r.pair(1 * SEC)
-    assert wait_for(
-        lambda: r.node.counts.bad["thermal"] == 1 == r.node.counts.bad["visible"]
-    )
+    assert wait_for(lambda: r.node.counts.bad["thermal"] == 1 == r.node.counts.bad["visible"])
     small = np.zeros((H // 2, W // 2), np.uint8)  # under the cap: fused
     r.pair(2 * SEC, ir=small, vis=np.zeros((H // 2, W // 2, 3), np.uint8))
     assert r.wait_outputs(1)

@@ -221,7 +221,7 @@ def test_the_shipped_parameter_file_starts_the_node(session, tiny_checkpoint_fil
 
 # --- install ---------------------------------------------------------------------------------
 
-BLOCKER = '''
+BLOCKER = """
 import sys
 
 
@@ -233,7 +233,7 @@ class _NoRosbags:
 
 
 sys.meta_path.insert(0, _NoRosbags())
-'''
+"""
 
 
 def test_the_node_runs_without_rosbags(session, tiny_checkpoint_files, tmp_path):

@@ -19,7 +19,7 @@ from test_train_sosnet import TINY_ARGS, make_data, tiny_cfg
 from sosmaskfuse_core import cli
 from sosmaskfuse_core.commands import eval_mask
 from sosmaskfuse_core.models import checkpoints
-from sosmaskfuse_core.pipeline import SOSNetMasker, build_pipeline
+from sosmaskfuse_core.pipeline import PipelineConfig, SOSNetMasker, build_pipeline
 from sosmaskfuse_core.pipeline.preprocessing import logit_to_probability, sos_input
 from sosmaskfuse_core.thermal.stretch import ThermalStretch
 from sosmaskfuse_core.training import sosnet as ts
@@ -304,7 +304,9 @@ def test_a_checkpoint_trained_with_the_new_options_runs_in_the_pipeline(tmp_path
         + ["--out", str(out), *TINY_ARGS]
     )
     assert rc == 0 and out.is_file()
-    pipeline, sources = build_pipeline(sosnet=str(out), device="cpu")  # mask_source auto
+    pipeline, sources = build_pipeline(  # mask_source auto; fp32: the arithmetic checked below
+        sosnet=str(out), device="cpu", config=PipelineConfig(precision="fp32")
+    )
     assert pipeline.mask_source == "sosnet" and pipeline.config.sos_size == (64, 48)
     assert "SOS network" in sources.mask and "at 64x48" in sources.mask
     assert sources.sosnet_metadata["data"]["sampler"]["weights"] == [1.0, 2.0]
@@ -318,6 +320,6 @@ def test_a_checkpoint_trained_with_the_new_options_runs_in_the_pipeline(tmp_path
     expected = logit_to_probability(logit, ir.shape)[0, 0].numpy()
     got = pipeline.mask(ir)
     assert got.shape == ir.shape and np.abs(got - expected).max() < 1e-5
-    assert np.array_equal(SOSNetMasker(str(out))(ir), got)
+    assert np.array_equal(SOSNetMasker(str(out), precision="fp32")(ir), got)
     fused = pipeline(ir, cv2.cvtColor(ir, cv2.COLOR_GRAY2BGR), outputs=("mask", "fused"))
     assert np.abs(fused.mask - np.round(expected * 255) / 255).max() < 1e-5  # quantised as paper

@@ -212,7 +212,6 @@ def test_synthetic_cameras_feed_the_fusion_node_end_to_end(session, tiny_checkpo
         _stamp(m) for m in listen.msgs["visible/image_raw"]
     }  # the visible frame's header
     assert (
-        fusion.counts.bad == {"thermal": 0, "visible": 0, "mask": 0}
-        and fusion.counts.failed == 0
+        fusion.counts.bad == {"thermal": 0, "visible": 0, "mask": 0} and fusion.counts.failed == 0
     )
     _close(session, cams, listen.node, fusion)

@@ -31,6 +31,7 @@ from pathlib import Path
 from sosmaskfuse_core.commands.bag import add_job_options, job_from_args
 from sosmaskfuse_core.commands.options import setting_values
 from sosmaskfuse_core.commands.stop_signals import StopSignals
+from sosmaskfuse_core.models.shipped import resolve_autoencoder
 from sosmaskfuse_core.pipeline.builder import frame_preparer, pipeline_config
 from sosmaskfuse_core.settings import BAG
 
@@ -122,11 +123,11 @@ def run(args: argparse.Namespace, *, stream=None) -> int:
         job = job_from_args(args, values)
         pipeline_config(values)  # bad values fail here, not in every worker
         frame_preparer(values)
-        for option, name in (
-            ("--autoencoder", "autoencoder_weights"),
-            ("--sosnet", "sosnet_weights"),
+        on_gpu = bool(args.gpus_per_worker)
+        for option, path in (
+            ("--autoencoder", resolve_autoencoder(values["autoencoder_weights"], on_gpu)[0]),
+            ("--sosnet", values["sosnet_weights"]),
         ):
-            path = values[name]
             if path and not Path(path).is_file():  # the workers see the same paths as the driver
                 raise ValueError(f"{option} {path}: no such checkpoint file")
         config = fleet.FleetConfig(

@@ -97,8 +97,12 @@ def _fp32_copy(module: _Module) -> _Module:
     import copy
 
     # torch's overloads of Module.to leave out memory_format, which it documents and takes
-    return copy.deepcopy(module).float().to(  # type: ignore[call-overload]
-        "cpu", memory_format=torch.contiguous_format
+    return (
+        copy.deepcopy(module)
+        .float()
+        .to(  # type: ignore[call-overload]
+            "cpu", memory_format=torch.contiguous_format
+        )
     )
 
 

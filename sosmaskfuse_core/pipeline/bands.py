@@ -249,9 +249,7 @@ class Footprint:
     output: float
 
 
-def footprint(
-    config: AutoencoderConfig, mode: FusionMode, n: int, element_size: int
-) -> Footprint:
+def footprint(config: AutoencoderConfig, mode: FusionMode, n: int, element_size: int) -> Footprint:
     """The working set of the fusion per full-resolution pixel, counted from the widths.
 
     Counts, in channels per full-resolution pixel (a map at 1/2 counts a quarter), the

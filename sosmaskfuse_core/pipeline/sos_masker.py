@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .builder import build_pipeline
+from .config import PipelineConfig
 from .frames import FramePreparer
 
 __all__ = ["SOSNetMasker"]
@@ -29,11 +30,20 @@ class SOSNetMasker:
     """
 
     def __init__(
-        self, checkpoint: str, device: str | torch.device = "cpu", mask_source: str = "sosnet"
+        self,
+        checkpoint: str,
+        device: str | torch.device = "cpu",
+        mask_source: str = "sosnet",
+        precision: str = "auto",
     ) -> None:
-        # mask_source "ensemble": the network's probability averaged with the classical mask
+        # mask_source "ensemble": the network's probability averaged with the classical mask;
+        # precision as the pipeline's (auto: bf16 on a CPU that computes it natively)
         self.pipeline, self.sources = build_pipeline(
-            sosnet=checkpoint, mask_source=mask_source, device=device, backend="torch"
+            sosnet=checkpoint,
+            mask_source=mask_source,
+            device=device,
+            backend="torch",
+            config=PipelineConfig(precision=precision),
         )
         self.meta = self.sources.sosnet_metadata
         self._preparer = FramePreparer()  # raw counts -> 8 bit with the default gain control

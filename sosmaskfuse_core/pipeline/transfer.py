@@ -181,9 +181,7 @@ def check_request(
     """ValueError for outputs not `known`, or image and mask lists that do not match."""
     unknown = set(outputs) - set(known)
     if unknown:
-        raise ValueError(
-            f"unknown outputs {sorted(unknown)}; expected some of {', '.join(known)}"
-        )
+        raise ValueError(f"unknown outputs {sorted(unknown)}; expected some of {', '.join(known)}")
     if len(thermals) != len(visibles) or not thermals:
         raise ValueError(
             f"need as many thermal as visible images (got {len(thermals)} and {len(visibles)})"

@@ -59,11 +59,24 @@ SETTINGS: tuple[Setting, ...] = (
         "models",
         flag="--sosnet",
     ),
-    Setting("device", "str", "auto", "auto, cpu, cuda or cuda:N", "models",
-            pattern=r"(?i)auto|cpu|cuda(:[0-9]+)?", pattern_text="auto, cpu, cuda or cuda:N"),
-    Setting("precision", "str", "auto", "network precision: auto (bf16 on CPUs that compute it "
-            "natively, AVX512-BF16 or AMX; else fp32), fp32, fp16 (CUDA only) or bf16", "models",
-            choices=("auto", *PRECISIONS)),
+    Setting(
+        "device",
+        "str",
+        "auto",
+        "auto, cpu, cuda or cuda:N",
+        "models",
+        pattern=r"(?i)auto|cpu|cuda(:[0-9]+)?",
+        pattern_text="auto, cpu, cuda or cuda:N",
+    ),
+    Setting(
+        "precision",
+        "str",
+        "auto",
+        "network precision: auto (bf16 on CPUs that compute it "
+        "natively, AVX512-BF16 or AMX; else fp32), fp32, fp16 (CUDA only) or bf16",
+        "models",
+        choices=("auto", *PRECISIONS),
+    ),
     Setting(
         "backend",
         "str",
@@ -121,8 +134,15 @@ SETTINGS: tuple[Setting, ...] = (
         choices=FUSION_MODES,
         live=True,
     ),
-    Setting("mu", "float", 0.8, "IMV-F weight of the thermal foreground features", "fusion",
-            range=(0.0, 1.0), live=True),
+    Setting(
+        "mu",
+        "float",
+        0.8,
+        "IMV-F weight of the thermal foreground features",
+        "fusion",
+        range=(0.0, 1.0),
+        live=True,
+    ),
     Setting(
         "target_contrast",
         "float",
@@ -201,10 +221,22 @@ SETTINGS: tuple[Setting, ...] = (
         flag="--no-mask",
     ),
     # processing size (start-up)
-    Setting("process_width", "int", 0, "fuse at this width (0 = the visible image's)",
-            "geometry", range=(0, 8192)),
-    Setting("process_height", "int", 0, "fuse at this height (0 = the visible image's)",
-            "geometry", range=(0, 8192)),
+    Setting(
+        "process_width",
+        "int",
+        0,
+        "fuse at this width (0 = the visible image's)",
+        "geometry",
+        range=(0, 8192),
+    ),
+    Setting(
+        "process_height",
+        "int",
+        0,
+        "fuse at this height (0 = the visible image's)",
+        "geometry",
+        range=(0, 8192),
+    ),
     # registration (live) and its check (node)
     Setting(
         "homography",
@@ -216,13 +248,30 @@ SETTINGS: tuple[Setting, ...] = (
         length=9,
         live=True,
     ),
-    Setting("alignment_check_every", "int", 5, "once every N thermal/visible pairs, measure "
-            "how far the registered thermal frame sits from the visible one on the next pair "
-            "fused, off the fusion thread (the 'alignment' diagnostics status; 0 = off)",
-            "registration", range=(0, 100000), live=True, scopes=frozenset({NODE})),
-    Setting("alignment_max_shift", "float", 8.0, "the 'alignment' status is WARN while the "
-            "median of its last readings is further than this from aligned (visible camera "
-            "pixels)", "registration", range=(0.5, 10000.0), live=True, scopes=frozenset({NODE})),
+    Setting(
+        "alignment_check_every",
+        "int",
+        5,
+        "once every N thermal/visible pairs, measure "
+        "how far the registered thermal frame sits from the visible one on the next pair "
+        "fused, off the fusion thread (the 'alignment' diagnostics status; 0 = off)",
+        "registration",
+        range=(0, 100000),
+        live=True,
+        scopes=frozenset({NODE}),
+    ),
+    Setting(
+        "alignment_max_shift",
+        "float",
+        8.0,
+        "the 'alignment' status is WARN while the "
+        "median of its last readings is further than this from aligned (visible camera "
+        "pixels)",
+        "registration",
+        range=(0.5, 10000.0),
+        live=True,
+        scopes=frozenset({NODE}),
+    ),
     # thermal gain control for 16-bit counts (live; fuse: 16-bit thermal files)
     Setting(
         "thermal_agc",

@@ -121,8 +121,7 @@ class MaskSmoother:
                 f"{tuple(probs.shape)} and {tuple(thermals.shape)}"
             )
         steps = [
-            self._step(p[0].float().clamp(0.0, 1.0), t[0].float())
-            for p, t in zip(probs, thermals)
+            self._step(p[0].float().clamp(0.0, 1.0), t[0].float()) for p, t in zip(probs, thermals)
         ]
         return torch.stack(steps)[:, None]
 
