@@ -39,6 +39,7 @@ class NodeParameters:
         self.node = node
         self.declare_errors = params.declare_parameters(node, params.node_settings())
         self.configured: dict[str, Any] = {}  # the values the node was configured with
+        self._showing = False  # show_preset is writing the values configure read
         node.add_on_set_parameters_callback(self.validate)
         node.add_post_set_parameters_callback(self.apply)
 
@@ -66,7 +67,11 @@ class NodeParameters:
             if name != "preset" and value != self.start_value(name)
         ]
         if changed:
-            self.node.set_parameters(changed)
+            self._showing = True  # start-up values too: they are what configure just read
+            try:
+                self.node.set_parameters(changed)
+            finally:
+                self._showing = False
             said = ", ".join(f"{p.name}={p.value!r}" for p in changed)
             self.node.get_logger().info(f"preset {values['preset']}: {said}")
 
@@ -90,7 +95,7 @@ class NodeParameters:
             return SetParametersResult(successful=True)
         node = self.node
         start_up = [c.name for c in changes if not table.by_name(c.name).live]
-        if start_up and node.state != "unconfigured":
+        if start_up and node.state != "unconfigured" and not self._showing:
             how = "deactivate, then cleanup" if node.state == "active" else "cleanup"
             return SetParametersResult(
                 successful=False,

@@ -114,7 +114,11 @@ def test_the_paper_preset_sets_its_settings_and_values_of_your_own_win(rig):
     r = rig(preset="paper", wait_subscribed=False)
     node = r.node
     for name, value in paper.items():  # the parameters say what runs
+        if name == "autoencoder_weights":  # the rig gives its tiny weights: a value given wins
+            assert node.get_parameter(name).value != value
+            continue
         assert node.get_parameter(name).value == value, name
+    assert node.pipeline.config.precision == "fp32"
     config = node.pipeline.config
     assert (config.fusion_mode, config.mask_input_stretch, config.output_scaling) == (
         "imvf",

@@ -118,7 +118,7 @@ def test_a_pair_in_flight_when_deactivated_is_not_published(rig):
         ({"process_width": 320}, "process_width and process_height go together"),
         ({"mask_source": "bogus"}, "mask_source: 'bogus' is not one of auto, ensemble, sosnet"),
         ({"device": "gpu0"}, "device: 'gpu0' is not auto, cpu, cuda or cuda:N"),
-        ({"precision": "fp64"}, "precision: 'fp64' is not one of fp32, fp16, bf16"),
+        ({"precision": "fp64"}, "precision: 'fp64' is not one of auto, fp32, fp16, bf16"),
         ({"mu": 1.5}, "mu: .*1.5"),  # outside the descriptor's range: refused by rclpy
         ({"sync_slop": 1}, "sync_slop: .*INTEGER"),  # the wrong type: refused by rclpy
         ({"input_min_rate": 50.0, "input_max_rate": 10.0}, "input_min_rate .* must be below"),

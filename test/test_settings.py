@@ -167,6 +167,8 @@ def test_preset_paper_sets_the_papers_settings_on_the_command_line(command, base
     args = cli.build_parser().parse_args([command, *base, "--preset", "paper"])
     values = setting_values(args, scope)
     assert {k: values[k] for k in table.PRESETS["paper"]} == {
+        "autoencoder_weights": "full",
+        "precision": "fp32",
         "fusion_mode": "imvf",
         "mask_input_stretch": False,
         "output_scaling": "minmax",
