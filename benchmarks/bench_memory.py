@@ -33,7 +33,7 @@ import numpy as np
 from bench_common import parse_size, print_table, scene_pair
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = {"full": "", "lite": "lite"}  # --autoencoder values
+MODELS = {"full": "full", "lite": "lite"}  # --autoencoder values (shipped names)
 CONFIGS = ("full-fp32", "full-bf16", "lite-fp32", "lite-bf16")  # the default rows
 CUDA_CONFIGS = ("full-fp16", "lite-fp16")  # fp16 needs a CUDA device
 
