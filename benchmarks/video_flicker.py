@@ -67,13 +67,14 @@ def read_frames(path: Path, start: int, count: int, size: tuple[int, int]) -> li
     return frames
 
 
-def scaled(raw: torch.Tensor, scaling: str, limits: torch.Tensor | None = None) -> np.ndarray:
+def scaled(raw: np.ndarray, scaling: str, limits: np.ndarray | None = None) -> np.ndarray:
     """The pipeline's output scaling (minmax over `limits` when given, as imvf-contrast does)."""
-    t = raw.reshape(1, 1, *raw.shape[-2:])
+    t = torch.as_tensor(raw).reshape(1, 1, *raw.shape[-2:])
     if scaling == "clip":
         return pp.clip_to_u8(t)[0, 0].cpu().numpy()
     if limits is not None:
-        return pp.minmax_to_u8(t, limits.reshape(1, 1, *limits.shape[-2:]))[0, 0].cpu().numpy()
+        lim = torch.as_tensor(limits).reshape(1, 1, *limits.shape[-2:])
+        return pp.minmax_to_u8(t, lim)[0, 0].cpu().numpy()
     return pp.minmax_to_u8(t)[0, 0].cpu().numpy()
 
 
@@ -109,6 +110,8 @@ def main() -> int:
         help="the mask as the pipeline makes it (auto: the shipped SOS network where it ships)",
     )
     ap.add_argument("--sosnet", default=None, help="SOS network weights (default: shipped)")
+    ap.add_argument("--autoencoder", default="auto", help="auto, full, lite or a checkpoint")
+    ap.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     args = ap.parse_args()
     try:
         size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -122,10 +125,12 @@ def main() -> int:
     if not names:
         ap.error(f"no video pairs in {args.ir_dir} and {args.vis_dir}")
     pipeline, sources = build_pipeline(
+        args.autoencoder,
         sosnet=args.sosnet,
         mask_source=args.mask_source,
         device=args.device,
-        config=PipelineConfig(),  # the defaults: imvf-contrast, the stretched SOS input
+        # the defaults: imvf-contrast, the stretched SOS input
+        config=PipelineConfig(precision=args.precision),
     )
     print(f"pipeline: {sources}; {len(names)} videos", file=sys.stderr)
 
@@ -170,7 +175,7 @@ def main() -> int:
                     outputs=("raw", "decoded", "mask"),
                     mask_filter=None if smoother is None else smoother.update_batch,
                 )[0]
-                mask = result.mask.cpu().numpy()
+                mask = np.asarray(result.mask)
                 outs = {
                     "imvf": (result.decoded, None),
                     "imvf-contrast": (result.raw, result.decoded),
