@@ -94,8 +94,7 @@ def camera_info(k, width: int, height: int) -> CameraInfo:
 class SyntheticCameras(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("synthetic_cameras", **kwargs)
-        p = declare(self, PARAMETERS)
-        self._p = p
+        p = self._params = declare(self, PARAMETERS)
         scale = p["thermal_scale"]
         thermal_size = (max(1, round(p["width"] * scale)), max(1, round(p["height"] * scale)))
         self.scene = SyntheticScene(
@@ -140,7 +139,7 @@ class SyntheticCameras(Node):
         ):
             header = Header(
                 stamp=(now + self._offsets[index]).to_msg(),
-                frame_id=self._p[("thermal_frame_id", "visible_frame_id")[index]],
+                frame_id=self._params[("thermal_frame_id", "visible_frame_id")[index]],
             )
             self.image_pubs[index].publish(fill_image_msg(Image(), image, encoding, header))
             if self.info_pubs:
