@@ -358,9 +358,14 @@ def test_non_string_keys_and_a_non_tensor_stem_alias_are_named(
         ck.load_sosnet(_save(tmp_path, sos, "z.pth"))
 
 
-def test_useless_weights_are_refused_at_load(tmp_path, tiny_autoencoder, tiny_sosnet):
-    """Finite but all-zero weights would give a constant 'fused' image: the probe refuses them."""
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_useless_weights_are_refused_at_load(tmp_path, tiny_autoencoder, tiny_sosnet, backend):
+    """Finite but all-zero weights would give a constant 'fused' image: the probe refuses them,
+    through the backend that will run them (an ONNX Runtime graph is probed as such)."""
     from sosmaskfuse_core.pipeline import UselessWeightsError, build_pipeline
+
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
     zero_ae = copy.deepcopy(tiny_autoencoder)
     zero_sos = copy.deepcopy(tiny_sosnet)
@@ -371,13 +376,18 @@ def test_useless_weights_are_refused_at_load(tmp_path, tiny_autoencoder, tiny_so
     for name, model in (("ae", tiny_autoencoder), ("zero_ae", zero_ae), ("zero_sos", zero_sos)):
         ck.save_checkpoint(tmp_path / f"{name}.pt", model)
     with pytest.raises(UselessWeightsError, match="autoencoder gives the same output"):
-        build_pipeline(str(tmp_path / "zero_ae.pt"), mask_source="thermal", device="cpu")
+        build_pipeline(
+            str(tmp_path / "zero_ae.pt"), mask_source="thermal", device="cpu", backend=backend
+        )
     with pytest.raises(UselessWeightsError, match="SOS network gives the same logit"):
         build_pipeline(
             str(tmp_path / "ae.pt"),
             str(tmp_path / "zero_sos.pt"),
             mask_source="sosnet",
             device="cpu",
+            backend=backend,
         )
-    pipeline, _ = build_pipeline(str(tmp_path / "ae.pt"), mask_source="thermal", device="cpu")
-    assert pipeline.mask_source == "thermal"
+    pipeline, _ = build_pipeline(
+        str(tmp_path / "ae.pt"), mask_source="thermal", device="cpu", backend=backend
+    )
+    assert pipeline.mask_source == "thermal" and pipeline.backend.name == backend
