@@ -360,8 +360,10 @@ def test_non_string_keys_and_a_non_tensor_stem_alias_are_named(
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_useless_weights_are_refused_at_load(tmp_path, tiny_autoencoder, tiny_sosnet, backend):
-    """Finite but all-zero weights would give a constant 'fused' image: the probe refuses them,
-    through the backend that will run them (an ONNX Runtime graph is probed as such)."""
+    """All-zero weights would give a constant 'fused' image: the probe refuses them.
+
+    It runs through the backend that will run them (an ONNX Runtime graph is probed as such).
+    """
     from sosmaskfuse_core.pipeline import UselessWeightsError, build_pipeline
 
     if backend == "onnxruntime":

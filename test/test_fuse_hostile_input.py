@@ -291,6 +291,29 @@ def test_fuse_refuses_to_start_on_empty_or_equal_folders_and_a_file_for_out(
 # --- make-bag ------------------------------------------------------------------------------------
 
 
+def test_fuse_refuses_all_zero_weights_and_writes_nothing(
+    tmp_path, weights, tiny_autoencoder, capsys
+):
+    """Finite but useless weights once gave black images and exit 0; now the probe stops it."""
+    import copy
+
+    import torch
+
+    zero = copy.deepcopy(tiny_autoencoder)
+    with torch.no_grad():
+        for p in zero.parameters():
+            p.zero_()
+    zero_path = tmp_path / "zero.pt"
+    checkpoints.save_checkpoint(zero_path, zero)
+    write_pairs(tmp_path, ["a", "b"])
+    assert fuse(tmp_path, (str(zero_path), weights[1])) == 2
+    err = capsys.readouterr().err
+    assert str(zero_path) in err and "autoencoder gives the same output" in err
+    assert not (tmp_path / "out").exists()
+    assert fuse(tmp_path, weights) == 0  # the same pairs with working weights
+    assert sorted(p.name for p in (tmp_path / "out" / "fused").iterdir()) == ["a.png", "b.png"]
+
+
 def test_make_bag_skips_hostile_files_by_name_and_writes_the_good_pairs(tmp_path, big_png):
     reasons = hostile_files(tmp_path / "ir", big_png)
     write_pairs(tmp_path, ["a", "z"])
