@@ -194,12 +194,25 @@ class Rig:
         named = [s for s in self.statuses if s.name == f"{self.fqn}: {task}"]
         return named[-1] if named else None
 
-    def wait_status(self, task: str, check, timeout: float = 20.0):
-        """Wait until the latest status of `task` satisfies `check`; returns it."""
-        ok = self.statuses.wait(
-            lambda _: (s := self.status(task)) is not None and check(s), timeout
-        )
-        latest = self.status(task)
+    def wait_status(self, task: str, check, timeout: float = 20.0, since: int | None = None):
+        """Wait until the latest status of `task` satisfies `check`; returns it.
+
+        With `since` (a `len(self.statuses)` taken before the event), any status of `task`
+        received after that index may satisfy it: an event reported for one diagnostics period
+        is not missed when the next period's status arrives before this thread wakes up.
+        """
+        name = f"{self.fqn}: {task}"
+
+        def found():
+            if since is None:
+                s = self.status(task)
+                return s if s is not None and check(s) else None
+            return next(
+                (s for s in self.statuses.items[since:] if s.name == name and check(s)), None
+            )
+
+        ok = self.statuses.wait(lambda _: found() is not None, timeout)
+        latest = found() if ok else self.status(task)
         assert ok, (task, latest.level if latest else None, latest.message if latest else None)
         return latest
 

@@ -156,9 +156,10 @@ def test_a_dead_thermal_sensor_is_a_warning_on_the_thermal_input(rig):
 def test_rgb16_on_the_thermal_input_is_an_unsupported_encoding(rig):
     r = rig()
     rgb16 = np.full((H, W, 3), 1000, np.uint16)
+    before = len(r.statuses)
     r.send("thermal", image_msg(rgb16, "rgb16", 1 * SEC))
     assert wait_for(lambda: r.node.counts.bad["thermal"] == 1), r.node.counts
-    status = r.wait_status("thermal input", lambda s: "bad message" in s.message)
+    status = r.wait_status("thermal input", lambda s: "bad message" in s.message, since=before)
     assert "thermal image: unsupported encoding 'rgb16'" in status.message, status.message
 
 
@@ -182,11 +183,14 @@ def test_camera_info_that_cannot_be_right_is_not_published_and_is_reported(rig):
         (_info(640, 480), "camera_info describes 640x480 images"),  # not these images
     ]
     for k, (bad, text) in enumerate(cases, start=1):
+        before = len(r.statuses)
         r.send("camera_info", bad)
         assert wait_for(lambda bad=bad: r.node.outputs.camera_info in (None, bad))
         r.pair(r.node.get_clock().now().nanoseconds)  # fresh stamps: only camera_info is wrong
         assert r.wait_outputs(k)
-        status = r.wait_status("visible input", lambda s, text=text: text in s.message)
+        status = r.wait_status(
+            "visible input", lambda s, text=text: text in s.message, since=before
+        )
         assert status.level == WARN and "camera_info refused" in status.message
     assert r.infos == []  # published as nothing rather than as something wrong
     r.send("camera_info", _info())
