@@ -3,14 +3,14 @@ r"""Try SOSMaskFuse with no cameras: synthetic cameras, the fusion node and opti
   ros2 launch sosmaskfuse_ros demo.launch.py [rviz:=true] \
       [autoencoder_weights:=CKPT] [sosnet_weights:=CKPT]
 
-The node is the one of sosmaskfuse.launch.py with CPU-friendly settings: fusion at 160x128
-(the IMV-F autoencoder costs about 50 GFLOP a frame there, 200 at the cameras' 320x256) and
-output_scaling clip (no frame-to-frame flicker). The camera topics are the node's own relative
-names, so everything lands in `namespace` (the cameras' visible/camera_info included, which the
-node turns into camera_info for the fused image). `fastdds_profile` gives both nodes' processes a
-Fast DDS profile (their own environment, nothing else's), e.g. config/fastdds_large_images.xml.
-The fusion node is a lifecycle node; mask_source, preset and the weights override `params_file`
-only when given.
+The node is the one of sosmaskfuse.launch.py on its defaults (on a CPU the lite autoencoder,
+which fuses the cameras' 320x256 at their 10 Hz; `make demo` measures it), with
+output_scaling clip (no frame-to-frame stretch flicker). The camera topics are the node's own
+relative names, so everything lands in `namespace` (the cameras' visible/camera_info included,
+which the node turns into camera_info for the fused image). `fastdds_profile` gives both nodes'
+processes a Fast DDS profile (their own environment, nothing else's), e.g.
+config/fastdds_large_images.xml. The fusion node is a lifecycle node; mask_source, preset and
+the weights override `params_file` only when given.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
@@ -86,11 +86,7 @@ def _nodes(context):
             additional_env=env,
             parameters=[
                 LaunchConfiguration("params_file"),
-                {
-                    "process_width": 160,
-                    "process_height": 128,
-                    "output_scaling": "clip",
-                },
+                {"output_scaling": "clip"},
                 {
                     "use_sim_time": use_sim_time,
                     "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
