@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+def load_module(path: Path, name: str, register: bool = False) -> ModuleType:
+    """A Python file that is not part of a package (a benchmark, a launch file) as a module.
+
+    `register`: also put it in `sys.modules` under `name` (dataclasses look their module up
+    there); the caller removes it when done.
+    """
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 #: DDS domains for test sessions. Fast DDS on one host has valid ports for 0..101 (232 with few
 #: participants); 0 is every ROS install's default, and tutorials, robots and colcon's domain

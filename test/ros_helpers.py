@@ -114,6 +114,30 @@ class RosSession:
         self._stop_worker(node)
         assert_no_worker_errors(node)
 
+    def wait_active(self, lifecycle_node: str, process, timeout: float) -> bool:
+        """Whether a lifecycle node run by another process reports `active` within `timeout` s.
+
+        `lifecycle_node` is its full name, `process` the Popen running it: False as soon as the
+        process has exited. The probe asks the node's get_state service.
+        """
+        from lifecycle_msgs.srv import GetState
+        from rclpy.node import Node
+
+        name = f"active_probe_{lifecycle_node.strip('/').replace('/', '_')}_{process.pid}"
+        probe = self.add(Node(name, context=self.context))
+        try:
+            client = probe.create_client(GetState, f"{lifecycle_node}/get_state")
+
+            def active() -> bool:
+                if process.poll() is not None or not client.service_is_ready():
+                    return False
+                future = client.call_async(GetState.Request())
+                return wait_for(future.done, 5) and future.result().current_state.label == "active"
+
+            return wait_for(active, timeout, interval=0.5)
+        finally:
+            self.remove(probe)
+
     @staticmethod
     def _stop_worker(node) -> None:
         worker = getattr(node, "worker", None)

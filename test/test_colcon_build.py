@@ -26,9 +26,6 @@ rclpy = pytest.importorskip(
     "rclpy", reason="rclpy (ROS 2 Jazzy wheels or a native install) is not importable"
 )
 
-from lifecycle_msgs.srv import GetState  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from ros_helpers import wait_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "sosmaskfuse_ros"
@@ -118,19 +115,9 @@ def test_colcon_builds_the_package_and_the_installed_node_comes_up(
         text=True,
         start_new_session=True,
     )
-    probe = session.add(Node(f"colcon_probe_{'s' if symlink else 'p'}", context=session.context))
     try:
-        client = probe.create_client(GetState, f"{ns}/sosmaskfuse/get_state")
-
-        def active() -> bool:
-            if proc.poll() is not None or not client.service_is_ready():
-                return False
-            future = client.call_async(GetState.Request())
-            return wait_for(future.done, 5) and future.result().current_state.label == "active"
-
-        assert wait_for(active, 90, interval=0.5), proc.poll()
+        assert session.wait_active(f"{ns}/sosmaskfuse", proc, 90), proc.poll()
     finally:
-        session.remove(probe)
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=60)[0]
     line = next((t for t in output.splitlines() if "fusing on cpu" in t), "")

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections import defaultdict
 
 import cv2
 import pytest
-from conftest import REPO, shared_path
+from conftest import REPO, load_module, shared_path
 
 from sosmaskfuse_core.formats.box_folder import BoxFolder
 
 
 @pytest.fixture(scope="module")
 def devset():
-    spec = importlib.util.spec_from_file_location("devset", REPO / "benchmarks" / "devset.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["devset"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
+    yield load_module(REPO / "benchmarks" / "devset.py", "devset", register=True)
     sys.modules.pop("devset", None)
 
 

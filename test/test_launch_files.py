@@ -6,11 +6,11 @@ The static checks always run; the build checks where launch_ros is.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from conftest import load_module
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -237,10 +237,7 @@ def test_launch_arguments_override_the_parameter_file_only_when_given():
 
 
 def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.name.replace(".", "_"), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, path.name.replace(".", "_"))
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=IDS)

@@ -23,7 +23,6 @@ rclpy = pytest.importorskip(
 
 import torch  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from lifecycle_msgs.srv import GetState  # noqa: E402
 from node_rig import RELIABLE, SEC, Store  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -269,19 +268,9 @@ def test_the_node_runs_without_rosbags(session, tiny_checkpoint_files, tmp_path)
         stderr=subprocess.STDOUT,
         text=True,
     )
-    probe = session.add(Node(f"norosbags_probe{next(_count)}", context=session.context))
     try:
-        client = probe.create_client(GetState, f"{ns}/sosmaskfuse/get_state")
-
-        def active() -> bool:
-            if proc.poll() is not None or not client.service_is_ready():
-                return False
-            future = client.call_async(GetState.Request())
-            return wait_for(future.done, 5) and future.result().current_state.label == "active"
-
-        assert wait_for(active, 60, interval=0.5), proc.poll()
+        assert session.wait_active(f"{ns}/sosmaskfuse", proc, 60), proc.poll()
     finally:
-        session.remove(probe)
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     assert "Traceback" not in output and "ModuleNotFoundError" not in output, output

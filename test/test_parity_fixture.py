@@ -4,12 +4,11 @@ Our weights recipe (test/parity_recipe.py) must give the very tensors of the fix
 recipe, key by key, and the copied files must be the originals.
 """
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import load_module, shared_path
 from parity_recipe import SEEDS, synthetic_state_dict
 from test_parity import FIXTURE
 
@@ -17,10 +16,7 @@ from test_parity import FIXTURE
 @pytest.fixture(scope="module")
 def their_recipe():
     path = shared_path("fixtures", "parity", "weights_recipe.py")
-    spec = importlib.util.spec_from_file_location("shared_weights_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, "shared_weights_recipe")
 
 
 @pytest.mark.parametrize("network", ["autoencoder", "sosnet"])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, load_module
 
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
 
@@ -18,12 +17,7 @@ from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER
 def quality_table():
     if not SHIPPED_AUTOENCODER.is_file():
         pytest.skip("no shipped autoencoder weights")
-    spec = importlib.util.spec_from_file_location(
-        "quality_table", REPO / "benchmarks" / "quality_table.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO / "benchmarks" / "quality_table.py", "quality_table")
 
 
 def write_pairs(root):

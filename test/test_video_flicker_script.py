@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, load_module
 
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER_LITE
 
@@ -18,12 +17,7 @@ from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER_LITE
 def video_flicker():
     if not SHIPPED_AUTOENCODER_LITE.is_file():
         pytest.skip("no shipped lite autoencoder weights")
-    spec = importlib.util.spec_from_file_location(
-        "video_flicker", REPO / "benchmarks" / "video_flicker.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO / "benchmarks" / "video_flicker.py", "video_flicker")
 
 
 def write_video(path, frames):
