@@ -37,6 +37,7 @@ shrinks everything (and the TCR ring) for quick exploration.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections import defaultdict
@@ -67,7 +68,9 @@ from sosmaskfuse_core.models.checkpoints import load_autoencoder
 from sosmaskfuse_core.models.shipped import SHIPPED_AUTOENCODER, SHIPPED_SOSNET, shipped_or_none
 from sosmaskfuse_core.pipeline import preprocessing as pp
 from sosmaskfuse_core.pipeline.builder import build_pipeline
+from sosmaskfuse_core.pipeline.contrast_guard import ContrastGuardConfig
 from sosmaskfuse_core.pipeline.fusion_pipeline import PipelineConfig
+from sosmaskfuse_core.settings import table as settings_table
 from sosmaskfuse_core.settings.table import PRECISIONS
 
 MODES = ("imvf", "imvf-contrast")
@@ -102,6 +105,24 @@ def scale_output(
     return pp.minmax_to_u8(t)[0, 0].cpu().numpy()
 
 
+def guard_settings(args: argparse.Namespace) -> dict:
+    """The contrast guard's settings of the `imvf-contrast` rows (--target-contrast, --guard)."""
+    fields = {f.name: f.type for f in dataclasses.fields(ContrastGuardConfig)}
+    changes = {}
+    for item in args.guard:
+        name, _, value = item.partition("=")
+        if name not in fields or name == "floor" or not value:
+            raise SystemExit(
+                f"--guard {item!r}: expected FIELD=VALUE, FIELD one of "
+                f"{', '.join(n for n in fields if n != 'floor')} (the floor is --target-contrast)"
+            )
+        changes[name] = int(value) if fields[name] in (int, "int") else float(value)
+    return {
+        "target_contrast": args.target_contrast,
+        "guard": dataclasses.replace(ContrastGuardConfig(), **changes),
+    }
+
+
 class Study:
     """Fuses (with caching) and scores every requested row."""
 
@@ -111,7 +132,7 @@ class Study:
             args.autoencoder,
             mask_source="thermal",
             device=args.device,
-            config=PipelineConfig.paper(precision=args.precision),
+            config=PipelineConfig.paper(precision=args.precision, **guard_settings(args)),
         )
         print(f"pipeline: {sources}", file=sys.stderr)
         self.sos = {}  # "sosnet" (the network alone), "ensemble" (averaged with the classical)
@@ -122,7 +143,7 @@ class Study:
                     sosnet=args.sosnet,
                     mask_source=source,
                     device=args.device,
-                    config=PipelineConfig(precision=args.precision),
+                    config=PipelineConfig(precision=args.precision, **guard_settings(args)),
                 )
                 print(f"{source} masks: {sos_sources.mask}", file=sys.stderr)
         self.masks = (
@@ -365,7 +386,22 @@ def main() -> int:
         help='"auto" (the device\'s: full on a GPU, lite on a CPU), "full", "lite" or a file',
     )
     ap.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS))
+    ap.add_argument(
+        "--target-contrast",
+        type=float,
+        default=settings_table.default("target_contrast"),
+        help="the contrast guard's floor in the imvf-contrast rows (default: the shipped one)",
+    )
+    ap.add_argument(
+        "--guard",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="another ContrastGuardConfig setting of the imvf-contrast rows, e.g. last_level=6 "
+        "(repeatable; give each setting its own --out: the fused images are cached there)",
+    )
     args = ap.parse_args()
+    guard_settings(args)  # a bad --guard stops here
     if args.mask_sources is None:
         args.mask_sources = ["thermal"] + (["hand"] if args.masks else [])
     if {"sosnet", "ensemble"} & set(args.mask_sources):

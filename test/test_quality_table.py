@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -135,3 +136,24 @@ def test_box_columns_are_the_box_contrast_of_the_written_images(
         assert (row["box kept"], row["box inv"], row["box TCR"]) == (s.kept, s.inverted, s.median)
     # a bright target on a mid-gray scene is kept by the mode that carries the thermal contrast
     assert summary["as-is/thermal/imvf-contrast-clip"]["box kept"] == 1.0
+
+
+def test_the_guard_settings_reach_the_imvf_contrast_rows(quality_table, tmp_path, monkeypatch):
+    """--target-contrast 0 turns the guard off: its rows are the paper's; a bad --guard stops."""
+    write_pairs(tmp_path)
+
+    def run(out, *extra):
+        argv = ["quality_table.py", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vis")]
+        argv += ["--masks", str(tmp_path / "mask"), "--mask-sources", "hand", "--out", str(out)]
+        argv += ["--device", "cpu", "--json", str(out) + ".json", *extra]
+        monkeypatch.setattr(sys, "argv", argv)
+        assert quality_table.main() == 0
+        return json.loads(Path(str(out) + ".json").read_text())
+
+    off = run(tmp_path / "off", "--target-contrast", "0")
+    assert off["as-is/hand/imvf-contrast-minmax"] == off["as-is/hand/imvf-minmax"]
+    on = run(tmp_path / "on", "--guard", "last_level=2")
+    assert on["as-is/hand/imvf-minmax"] == off["as-is/hand/imvf-minmax"]
+    assert on["as-is/hand/imvf-contrast-minmax"] != on["as-is/hand/imvf-minmax"]
+    with pytest.raises(SystemExit, match="--guard 'floor=2'"):
+        run(tmp_path / "bad", "--guard", "floor=2")
